@@ -1,0 +1,53 @@
+"""Import a ``package.module:callable`` spec into a WSGI application.
+
+The one app loader of the project: the ZeroMQ worker and the fd-path worker both use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import TYPE_CHECKING, cast
+
+from m2bridge.errors import AppImportError
+
+if TYPE_CHECKING:
+    from m2bridge._types import WSGIApp
+
+
+def load_app(spec: str) -> WSGIApp:
+    """Import ``module:attr`` (``attr`` may be dotted; default ``application``/``app``).
+
+    Raises:
+        AppImportError: the module cannot be imported, the attribute is missing, or it is
+            not callable. The message says which.
+    """
+    module_name, _, attr = spec.partition(":")
+    if not module_name or (":" in spec and not attr):
+        raise AppImportError(f"invalid app spec {spec!r}: expected MODULE:CALLABLE")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise AppImportError(f"cannot import module {module_name!r}: {exc}") from exc
+        raise AppImportError(f"importing {module_name!r} failed: {exc!r}") from exc
+    except Exception as exc:
+        raise AppImportError(f"importing {module_name!r} raised {exc!r}") from exc
+    return _resolve(module, module_name, attr)
+
+
+def _resolve(module: object, module_name: str, attr: str) -> WSGIApp:
+    names = [attr] if attr else ["application", "app"]
+    for name in names:
+        target: object = module
+        try:
+            for part in name.split("."):
+                target = getattr(target, part)
+        except AttributeError:
+            continue
+        if not callable(target):
+            raise AppImportError(f"{module_name}:{name} is not callable")
+        return cast("WSGIApp", target)
+    raise AppImportError(f"module {module_name!r} has no attribute {' or '.join(names)!r}")

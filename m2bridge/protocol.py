@@ -1,0 +1,405 @@
+"""Sans-IO Mongrel2 handler protocol: bytes in, events out; replies out as bytes.
+
+A request message from Mongrel2 is ``SENDER SP CONN_ID SP PATH SP HEADERS BODY`` where HEADERS is a
+tnetstring dict (``protocol='tnetstring'``) or a netstring holding a JSON object (``protocol='json'``,
+Mongrel2's default) and BODY is a netstring. ``parse_message`` turns one such message into one event;
+``encode_reply`` and friends build the messages a handler sends back. Any malformed input raises
+``ProtocolError`` and nothing else.
+
+Must not import zmq, gevent, socket, subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Union
+
+import tnetstring
+
+from m2bridge.errors import ProtocolError
+
+HeaderValue = Union[str, list[str]]
+Headers = Mapping[str, HeaderValue]
+
+#: At most this many connection ids fit in one reply (Mongrel2's ``limits.handler_targets``).
+MAX_TARGETS = 128
+#: Netstring lengths with more digits than this are refused (a 1 TB length is already absurd).
+MAX_LENGTH_DIGITS = 12
+NOTICE_PATH = "@*"
+UPLOAD_START = "x-mongrel2-upload-start"
+UPLOAD_DONE = "x-mongrel2-upload-done"
+
+_SENDER_RE = re.compile(rb"[A-Za-z0-9-]+\Z")
+_METHOD_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_VERSION_RE = re.compile(r"HTTP/[0-9]\.[0-9]\Z")
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """An HTTP request Mongrel2 forwarded to this handler.
+
+    ``headers`` keys are exactly as Mongrel2 sends them (its own keys upper case, client headers
+    lower case); values are latin-1 ``str`` (a ``list`` for a repeated header).
+    """
+
+    sender: bytes
+    conn_id: int
+    path: str
+    headers: Headers
+    body: bytes
+
+    @property
+    def method(self) -> str:
+        return str(self.headers.get("METHOD", ""))
+
+    @property
+    def version(self) -> str:
+        return str(self.headers.get("VERSION", "HTTP/1.0"))
+
+    def header(self, name: str) -> str | None:
+        """Return one header joined into a single string, or None when absent."""
+        value = self.headers.get(name)
+        if value is None or isinstance(value, str):
+            return value
+        return join_header(name, value)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStarted(Request):
+    """Mongrel2 began writing a large or chunked body to ``upload_path`` (inside its chroot)."""
+
+    upload_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadDone(Request):
+    """The body announced by ``UploadStarted`` is complete in ``upload_path`` (inside the chroot).
+
+    The header can be forged by a client: the caller must check that the same connection got an
+    ``UploadStarted`` for the same path before opening it.
+    """
+
+    upload_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedRequest(Request):
+    """First message of a request whose body streams (``upload.stream=1``); ``body`` is its start."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadChunk:
+    """A later piece of a streamed request body, starting at ``offset``."""
+
+    sender: bytes
+    conn_id: int
+    offset: int
+    data: bytes
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketHandshake(Request):
+    """A WebSocket upgrade; ``body`` is the ``Sec-WebSocket-Accept`` value Mongrel2 computed."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebSocketFrame(Request):
+    """One (reassembled, unmasked) WebSocket message; ``flags`` is the first frame byte."""
+
+    flags: int
+
+    @property
+    def opcode(self) -> int:
+        return self.flags & 0x0F
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """The client of ``conn_id`` went away. Never answer it."""
+
+    sender: bytes
+    conn_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Credits:
+    """With ``download.flow_control``, the client read ``credits`` more bytes. Never answer it."""
+
+    sender: bytes
+    conn_id: int
+    credits: int
+
+
+@dataclass(frozen=True, slots=True)
+class JSONMessage:
+    """Any other ``METHOD: JSON`` message (``@route`` JSON sockets, unknown notice types)."""
+
+    sender: bytes
+    conn_id: int
+    path: str
+    headers: Headers
+    data: object
+
+
+Event = Union[
+    Request, UploadChunk, Disconnect, Credits, JSONMessage
+]  # subclasses of Request included
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_message(data: bytes) -> Event:
+    """Parse one message Mongrel2 sent to a handler.
+
+    Args:
+        data: the raw ZeroMQ message.
+
+    Returns:
+        The event it carries (a ``Request`` or one of its subclasses, or a notice).
+
+    Raises:
+        ProtocolError: the message is malformed in any way.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ProtocolError(f"message must be bytes, not {type(data).__name__}")
+    data = bytes(data)
+    parts = data.split(b" ", 3)
+    if len(parts) != 4:
+        raise ProtocolError("message has fewer than four space-separated fields")
+    sender, raw_id, raw_path, rest = parts
+    if not _SENDER_RE.match(sender):
+        raise ProtocolError("sender is not [A-Za-z0-9-]+")
+    conn_id = _parse_conn_id(raw_id)
+    path = raw_path.decode("latin-1")
+    headers, offset = _parse_headers(rest)
+    body, offset = _parse_netstring(rest, offset, b",")
+    if offset != len(rest):
+        raise ProtocolError(f"{len(rest) - offset} trailing bytes after the body")
+    return _classify(sender, conn_id, path, headers, body)
+
+
+def _parse_conn_id(raw: bytes) -> int:
+    if not raw.isdigit() or len(raw) > 20:
+        raise ProtocolError("connection id is not a decimal number")
+    return int(raw)
+
+
+def _read_length(data: bytes, offset: int) -> tuple[int, int]:
+    colon = data.find(b":", offset, offset + MAX_LENGTH_DIGITS + 1)
+    digits = data[offset:colon] if colon != -1 else b""
+    if not digits.isdigit():
+        raise ProtocolError("netstring length is missing or not a number")
+    length = int(digits)
+    end = colon + 1 + length
+    if end >= len(data):
+        raise ProtocolError("netstring is shorter than its length says")
+    return colon + 1, end
+
+
+def _parse_netstring(data: bytes, offset: int, terminator: bytes) -> tuple[bytes, int]:
+    start, end = _read_length(data, offset)
+    if data[end : end + 1] != terminator:
+        raise ProtocolError(f"netstring does not end with {terminator!r}")
+    return data[start:end], end + 1
+
+
+def _parse_headers(rest: bytes) -> tuple[dict[str, HeaderValue], int]:
+    start, end = _read_length(rest, 0)
+    kind = rest[end : end + 1]
+    payload = rest[start:end]
+    if kind == b"}":
+        return _tnetstring_headers(rest[: end + 1]), end + 1
+    if kind == b",":
+        return _json_headers(payload), end + 1
+    raise ProtocolError("headers are neither a tnetstring dict nor a JSON netstring")
+
+
+def _tnetstring_headers(raw: bytes) -> dict[str, HeaderValue]:
+    try:
+        decoded = tnetstring.loads(raw)
+    except Exception as exc:  # the C codec raises ValueError and friends
+        raise ProtocolError(f"bad tnetstring headers: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise ProtocolError("tnetstring headers are not a dict")
+    headers: dict[str, HeaderValue] = {}
+    for key, value in decoded.items():
+        if not isinstance(key, bytes):
+            raise ProtocolError("tnetstring header name is not a string")
+        headers[key.decode("latin-1")] = _header_value(value, bytes)
+    return headers
+
+
+def _json_headers(payload: bytes) -> dict[str, HeaderValue]:
+    try:
+        decoded = json.loads(payload.decode("latin-1"), strict=False)
+    except ValueError as exc:
+        raise ProtocolError(f"bad JSON headers: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("JSON headers are nested too deeply") from None
+    if not isinstance(decoded, dict):
+        raise ProtocolError("JSON headers are not an object")
+    return {str(key): _header_value(value, str) for key, value in decoded.items()}
+
+
+def _header_value(value: object, kind: type) -> HeaderValue:
+    if isinstance(value, kind):
+        return _as_str(value)
+    if isinstance(value, list) and all(isinstance(item, kind) for item in value):
+        return [_as_str(item) for item in value]
+    raise ProtocolError("header value is neither a string nor a list of strings")
+
+
+def _as_str(value: object) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _classify(
+    sender: bytes, conn_id: int, path: str, headers: dict[str, HeaderValue], body: bytes
+) -> Event:
+    method = headers.get("METHOD")
+    if method is None and "UPLOAD_STREAM" in headers:
+        return _upload_chunk(sender, conn_id, headers, body)
+    if not isinstance(method, str):
+        raise ProtocolError("METHOD header is missing or repeated")
+    if method == "JSON":
+        return _json_message(sender, conn_id, path, headers, body)
+    if not _METHOD_RE.match(method):
+        raise ProtocolError(f"invalid method {method[:40]!r}")
+    version = headers.get("VERSION", "HTTP/1.0")
+    if not isinstance(version, str) or not _VERSION_RE.match(version):
+        raise ProtocolError("VERSION header is not HTTP/x.y")
+    fields = (sender, conn_id, path, headers, body)
+    if method == "WEBSOCKET_HANDSHAKE":
+        return WebSocketHandshake(*fields)
+    if method == "WEBSOCKET":
+        return WebSocketFrame(*fields, flags=_websocket_flags(headers))
+    if UPLOAD_DONE in headers:
+        return UploadDone(*fields, upload_path=_upload_path(headers, UPLOAD_DONE))
+    if UPLOAD_START in headers:
+        return UploadStarted(*fields, upload_path=_upload_path(headers, UPLOAD_START))
+    if "UPLOAD_STREAM" in headers:
+        return StreamedRequest(*fields)
+    return Request(*fields)
+
+
+def _upload_path(headers: Headers, key: str) -> str:
+    value = headers[key]
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(f"{key} is repeated or empty", error_status_hint=400)
+    return value
+
+
+def _websocket_flags(headers: Headers) -> int:
+    raw = headers.get("FLAGS")
+    if not isinstance(raw, str):
+        raise ProtocolError("WEBSOCKET message without a FLAGS header")
+    try:
+        flags = int(raw, 16)
+    except ValueError:
+        raise ProtocolError("WEBSOCKET FLAGS is not a hex number") from None
+    if not 0 <= flags <= 0xFF:
+        raise ProtocolError("WEBSOCKET FLAGS out of range")
+    return flags
+
+
+def _upload_chunk(
+    sender: bytes, conn_id: int, headers: Headers, body: bytes
+) -> UploadChunk:
+    offset = _non_negative_int(headers.get("UPLOAD_STREAM"), "UPLOAD_STREAM")
+    done = headers.get("UPLOAD_STREAM_DONE") is not None
+    return UploadChunk(sender, conn_id, offset, body, done)
+
+
+def _json_message(
+    sender: bytes, conn_id: int, path: str, headers: Headers, body: bytes
+) -> Event:
+    try:
+        data = json.loads(body.decode("latin-1"), strict=False) if body else None
+    except ValueError as exc:
+        raise ProtocolError(f"bad JSON message body: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("JSON message body is nested too deeply") from None
+    kind = data.get("type") if isinstance(data, dict) else None
+    if path == NOTICE_PATH and kind == "disconnect":
+        return Disconnect(sender, conn_id)
+    if path == NOTICE_PATH and kind == "credits":
+        credits = _non_negative_int(headers.get("DOWNLOAD_CREDITS"), "DOWNLOAD_CREDITS")
+        return Credits(sender, conn_id, credits)
+    return JSONMessage(sender, conn_id, path, headers, data)
+
+
+def _non_negative_int(value: object, name: str) -> int:
+    if not isinstance(value, str) or not value.isdigit() or len(value) > 20:
+        raise ProtocolError(f"{name} is not a non-negative integer")
+    return int(value)
+
+
+def join_header(name: str, values: Iterable[str]) -> str:
+    """Join the copies of a repeated header as RFC 9110 says (``cookie`` with ``; ``)."""
+    separator = "; " if name.lower() == "cookie" else ", "
+    return separator.join(values)
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def encode_reply(sender: bytes, conn_ids: Iterable[int], body: bytes) -> bytes:
+    """Build one reply message: ``SENDER LEN:ID ID ..., BODY``.
+
+    Args:
+        sender: the handler's identity (``[A-Za-z0-9-]+``), usually the request's ``sender``.
+        conn_ids: 1 to ``MAX_TARGETS`` connection ids.
+        body: bytes Mongrel2 copies to each client; empty means "close the connection".
+
+    Raises:
+        ProtocolError: a bad sender, no ids, too many ids, or a negative id.
+    """
+    if not _SENDER_RE.match(sender):
+        raise ProtocolError("sender is not [A-Za-z0-9-]+", error_status_hint=500)
+    ids = b" ".join(_encode_id(conn_id) for conn_id in conn_ids)
+    count = ids.count(b" ") + 1
+    if not ids:
+        raise ProtocolError("a reply needs at least one connection id", 500)
+    if count > MAX_TARGETS:
+        raise ProtocolError(f"a reply takes at most {MAX_TARGETS} connection ids", 500)
+    return b"%s %d:%s, %s" % (sender, len(ids), ids, body)
+
+
+def _encode_id(conn_id: int) -> bytes:
+    if isinstance(conn_id, bool) or not isinstance(conn_id, int) or conn_id < 0:
+        raise ProtocolError(f"invalid connection id {conn_id!r}", 500)
+    return b"%d" % conn_id
+
+
+def encode_close(sender: bytes, conn_ids: Iterable[int]) -> bytes:
+    """Build the empty reply that makes Mongrel2 close the connections."""
+    return encode_reply(sender, conn_ids, b"")
+
+
+def encode_broadcast(sender: bytes, conn_ids: Iterable[int], body: bytes) -> list[bytes]:
+    """Build the replies delivering ``body`` to any number of connections (``MAX_TARGETS`` each)."""
+    ids = list(conn_ids)
+    return [
+        encode_reply(sender, ids[start : start + MAX_TARGETS], body)
+        for start in range(0, len(ids), MAX_TARGETS)
+    ]
+
+
+def encode_control(sender: bytes, conn_id: int, ctl: Mapping[str, int | bool]) -> bytes:
+    """Build an extended ``ctl`` reply (``X`` before the id), e.g. ``{"credits": 30000}``.
+
+    Mongrel2 uses these for ``upload.stream`` credits, ``keep-alive`` and ``cancel``.
+    """
+    payload = tnetstring.dumps([b"ctl", {key.encode(): value for key, value in ctl.items()}])
+    target = b"X %s" % _encode_id(conn_id)
+    if not _SENDER_RE.match(sender):
+        raise ProtocolError("sender is not [A-Za-z0-9-]+", error_status_hint=500)
+    return b"%s %d:%s, %s" % (sender, len(target), target, payload)
