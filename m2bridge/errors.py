@@ -1,4 +1,4 @@
-"""The exception hierarchy of m2bridge: every error the package raises derives from M2BridgeError."""
+"""The exception hierarchy: every error m2bridge raises on purpose derives from M2BridgeError."""
 
 from __future__ import annotations
 

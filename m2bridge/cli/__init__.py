@@ -12,15 +12,8 @@ from collections.abc import Sequence
 
 from m2bridge import __version__
 
-#: subcommand name -> module under ``m2bridge.cli`` exposing ``add_parser`` and ``run``.
-SUBCOMMANDS = {
-    "serve": "serve",
-    "config": "config",
-    "up": "up",
-    "ctl": "ctl",
-    "top": "top",
-    "bench": "bench",
-}
+#: subcommands, each a module under ``m2bridge.cli`` exposing ``add_parser(subparsers)``.
+SUBCOMMANDS = ("serve", "config", "up", "ctl", "top", "bench")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -30,11 +23,11 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"m2bridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
+    for name in SUBCOMMANDS:
         try:
-            module = importlib.import_module(f"m2bridge.cli.{module_name}")
+            module = importlib.import_module(f"m2bridge.cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"m2bridge.cli.{module_name}":
+            if exc.name != f"m2bridge.cli.{name}":
                 raise
             continue
         module.add_parser(sub)
