@@ -1,10 +1,11 @@
 """Sans-IO Mongrel2 handler protocol: bytes in, events out; replies out as bytes.
 
-A request message from Mongrel2 is ``SENDER SP CONN_ID SP PATH SP HEADERS BODY`` where HEADERS is a
-tnetstring dict (``protocol='tnetstring'``) or a netstring holding a JSON object (``protocol='json'``,
-Mongrel2's default) and BODY is a netstring. ``parse_message`` turns one such message into one event;
-``encode_reply`` and friends build the messages a handler sends back. Any malformed input raises
-``ProtocolError`` and nothing else.
+A request message from Mongrel2 is ``SENDER SP CONN_ID SP PATH SP HEADERS BODY`` where
+HEADERS is a tnetstring dict (``protocol='tnetstring'``) or a netstring holding a JSON object
+(``protocol='json'``, Mongrel2's default) and BODY is a netstring. ``parse_message`` turns one
+such message into one event; ``encode_reply`` and friends build the messages a handler sends
+back; ``encode_request`` builds what Mongrel2 sends (for tests and fakes). Any malformed input
+raises ``ProtocolError`` and nothing else.
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -15,13 +16,12 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Union
 
 import tnetstring
 
 from m2bridge.errors import ProtocolError
 
-HeaderValue = Union[str, list[str]]
+HeaderValue = str | list[str]
 Headers = Mapping[str, HeaderValue]
 
 #: At most this many connection ids fit in one reply (Mongrel2's ``limits.handler_targets``).
@@ -35,6 +35,7 @@ UPLOAD_DONE = "x-mongrel2-upload-done"
 _SENDER_RE = re.compile(rb"[A-Za-z0-9-]+\Z")
 _METHOD_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _VERSION_RE = re.compile(r"HTTP/[0-9]\.[0-9]\Z")
+_FLAGS_RE = re.compile(r"(?:0x)?[0-9A-Fa-f]{1,2}\Z")
 
 
 # --------------------------------------------------------------------------- events
@@ -90,7 +91,10 @@ class UploadDone(Request):
 
 @dataclass(frozen=True, slots=True)
 class StreamedRequest(Request):
-    """First message of a request whose body streams (``upload.stream=1``); ``body`` is its start."""
+    """First message of a request whose body streams (``upload.stream=1``).
+
+    ``body`` holds the bytes Mongrel2 had already read; ``UploadChunk`` events bring the rest.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +152,7 @@ class JSONMessage:
     data: object
 
 
-Event = Union[
-    Request, UploadChunk, Disconnect, Credits, JSONMessage
-]  # subclasses of Request included
+Event = Request | UploadChunk | Disconnect | Credits | JSONMessage  # with Request subclasses
 
 
 # --------------------------------------------------------------------------- parsing
@@ -227,8 +229,6 @@ def _tnetstring_headers(raw: bytes) -> dict[str, HeaderValue]:
         decoded = tnetstring.loads(raw)
     except Exception as exc:  # the C codec raises ValueError and friends
         raise ProtocolError(f"bad tnetstring headers: {exc}") from None
-    if not isinstance(decoded, dict):
-        raise ProtocolError("tnetstring headers are not a dict")
     headers: dict[str, HeaderValue] = {}
     for key, value in decoded.items():
         if not isinstance(key, bytes):
@@ -246,7 +246,17 @@ def _json_headers(payload: bytes) -> dict[str, HeaderValue]:
         raise ProtocolError("JSON headers are nested too deeply") from None
     if not isinstance(decoded, dict):
         raise ProtocolError("JSON headers are not an object")
-    return {str(key): _header_value(value, str) for key, value in decoded.items()}
+    headers = {key: _header_value(value, str) for key, value in decoded.items()}
+    if b"\\u" in payload:  # only a \uXXXX escape can yield a non-latin-1 character
+        _check_latin1(headers)
+    return headers
+
+
+def _check_latin1(headers: Headers) -> None:
+    for key, value in headers.items():
+        for text in (key, *([value] if isinstance(value, str) else value)):
+            if max(text, default="\0") > "\xff":
+                raise ProtocolError("JSON header holds a \\u escape beyond latin-1")
 
 
 def _header_value(value: object, kind: type) -> HeaderValue:
@@ -301,26 +311,18 @@ def _websocket_flags(headers: Headers) -> int:
     raw = headers.get("FLAGS")
     if not isinstance(raw, str):
         raise ProtocolError("WEBSOCKET message without a FLAGS header")
-    try:
-        flags = int(raw, 16)
-    except ValueError:
-        raise ProtocolError("WEBSOCKET FLAGS is not a hex number") from None
-    if not 0 <= flags <= 0xFF:
-        raise ProtocolError("WEBSOCKET FLAGS out of range")
-    return flags
+    if not _FLAGS_RE.match(raw):
+        raise ProtocolError("WEBSOCKET FLAGS is not a hex byte like 0x81")
+    return int(raw, 16)
 
 
-def _upload_chunk(
-    sender: bytes, conn_id: int, headers: Headers, body: bytes
-) -> UploadChunk:
+def _upload_chunk(sender: bytes, conn_id: int, headers: Headers, body: bytes) -> UploadChunk:
     offset = _non_negative_int(headers.get("UPLOAD_STREAM"), "UPLOAD_STREAM")
     done = headers.get("UPLOAD_STREAM_DONE") is not None
     return UploadChunk(sender, conn_id, offset, body, done)
 
 
-def _json_message(
-    sender: bytes, conn_id: int, path: str, headers: Headers, body: bytes
-) -> Event:
+def _json_message(sender: bytes, conn_id: int, path: str, headers: Headers, body: bytes) -> Event:
     try:
         data = json.loads(body.decode("latin-1"), strict=False) if body else None
     except ValueError as exc:
@@ -337,7 +339,7 @@ def _json_message(
 
 
 def _non_negative_int(value: object, name: str) -> int:
-    if not isinstance(value, str) or not value.isdigit() or len(value) > 20:
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 20:
         raise ProtocolError(f"{name} is not a non-negative integer")
     return int(value)
 
@@ -362,15 +364,18 @@ def encode_reply(sender: bytes, conn_ids: Iterable[int], body: bytes) -> bytes:
     Raises:
         ProtocolError: a bad sender, no ids, too many ids, or a negative id.
     """
-    if not _SENDER_RE.match(sender):
-        raise ProtocolError("sender is not [A-Za-z0-9-]+", error_status_hint=500)
+    _check_sender(sender)
     ids = b" ".join(_encode_id(conn_id) for conn_id in conn_ids)
-    count = ids.count(b" ") + 1
     if not ids:
         raise ProtocolError("a reply needs at least one connection id", 500)
-    if count > MAX_TARGETS:
+    if ids.count(b" ") >= MAX_TARGETS:
         raise ProtocolError(f"a reply takes at most {MAX_TARGETS} connection ids", 500)
     return b"%s %d:%s, %s" % (sender, len(ids), ids, body)
+
+
+def _check_sender(sender: bytes) -> None:
+    if not isinstance(sender, bytes) or not _SENDER_RE.match(sender):
+        raise ProtocolError(f"sender {sender!r} is not bytes matching [A-Za-z0-9-]+", 500)
 
 
 def _encode_id(conn_id: int) -> bytes:
@@ -385,7 +390,10 @@ def encode_close(sender: bytes, conn_ids: Iterable[int]) -> bytes:
 
 
 def encode_broadcast(sender: bytes, conn_ids: Iterable[int], body: bytes) -> list[bytes]:
-    """Build the replies delivering ``body`` to any number of connections (``MAX_TARGETS`` each)."""
+    """Build the replies delivering ``body`` to any number of connections (``MAX_TARGETS`` each).
+
+    No ids give no messages.
+    """
     ids = list(conn_ids)
     return [
         encode_reply(sender, ids[start : start + MAX_TARGETS], body)
@@ -398,8 +406,61 @@ def encode_control(sender: bytes, conn_id: int, ctl: Mapping[str, int | bool]) -
 
     Mongrel2 uses these for ``upload.stream`` credits, ``keep-alive`` and ``cancel``.
     """
-    payload = tnetstring.dumps([b"ctl", {key.encode(): value for key, value in ctl.items()}])
+    _check_sender(sender)
     target = b"X %s" % _encode_id(conn_id)
-    if not _SENDER_RE.match(sender):
-        raise ProtocolError("sender is not [A-Za-z0-9-]+", error_status_hint=500)
+    payload = tnetstring.dumps([b"ctl", {key.encode(): value for key, value in ctl.items()}])
     return b"%s %d:%s, %s" % (sender, len(target), target, payload)
+
+
+def encode_request(
+    sender: bytes, conn_id: int, path: str, headers: Headers, body: bytes, *, json_headers: bool
+) -> bytes:
+    """Build a message exactly as Mongrel2 sends it to a handler (for tests and fakes).
+
+    ``parse_message`` is its inverse. The JSON form is Mongrel2's: an object in a netstring
+    with only ``"`` and ``\\`` escaped and every other (latin-1) byte copied raw.
+
+    Args:
+        sender, conn_id, path, headers, body: the fields of a ``Request``.
+        json_headers: the handler's ``protocol='json'`` (else ``'tnetstring'``).
+
+    Raises:
+        ProtocolError: a header, the path or the sender cannot be encoded in latin-1.
+    """
+    try:
+        raw = {_latin1(key): _encode_value(value) for key, value in headers.items()}
+        raw_path = _latin1(path)
+    except UnicodeEncodeError as exc:
+        raise ProtocolError(f"cannot encode a message field in latin-1: {exc}", 500) from None
+    _check_sender(sender)
+    head = _json_object(raw) if json_headers else _tnetstring_dict(raw)
+    return b"%s %d %s %s%d:%s," % (sender, conn_id, raw_path, head, len(body), body)
+
+
+def _latin1(text: str) -> bytes:
+    return text.encode("latin-1")
+
+
+def _encode_value(value: HeaderValue) -> bytes | list[bytes]:
+    return _latin1(value) if isinstance(value, str) else [_latin1(item) for item in value]
+
+
+def _tnetstring_dict(headers: Mapping[bytes, bytes | list[bytes]]) -> bytes:
+    # item by item: tnetstring.dumps(dict) writes the keys in reverse order
+    items = b"".join(tnetstring.dumps(k) + tnetstring.dumps(v) for k, v in headers.items())
+    return b"%d:%s}" % (len(items), items)
+
+
+def _json_object(headers: Mapping[bytes, bytes | list[bytes]]) -> bytes:
+    items = b",".join(_json_string(k) + b":" + _json_value(v) for k, v in headers.items())
+    return b"%d:{%s}," % (len(items) + 2, items)
+
+
+def _json_value(value: bytes | list[bytes]) -> bytes:
+    if isinstance(value, bytes):
+        return _json_string(value)
+    return b"[" + b",".join(_json_string(item) for item in value) + b"]"
+
+
+def _json_string(raw: bytes) -> bytes:
+    return b'"' + raw.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
