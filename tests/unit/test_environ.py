@@ -11,6 +11,7 @@ import wsgiref.validate
 
 import pytest
 
+from m2bridge._types import Environ, StartResponse
 from m2bridge.environ import (
     ROUTE,
     EnvironSettings,
@@ -23,7 +24,7 @@ from m2bridge.environ import (
 )
 from m2bridge.errors import ConfigError
 from m2bridge.protocol import Request, parse_message
-from m2bridge.response import FileWrapper
+from m2bridge.response import FileWrapper, Response
 
 # get_query.txt
 GET_QUERY = (
@@ -157,7 +158,20 @@ UPLOAD_DONE = (
 )
 
 
-def environ_of(raw: bytes, settings: EnvironSettings | None = None) -> dict[str, object]:
+def assert_valid_environ(environ: Environ) -> None:
+    """Run wsgiref's PEP 3333 validator on ``environ`` (AssertionError or WSGIWarning if not)."""
+
+    def app(environ: Environ, start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    start_response = Response("GET", "HTTP/1.1", keep_alive=True).start_response
+    result = wsgiref.validate.validator(app)(environ, start_response)
+    assert list(result) == [b"ok"]
+    result.close()  # type: ignore[attr-defined]
+
+
+def environ_of(raw: bytes, settings: EnvironSettings | None = None) -> Environ:
     request = parse_message(raw)
     assert isinstance(request, Request)
     return build_environ(
@@ -180,7 +194,7 @@ def make_request(path: str = "/", **headers: str | list[str]) -> Request:
     return Request(b"sender-1", 7, path, base, b"")
 
 
-def environ_for(request: Request, settings: EnvironSettings | None = None) -> dict[str, object]:
+def environ_for(request: Request, settings: EnvironSettings | None = None) -> Environ:
     return build_environ(request, io.BytesIO(), settings or EnvironSettings(), sys.stderr)
 
 
@@ -211,7 +225,14 @@ ALL_CAPTURES = [
 @pytest.mark.parametrize("script_name", ["", ROUTE, "/tnet"])
 def test_every_captured_request_gives_a_valid_pep3333_environ(raw: bytes, script_name: str) -> None:
     environ = environ_of(raw, EnvironSettings(script_name=script_name))
-    wsgiref.validate.check_environ(environ)  # raises AssertionError / WSGIWarning (error)
+    assert_valid_environ(environ)
+
+
+def test_validator_helper_detects_a_violation() -> None:
+    environ = environ_of(GET_QUERY)
+    environ["HTTP_CONTENT_TYPE"] = "text/plain"
+    with pytest.raises(AssertionError, match="HTTP_CONTENT_TYPE"):
+        assert_valid_environ(environ)
 
 
 def test_wsgi_keys_are_set_from_arguments_and_settings() -> None:
@@ -476,7 +497,7 @@ def test_missing_query_and_uri_give_an_empty_query() -> None:
     environ = environ_for(request)
     assert environ["QUERY_STRING"] == ""
     assert environ["REQUEST_URI"] == "/x"
-    wsgiref.validate.check_environ(environ)
+    assert_valid_environ(environ)
 
 
 # ------------------------------------------------------------------ SERVER_NAME / PORT
