@@ -100,12 +100,12 @@ def keep_alive_requested(version: str, connection_header: str | None) -> bool:
     """Tell whether the client wants the connection kept open after this response.
 
     HTTP/1.1 (and later) keeps it unless ``Connection: close``; HTTP/1.0 only with
-    ``Connection: keep-alive``.
+    ``Connection: keep-alive``. ``close`` always wins.
     """
     tokens = connection_tokens(connection_header)
-    if version == "HTTP/1.0":
-        return "keep-alive" in tokens
-    return "close" not in tokens
+    if "close" in tokens:
+        return False
+    return version != "HTTP/1.0" or "keep-alive" in tokens
 
 
 @lru_cache(maxsize=4)
