@@ -1,0 +1,209 @@
+"""The benchmark plan and its statistics: which stack runs when, medians and paired ratios.
+
+A run is, for each app, ``rounds`` passes over the concurrency cycles; inside each cycle every
+stack runs once, in an order rotated by one each round (A B C, B C A, C A B) so no stack always
+follows the same neighbour. Ratios are paired: the ratio of two stacks in the same round and
+cycle, then the median over rounds, so slow drift of the machine cancels out.
+Must not import zmq, gevent, socket, subprocess.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+APPS = ("hello", "io", "big", "post")
+STACKS = ("m2-zmq", "fd", "gunicorn-sync", "gunicorn-gevent", "uwsgi", "m2-static", "m2-canned")
+CONCURRENCIES = (1, 10, 50, 100, 200)
+BASELINES = ("gunicorn-gevent", "gunicorn-sync")
+#: ceilings only make sense for some apps: Mongrel2 serves a file, the canned handler waits on
+#: nothing (so it is no ceiling for ``io``), and a directory route takes no upload.
+ONLY_FOR_APPS = {"m2-static": ("hello", "big"), "m2-canned": ("hello", "big", "post")}
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Everything that shapes a run; written into the result JSON as ``config``."""
+
+    apps: tuple[str, ...] = APPS
+    stacks: tuple[str, ...] = STACKS
+    concurrencies: tuple[int, ...] = CONCURRENCIES
+    duration_s: int = 5
+    warmup_s: int = 1
+    rounds: int = 3
+    workers: int = 2
+    idle_s: float = 3.0
+    quick: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "apps": list(self.apps),
+            "stacks": list(self.stacks),
+            "concurrencies": list(self.concurrencies),
+            "duration_s": self.duration_s,
+            "warmup_s": self.warmup_s,
+            "rounds": self.rounds,
+            "workers": self.workers,
+            "idle_s": self.idle_s,
+            "quick": self.quick,
+        }
+
+
+def quick_config(base: BenchConfig | None = None) -> BenchConfig:
+    """The development run: two apps, two cycles, 1 s each, two rounds (well under 2 min)."""
+    return replace(
+        base or BenchConfig(),
+        apps=("hello", "io"),
+        concurrencies=(10, 50),
+        duration_s=1,
+        warmup_s=1,
+        rounds=2,
+        idle_s=1.0,
+        quick=True,
+    )
+
+
+def stacks_for(app: str, stacks: Sequence[str]) -> list[str]:
+    """The stacks that serve ``app`` (ceilings only for the apps they mean something for)."""
+    return [s for s in stacks if app in ONLY_FOR_APPS.get(s, (app,))]
+
+
+def rotated(items: Sequence[str], round_index: int) -> list[str]:
+    """``items`` rotated left by ``round_index``."""
+    if not items:
+        return []
+    k = round_index % len(items)
+    return [*items[k:], *items[:k]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One measured wrk run (preceded by its warm-up)."""
+
+    app: str
+    round: int
+    concurrency: int
+    stack: str
+
+
+def plan_steps(config: BenchConfig, app: str) -> Iterator[Step]:
+    """The order of the measured runs for one app: rounds, then cycles, then stacks."""
+    stacks = stacks_for(app, config.stacks)
+    for r in range(config.rounds):
+        for c in config.concurrencies:
+            for stack in rotated(stacks, r):
+                yield Step(app, r, c, stack)
+
+
+def estimate_seconds(config: BenchConfig, start_s: float = 1.5) -> float:
+    """A rough duration of the whole run: wrk time, idle sampling and stack start-ups."""
+    total = 0.0
+    for app in config.apps:
+        n = len(stacks_for(app, config.stacks))
+        total += n * (start_s + config.idle_s)
+        total += (
+            n * config.rounds * len(config.concurrencies) * (config.duration_s + config.warmup_s)
+        )
+    return total
+
+
+def median(values: Iterable[float]) -> float | None:
+    """The median, or None for no values."""
+    data = list(values)
+    return float(statistics.median(data)) if data else None
+
+
+def cell(records: Iterable[Record], app: str, stack: str, concurrency: int) -> list[Record]:
+    """The records of one (app, stack, concurrency) cell, ordered by round."""
+    found = [
+        r
+        for r in records
+        if r["app"] == app and r["stack"] == stack and r["concurrency"] == concurrency
+    ]
+    return sorted(found, key=lambda r: int(r["round"]))
+
+
+def role_totals(record: Record) -> tuple[dict[str, float], dict[str, float]]:
+    """CPU % summed per role, and the largest RSS (MB) of one process per role."""
+    cpu: dict[str, float] = {}
+    rss: dict[str, float] = {}
+    for proc in record.get("procs", []):
+        role = str(proc["role"])
+        cpu[role] = cpu.get(role, 0.0) + float(proc["cpu_pct"])
+        rss[role] = max(rss.get(role, 0.0), float(proc["rss_mb"]))
+    return cpu, rss
+
+
+def summarize_cell(rows: Sequence[Record]) -> Record:
+    """Medians over rounds of one cell: rps, latency percentiles, CPU and RSS per role."""
+    totals = [role_totals(r) for r in rows]
+    roles = sorted({role for cpu, _ in totals for role in cpu})
+    pcts = sorted({key for r in rows for key in r["latency_ms"]})
+    return {
+        "rounds": len(rows),
+        "rps": median(float(r["rps"]) for r in rows),
+        "rps_all": [round(float(r["rps"]), 1) for r in rows],
+        "errors": sum(int(sum(r["errors"].values())) for r in rows),
+        "requests": sum(int(r["requests"]) for r in rows),
+        "latency_ms": {
+            k: median(r["latency_ms"][k] for r in rows if k in r["latency_ms"]) for k in pcts
+        },
+        "cpu_pct": {role: median(cpu.get(role, 0.0) for cpu, _ in totals) for role in roles},
+        "rss_mb": {role: median(rss.get(role, 0.0) for _, rss in totals) for role in roles},
+        "loadgen_cpu_pct": median(float(r.get("loadgen_cpu_pct", 0.0)) for r in rows),
+        "loadavg_1m": median(float(r["loadavg"][0]) for r in rows if r.get("loadavg")),
+    }
+
+
+def summarize(records: Sequence[Record]) -> dict[str, dict[str, dict[str, Record]]]:
+    """``summary[app][stack][str(concurrency)]`` for every cell that has records."""
+    out: dict[str, dict[str, dict[str, Record]]] = {}
+    keys = sorted({(r["app"], r["stack"], int(r["concurrency"])) for r in records})
+    for app, stack, c in keys:
+        rows = cell(records, app, stack, c)
+        out.setdefault(app, {}).setdefault(stack, {})[str(c)] = summarize_cell(rows)
+    return out
+
+
+def paired_ratio(
+    records: Sequence[Record], app: str, stack: str, base: str, concurrency: int, key: str = "rps"
+) -> float | None:
+    """Median over rounds of ``stack``/``base`` for ``key`` (``rps`` or a latency like ``p99``)."""
+    mine = {int(r["round"]): _value(r, key) for r in cell(records, app, stack, concurrency)}
+    theirs = {int(r["round"]): _value(r, key) for r in cell(records, app, base, concurrency)}
+    found = []
+    for k in sorted(mine.keys() & theirs.keys()):
+        top, bottom = mine[k], theirs[k]
+        if top is not None and bottom:
+            found.append(top / bottom)
+    return median(found)
+
+
+def _value(record: Record, key: str) -> float | None:
+    if key == "rps":
+        return float(record["rps"])
+    value = record["latency_ms"].get(key)
+    return None if value is None else float(value)
+
+
+def ratios(records: Sequence[Record], baselines: Sequence[str] = BASELINES) -> Record:
+    """``ratios[app][stack][str(c)][base] = {"rps": x, "p99": y}`` for every stack vs each base."""
+    out: Record = {}
+    keys = sorted({(r["app"], r["stack"], int(r["concurrency"])) for r in records})
+    present = {(r["app"], r["stack"]) for r in records}
+    for app, stack, c in keys:
+        for base in baselines:
+            if (app, base) not in present:
+                continue
+            entry = {
+                "rps": paired_ratio(records, app, stack, base, c),
+                "p99": paired_ratio(records, app, stack, base, c, key="p99"),
+            }
+            out.setdefault(app, {}).setdefault(stack, {}).setdefault(str(c), {})[base] = entry
+    return out

@@ -1,0 +1,164 @@
+"""The Mongrel2-based stacks: ``m2-static``, ``m2-canned``, ``m2-zmq`` and ``fd``.
+
+Each gets its own chroot under the run's work directory, a config loaded with the real ``m2sh``
+and the real ``mongrel2`` in the foreground (``server.daemonize=0``, no access log). Handlers
+talk to it over TCP on free loopback ports with the tnetstring protocol. Until ``m2bridge up``
+exists the m2bridge workers are started directly as ``m2bridge serve`` processes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.apps import big, hello
+from bench.stacks import APP_SPECS, HOST, Stack, StackError, free_port, spawn
+from m2bridge import mongrel2
+
+SERVER_UUID = "bench-server"
+#: files m2-static serves, named by app.
+STATIC_FILES = {"hello": ("hello.txt", hello.BODY), "big": ("big.bin", big.BODY)}
+SETTINGS = {
+    "server.daemonize": 0,
+    "disable.access_logging": 1,
+    "upload.temp_store": "/tmp/upload.XXXXXX",
+}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """One Mongrel2 handler's ZeroMQ endpoints."""
+
+    send_spec: str
+    recv_spec: str
+    send_ident: str
+
+    @classmethod
+    def on_free_ports(cls) -> Endpoints:
+        return cls(f"tcp://{HOST}:{free_port()}", f"tcp://{HOST}:{free_port()}", str(uuid.uuid4()))
+
+    def conf(self) -> str:
+        return (
+            f"Handler(send_spec='{self.send_spec}', send_ident='{self.send_ident}', "
+            f"recv_spec='{self.recv_spec}', recv_ident='', protocol='tnetstring')"
+        )
+
+
+def config_text(port: int, target: str) -> str:
+    """An m2sh config: one server on 127.0.0.1:``port``, every path routed to ``target``."""
+    settings = ", ".join(f'"{k}": "{v}"' for k, v in SETTINGS.items())
+    return f"""
+main = Server(
+    uuid="{SERVER_UUID}", access_log="/logs/access.log", error_log="/logs/error.log",
+    chroot="./", pid_file="/run/mongrel2.pid", default_host="localhost", name="main",
+    bind_addr="{HOST}", port={port},
+    hosts=[Host(name="localhost", routes={{"/": {target}}})]
+)
+settings = {{{settings}}}
+servers = [main]
+"""
+
+
+def load_config(chroot: Path, text: str) -> Path:
+    """Write ``text`` and load it with the real m2sh; return the sqlite path.
+
+    Raises:
+        StackError: m2sh printed an error (it exits 0 even then) or wrote no database.
+    """
+    conf, db = chroot / "mongrel2.conf", chroot / "config.sqlite"
+    conf.write_text(text)
+    db.unlink(missing_ok=True)
+    env = {**os.environ, "LOGNAME": os.environ.get("LOGNAME", "bench")}
+    argv = [mongrel2.find_binary("m2sh"), "load", "-config", str(conf), "-db", str(db)]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30, check=False)
+    if "[ERROR]" in result.stderr or not db.exists():
+        raise StackError(f"m2sh load failed: {result.stderr.strip()[-500:]}")
+    return db
+
+
+def start_mongrel2(stack: Stack, chroot: Path, target: str) -> int:
+    """Load a config routing ``/`` to ``target``, start mongrel2 in ``chroot``; return its port."""
+    mongrel2.prepare_chroot(chroot)
+    port = free_port()
+    db = load_config(chroot, config_text(port, target))
+    with open(chroot / "mongrel2.stderr", "ab") as err:
+        proc = subprocess.Popen(
+            mongrel2.mongrel2_argv(db, SERVER_UUID),
+            cwd=chroot,
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            start_new_session=True,
+        )
+    stack.roots.append(("mongrel2", proc))
+    stack.cleanup.append(lambda: shutil.rmtree(chroot / "logs", ignore_errors=True))
+    return port
+
+
+def start_static(app: str, workers: int, workdir: Path) -> Stack:
+    """Mongrel2 alone serving the app's response body as a file (a Dir route)."""
+    name, data = STATIC_FILES[app]
+    chroot = workdir / "m2-static"
+    (chroot / "static").mkdir(parents=True, exist_ok=True)
+    (chroot / "static" / name).write_bytes(data)
+    stack = Stack("m2-static", app, "", "mongrel2 Dir route, no handler")
+    target = "Dir(base='static/', index_file='hello.txt', default_ctype='text/plain')"
+    port = start_mongrel2(stack, chroot, target)
+    stack.url = f"http://{HOST}:{port}/{name}"
+    return stack
+
+
+def start_canned(app: str, workers: int, workdir: Path) -> Stack:
+    """Mongrel2 plus ``workers`` do-nothing pyzmq handlers (``bench/canned_handler.py``)."""
+    chroot = workdir / "m2-canned"
+    ends = Endpoints.on_free_ports()
+    how = f"mongrel2 + {workers} canned pyzmq handlers (no WSGI, no gevent)"
+    stack = Stack("m2-canned", app, "", how)
+    port = start_mongrel2(stack, chroot, ends.conf())
+    stack.url = f"http://{HOST}:{port}/"
+    argv = [sys.executable, "-m", "bench.canned_handler", "--send-spec", ends.send_spec]
+    argv += ["--recv-spec", ends.recv_spec, "--app", app, "--chroot", str(chroot)]
+    for i in range(workers):
+        stack.roots.append(("worker", spawn(argv, workdir / f"canned-{i}.log")))
+    return stack
+
+
+def start_zmq_direct(app: str, workers: int, workdir: Path) -> Stack:
+    """Mongrel2 plus ``workers`` ``m2bridge serve`` processes started directly (no supervisor)."""
+    chroot = workdir / "m2-zmq"
+    ends = Endpoints.on_free_ports()
+    how = f"mongrel2 + {workers} x `m2bridge serve` started directly (no supervisor)"
+    stack = Stack("m2-zmq", app, "", how)
+    port = start_mongrel2(stack, chroot, ends.conf())
+    stack.url = f"http://{HOST}:{port}/"
+    argv = [sys.executable, "-m", "m2bridge", "serve", APP_SPECS[app]]
+    argv += ["--send-spec", ends.send_spec, "--recv-spec", ends.recv_spec]
+    argv += ["--m2-chroot", str(chroot), "--log-level", "warning"]
+    for i in range(workers):
+        stack.roots.append(("worker", spawn(argv, workdir / f"m2-zmq-{i}.log")))
+    return stack
+
+
+def start_fd_direct(app: str, workers: int, workdir: Path) -> Stack:
+    """One listening socket shared by ``workers`` ``m2bridge serve --fd N`` processes."""
+    listener = socket.socket()
+    listener.bind((HOST, 0))
+    listener.listen(1024)
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    how = f"{workers} x `m2bridge serve --fd` on one socket bound by the bench (no supervisor)"
+    stack = Stack("fd", app, f"http://{HOST}:{port}/", how)
+    argv = [sys.executable, "-m", "m2bridge", "serve", APP_SPECS[app], "--fd", str(fd)]
+    argv += ["--log-level", "warning"]
+    try:
+        for i in range(workers):
+            stack.roots.append(("worker", spawn(argv, workdir / f"fd-{i}.log", pass_fds=(fd,))))
+    finally:
+        listener.close()
+    return stack

@@ -1,0 +1,163 @@
+"""The run: for each app start every stack, sample idle, run the interleaved cycles, stop.
+
+Per app: all stacks start (each on its own port) and are probed with the benchmark's request;
+one idle window samples all of them; then ``cycles.plan_steps`` drives wrk (a warm-up, then the
+measured run) and each measured run becomes a record; a second idle window and the final RSS
+close the app; every process is stopped by PID.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bench import cycles, m2stacks, measure, stacks, wrk
+from bench.stacks import Stack, StackError
+
+log = logging.getLogger("bench.runner")
+
+Starter = Callable[[str, int, Path], Stack]
+STARTERS: dict[str, Starter] = {
+    "m2-zmq": m2stacks.start_zmq_direct,
+    "fd": m2stacks.start_fd_direct,
+    "gunicorn-sync": partial(stacks.start_gunicorn, worker_class="sync"),
+    "gunicorn-gevent": partial(stacks.start_gunicorn, worker_class="gevent"),
+    "uwsgi": stacks.start_uwsgi,
+    "m2-static": m2stacks.start_static,
+    "m2-canned": m2stacks.start_canned,
+}
+
+
+class Run:
+    """Accumulates the raw data of one benchmark run (the ``records`` etc. of the JSON)."""
+
+    def __init__(self, config: cycles.BenchConfig, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.records: list[dict[str, Any]] = []
+        self.idle: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []
+        self.stack_how: dict[str, str] = {}
+        self.scripts = {app: self._write_script(app) for app in config.apps}
+
+    def _write_script(self, app: str) -> str:
+        method, body, headers = stacks.probe_request(app)
+        text = wrk.lua_script(method, len(body), headers.get("Content-Type", ""))
+        path = self.workdir / f"{app}.lua"
+        path.write_text(text)
+        return str(path)
+
+    def fail(self, app: str, stack: str, reason: str) -> None:
+        log.error("%s/%s: %s", stack, app, reason)
+        self.failures.append({"app": app, "stack": stack, "error": reason})
+
+
+def start_stacks(run: Run, app: str) -> dict[str, Stack]:
+    """Start and probe every stack that serves ``app``; failures are recorded and skipped."""
+    workdir = run.workdir / app
+    workdir.mkdir(parents=True, exist_ok=True)
+    started: dict[str, Stack] = {}
+    for name in cycles.stacks_for(app, run.config.stacks):
+        stack: Stack | None = None
+        try:
+            stack = STARTERS[name](app, run.config.workers, workdir)
+            stacks.wait_ready(stack)
+        except (StackError, OSError) as exc:
+            run.fail(app, name, f"did not start: {exc}")
+            if stack is not None:
+                stack.stop()
+            continue
+        run.stack_how[name] = stack.how
+        started[name] = stack
+    return started
+
+
+def sample_idle(run: Run, app: str, running: dict[str, Stack], phase: str) -> None:
+    """One idle window over all stacks at once: CPU and RSS of every process."""
+    before = {name: measure.snapshot(stack) for name, stack in running.items()}
+    time.sleep(run.config.idle_s)
+    for name, stack in running.items():
+        procs = measure.usage(before[name], measure.snapshot(stack))
+        run.idle.append({"app": app, "stack": name, "phase": phase, "procs": procs})
+
+
+def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
+    """Warm up, then one measured wrk run with CPU/RSS sampling; returns the record.
+
+    Raises:
+        WrkOutputError: wrk printed nothing readable.
+        StackError: a process of the stack died.
+    """
+    script = run.scripts[step.app]
+    warm = wrk.wrk_argv(stack.url, step.concurrency, run.config.warmup_s, script)
+    measure.run_wrk(warm, run.config.warmup_s)
+    loadavg = [round(x, 2) for x in os.getloadavg()]
+    argv = wrk.wrk_argv(stack.url, step.concurrency, run.config.duration_s, script)
+    before = measure.snapshot(stack)
+    done = measure.run_wrk(argv, run.config.duration_s)
+    after = measure.snapshot(stack)
+    stack.check_alive()
+    result = wrk.parse_wrk_output(done.stdout + "\n" + done.stderr)
+    return {
+        "app": step.app,
+        "stack": step.stack,
+        "round": step.round,
+        "concurrency": step.concurrency,
+        "rps": round(result.rps, 1),
+        "requests": result.requests,
+        "duration_s": round(result.duration_s, 3),
+        "errors": result.errors,
+        "latency_ms": {k: round(v, 3) for k, v in result.latency_ms.items()},
+        "loadavg": loadavg,
+        "procs": measure.usage(before, after),
+        "loadgen_cpu_pct": round(100.0 * done.cpu_s / max(done.wall_s, 1e-6), 1),
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def run_app(run: Run, app: str, progress: Callable[[str], None]) -> None:
+    """Everything for one app: start, idle sample, the cycles, idle sample, stop."""
+    running = start_stacks(run, app)
+    try:
+        sample_idle(run, app, running, "before")
+        for step in cycles.plan_steps(run.config, app):
+            stack = running.get(step.stack)
+            if stack is None:
+                continue
+            try:
+                record = run_step(run, step, stack)
+            except (wrk.WrkOutputError, StackError) as exc:
+                run.fail(app, step.stack, f"round {step.round} c={step.concurrency}: {exc}")
+                running.pop(step.stack).stop()
+                continue
+            run.records.append(record)
+            progress(_describe(record))
+        sample_idle(run, app, running, "after")
+    finally:
+        for stack in running.values():
+            stack.stop()
+
+
+def _describe(r: dict[str, Any]) -> str:
+    errors = sum(r["errors"].values())
+    p99 = r["latency_ms"].get("p99", float("nan"))
+    return (
+        f"{r['app']:5} r{r['round']} c={r['concurrency']:<3} {r['stack']:15} "
+        f"{r['rps']:9.0f} req/s  p99 {p99:7.2f} ms  errors {errors}  load {r['loadavg'][0]}"
+    )
+
+
+def execute(config: cycles.BenchConfig, progress: Callable[[str], None]) -> Run:
+    """Run the whole benchmark in a temporary work directory (removed afterwards)."""
+    with tempfile.TemporaryDirectory(prefix="m2bridge-bench-") as tmp:
+        run = Run(config, Path(tmp))
+        for app in config.apps:
+            run_app(run, app, progress)
+    return run

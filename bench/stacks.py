@@ -1,0 +1,220 @@
+"""Start and stop the stacks under test, each on a free loopback port, and find their processes.
+
+Every stack is a set of processes this module started (stopped by PID, SIGKILL after a grace)
+plus their descendants, each with a role (``master``, ``worker``, ``mongrel2``,
+``supervisor``) used to report CPU and RSS per role. The peers (gunicorn, uWSGI) live here; the
+Mongrel2-based stacks are in ``bench/m2stacks.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+log = logging.getLogger("bench.stacks")
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+STOP_GRACE_S = 5.0
+READY_TIMEOUT_S = 20.0
+POST_BODY_SIZE = 100 * 1024
+#: the app modules served; the same module:callable for every stack.
+APP_SPECS = {name: f"bench.apps.{name}:app" for name in ("hello", "io", "big", "post")}
+#: the body length a correct response to each app has (checked before any measuring).
+EXPECTED_LENGTH = {"hello": 13, "io": 12, "big": 256 * 1024, "post": 21}
+
+
+class StackError(RuntimeError):
+    """A stack did not start, or answered its probe request wrongly."""
+
+
+@dataclass
+class Stack:
+    """A running stack: its URL, the processes started for it and what it runs.
+
+    Attributes:
+        name: the stack name (``gunicorn-sync``, ``m2-zmq``, ...).
+        app: the app name (``hello``, ``io``, ...).
+        url: the URL wrk loads.
+        how: one line saying how it was started (goes into the report).
+        roots: the processes this module started, with their roles.
+        child_role: role given to any descendant of a root (``worker`` unless ``role_of`` says).
+        cleanup: callables run after the processes are stopped.
+    """
+
+    name: str
+    app: str
+    url: str
+    how: str
+    roots: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    child_role: str = "worker"
+    stop_signal: int = signal.SIGTERM
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+    def processes(self) -> list[tuple[str, psutil.Process]]:
+        """Every live process of the stack, roots first, each with its role."""
+        found: list[tuple[str, psutil.Process]] = []
+        for role, popen in self.roots:
+            try:
+                root = psutil.Process(popen.pid)
+                kids = root.children(recursive=True)
+            except psutil.NoSuchProcess:
+                continue
+            found.append((role, root))
+            found.extend((role_of(kid, self.child_role), kid) for kid in kids)
+        return found
+
+    def check_alive(self) -> None:
+        """Raise StackError if a started process has exited."""
+        for role, popen in self.roots:
+            if popen.poll() is not None:
+                raise StackError(f"{self.name}: {role} exited with status {popen.returncode}")
+
+    def stop(self) -> None:
+        """Stop every started process by PID (SIGKILL after a grace), then clean up."""
+        for _, popen in reversed(self.roots):
+            stop_process(popen, self.stop_signal)
+        for fn in self.cleanup:
+            try:
+                fn()
+            except OSError as exc:
+                log.warning("%s: cleanup failed: %s", self.name, exc)
+
+
+def role_of(proc: psutil.Process, default: str) -> str:
+    """``mongrel2`` for a mongrel2 process, else ``default``."""
+    try:
+        return "mongrel2" if "mongrel2" in proc.name() else default
+    except psutil.Error:
+        return default
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def spawn(
+    argv: list[str],
+    log_path: Path,
+    pass_fds: tuple[int, ...] = (),
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own session from the repository root, output to ``log_path``."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            pass_fds=pass_fds,
+            env=full_env,
+            start_new_session=True,
+        )
+
+
+def stop_process(popen: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Signal one child by PID, SIGKILL it after ``STOP_GRACE_S``, and reap it."""
+    if popen.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(popen.pid, sig)
+    try:
+        popen.wait(STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        log.warning("pid %d ignored signal %d; killing it", popen.pid, sig)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(popen.pid, signal.SIGKILL)
+        popen.wait(STOP_GRACE_S)
+
+
+def probe_request(app: str) -> tuple[str, bytes, dict[str, str]]:
+    """The method, body and headers of the request wrk sends for ``app``."""
+    if app == "post":
+        headers = {"Content-Type": "application/octet-stream"}
+        return "POST", b"x" * POST_BODY_SIZE, headers
+    return "GET", b"", {}
+
+
+def wait_ready(stack: Stack, timeout: float = READY_TIMEOUT_S) -> None:
+    """Poll the stack with the benchmark's own request until it answers it correctly.
+
+    Raises:
+        StackError: a process died, or no correct answer came within ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no attempt"
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        try:
+            status, body = fetch(stack.url, stack.app)
+        except (OSError, http.client.HTTPException) as exc:
+            last = f"{type(exc).__name__}: {exc}"
+            time.sleep(0.2)
+            continue
+        if status == 200 and len(body) == EXPECTED_LENGTH[stack.app]:
+            return
+        raise StackError(f"{stack.name}/{stack.app}: probe got {status}, {len(body)} bytes")
+    raise StackError(f"{stack.name}/{stack.app}: not ready after {timeout:.0f} s ({last})")
+
+
+def fetch(url: str, app: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """One request of the kind wrk sends for ``app``: (status, body)."""
+    rest = url.split("://", 1)[1]
+    hostport, _, path = rest.partition("/")
+    host, _, port = hostport.partition(":")
+    method, body, headers = probe_request(app)
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request(method, "/" + path, body=body or None, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def start_gunicorn(app: str, workers: int, workdir: Path, worker_class: str) -> Stack:
+    """gunicorn with ``workers`` processes of ``worker_class`` (``sync`` or ``gevent``)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers)]
+    argv += ["--worker-class", worker_class, "--bind", f"{HOST}:{port}"]
+    argv += ["--log-level", "warning", "--worker-connections", "1000", APP_SPECS[app]]
+    proc = spawn(argv, workdir / f"gunicorn-{worker_class}.log")
+    how = f"gunicorn {worker_class}: 1 master + {workers} workers"
+    stack = Stack(
+        f"gunicorn-{worker_class}", app, f"http://{HOST}:{port}/", how, stop_signal=signal.SIGINT
+    )
+    stack.roots.append(("master", proc))
+    return stack
+
+
+def start_uwsgi(app: str, workers: int, workdir: Path) -> Stack:
+    """uWSGI with ``--http-socket`` and ``workers`` processes (plus its master)."""
+    port = free_port()
+    argv = ["uwsgi", "--http-socket", f"{HOST}:{port}", "--processes", str(workers)]
+    argv += ["--master", "--die-on-term", "--disable-logging", "--listen", "1024"]
+    # --http-socket closes every connection; saying so keeps wrk from counting each close as
+    # a read error (a real client would reconnect the same way).
+    argv += ["--add-header", "Connection: close"]
+    argv += ["--pythonpath", str(ROOT), "--module", APP_SPECS[app]]
+    proc = spawn(argv, workdir / "uwsgi.log")
+    how = f"uwsgi --http-socket: 1 master + {workers} processes (Connection: close)"
+    stack = Stack("uwsgi", app, f"http://{HOST}:{port}/", how, stop_signal=signal.SIGINT)
+    stack.roots.append(("master", proc))
+    return stack
