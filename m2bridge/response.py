@@ -26,7 +26,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from email.utils import formatdate
 from functools import lru_cache
 from typing import TYPE_CHECKING, Protocol, Self
 
@@ -54,6 +53,8 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _VALUE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
 _MAX_LENGTH_DIGITS = 18
 _LAST_CHUNK = b"0\r\n\r\n"
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 class ResponseError(M2BridgeError, ValueError):
@@ -110,8 +111,15 @@ def keep_alive_requested(version: str, connection_header: str | None) -> bool:
 
 @lru_cache(maxsize=4)
 def http_date(second: int) -> str:
-    """Return the RFC 7231 IMF-fixdate of a Unix second (cached: one format per second)."""
-    return formatdate(second, usegmt=True)
+    """Return the RFC 7231 IMF-fixdate of a Unix second (cached: one format per second).
+
+    Formatted by hand: ``email.utils`` imports ``socket`` and ``strftime`` follows the locale.
+    """
+    t = time.gmtime(second)
+    return (
+        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
+        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
+    )
 
 
 def check_status(status: object) -> int:

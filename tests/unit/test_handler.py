@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import subprocess
 import sys
 import wsgiref.validate
 from collections.abc import Iterable, Iterator
@@ -662,3 +663,19 @@ def test_environ_without_request_keys_still_logs(caplog: pytest.LogCaptureFixtur
         ERROR_500
     ]
     assert "of None None" in error_logs(caplog)[0].getMessage()
+
+
+# ------------------------------------------------------------------ purity
+
+
+def test_wsgi_core_modules_import_no_io_libraries() -> None:
+    code = (
+        "import sys\n"
+        "import m2bridge.body, m2bridge.environ, m2bridge.handler, m2bridge.response\n"
+        "bad = {'zmq', 'gevent', 'socket', 'subprocess', 'signal'} & set(sys.modules)\n"
+        "print(sorted(bad))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import io
 import logging
 import sys
@@ -339,6 +340,11 @@ def test_date_follows_the_clock_and_is_cached_per_second() -> None:
     response.start_response("200 OK", [])
     assert b"Date: Tue, 14 Nov 2023 22:13:21 GMT\r\n" in response.finish()[0]
     assert http_date(int(NOW)) is http_date(int(NOW))
+
+
+@pytest.mark.parametrize("second", [0, 951_782_400, 1_700_000_000, 1_709_210_096, 4_102_444_799])
+def test_http_date_matches_the_email_formatter(second: int) -> None:
+    assert http_date(second) == email.utils.formatdate(second, usegmt=True)
 
 
 def test_default_clock_gives_a_current_date() -> None:
