@@ -1,0 +1,236 @@
+"""The supervisor: one loop that keeps every watcher of a stack at its desired state.
+
+Each turn: wait (at most 0.5 s) on the control socket, the signal wake-up pipe and the
+children's output pipes; answer control requests; drain queued signals into ``handle_<sig>``;
+reap exits with ``Popen.poll``; let every watcher reconcile and act. Signal handlers only
+enqueue; control commands and signals change desired state through the same ``ArbiterView``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, BinaryIO
+
+from m2bridge.supervisor import commands
+from m2bridge.supervisor.launcher import CommandLauncher, Launcher
+from m2bridge.supervisor.rundir import lock_rundir, prepare_rundir
+from m2bridge.supervisor.server import ControlServer
+from m2bridge.supervisor.sockets import BoundSocket, bind_all, close_all
+from m2bridge.supervisor.stack import StackConfig, WatcherSpec
+from m2bridge.supervisor.stats import Sampler
+from m2bridge.supervisor.view import ArbiterView
+from m2bridge.supervisor.watcher import Watcher
+
+log = logging.getLogger("m2bridge.supervisor")
+
+IDLE_TICK = 0.5
+BUSY_TICK = 0.05
+HANDLED_SIGNALS = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGQUIT,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGCHLD,
+)
+
+
+class Supervisor:
+    """Runs a ``StackConfig`` in the foreground until ``quit`` (or TERM/INT)."""
+
+    def __init__(self, config: StackConfig, sink: BinaryIO | None = None) -> None:
+        self.config = config
+        self.sink = sink if sink is not None else sys.stdout.buffer
+        self.rundir = Path(config.rundir)
+        self.watchers: dict[str, Watcher] = {}
+        self.sockets: dict[str, BoundSocket] = {}
+        self.server: ControlServer | None = None
+        self.sampler = Sampler()
+        self.started_at = time.monotonic()
+        self.quitting = False
+        self.view = ArbiterView(self)
+        self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._wakeup_fd = -1
+        self._handlers: dict[int, Callable[[], None]] = {
+            signal.SIGTERM: self.handle_term,
+            signal.SIGINT: self.handle_int,
+            signal.SIGQUIT: self.handle_quit,
+            signal.SIGHUP: self.handle_hup,
+            signal.SIGTTIN: self.handle_ttin,
+            signal.SIGTTOU: self.handle_ttou,
+            signal.SIGCHLD: self.handle_chld,
+        }
+
+    def run(self) -> int:
+        """Start everything, loop until the stack has stopped, clean up.
+
+        Returns:
+            0 after a normal quit.
+
+        Raises:
+            ConfigError: the stack cannot start (rundir, sockets, control endpoint, a
+                mongrel2 config); nothing is left running.
+        """
+        with contextlib.ExitStack() as stack:
+            self._setup(stack)
+            self._loop()
+        log.info("supervisor %d: stack %r stopped", os.getpid(), self.config.name)
+        return 0
+
+    def _setup(self, stack: contextlib.ExitStack) -> None:
+        rundir = prepare_rundir(self.rundir)
+        stack.callback(os.close, lock_rundir(rundir))
+        self.sockets = bind_all(self.config.sockets)
+        stack.callback(close_all, self.sockets)
+        fds = {name: bound.fd for name, bound in self.sockets.items()}
+        for name, spec in self.config.watchers.items():
+            self.watchers[name] = Watcher(spec, make_launcher(spec, fds, rundir), self.sink)
+        stack.callback(self._kill_all)
+        for watcher in self.watchers.values():
+            watcher.prepare()
+        self.server = ControlServer(self.config.control, self._dispatch)
+        stack.callback(self.server.close)
+        self._install_signals(stack)
+        log.info(
+            "supervisor %d: stack %r, control at %s",
+            os.getpid(),
+            self.config.name,
+            self.config.control.endpoint,
+        )
+
+    def _dispatch(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        return commands.run(self.view, name, args)
+
+    def _install_signals(self, stack: contextlib.ExitStack) -> None:
+        read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        stack.callback(os.close, read_fd)
+        stack.callback(os.close, write_fd)
+        self._wakeup_fd = read_fd
+        previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        stack.callback(signal.set_wakeup_fd, previous_fd)
+        for signum in HANDLED_SIGNALS:
+            stack.callback(signal.signal, signum, signal.signal(signum, self._enqueue))
+
+    def _enqueue(self, signum: int, frame: FrameType | None) -> None:
+        """The only signal handler: enqueue (the wake-up fd ends the poll). No logging here."""
+        self._signals.put_nowait(signum)
+
+    # -- the loop --
+
+    def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._drain_signals()
+            for watcher in self.watchers.values():
+                watcher.reap(now)
+            if self.quitting and self._quit_step():
+                return
+            for watcher in self.watchers.values():
+                watcher.tick(now)
+            self._wait(now)
+
+    def _wait(self, now: float) -> None:
+        relays = {
+            process.relay.fd: process.relay
+            for watcher in self.watchers.values()
+            for process in watcher.processes.values()
+            if process.relay is not None and not process.relay.closed
+        }
+        busy = self.quitting or any(w.busy(now) for w in self.watchers.values())
+        assert self.server is not None
+        ready = self.server.poll([self._wakeup_fd, *relays], BUSY_TICK if busy else IDLE_TICK)
+        for fd in ready:
+            if fd == self._wakeup_fd:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(fd, 512):
+                        pass
+            else:
+                relays[fd].read()
+
+    def _drain_signals(self) -> None:
+        while True:
+            try:
+                signum = self._signals.get_nowait()
+            except queue.Empty:
+                return
+            if signum != signal.SIGCHLD:
+                log.info("got %s", signal.Signals(signum).name)
+            self._handlers[signum]()
+
+    # -- quitting: lowest priority first (handlers drain while mongrel2 still delivers) --
+
+    def request_quit(self) -> None:
+        """Graceful quit; a second request kills what is left."""
+        if self.quitting:
+            log.warning("second quit request: killing every process now")
+            self._kill_all()
+            return
+        log.info("quitting: stopping watchers gracefully")
+        self.quitting = True
+
+    def _quit_step(self) -> bool:
+        pending = [w for w in self.watchers.values() if w.desired.active or w.processes]
+        if not pending:
+            return True
+        lowest = min(w.spec.priority for w in pending)
+        for watcher in pending:
+            if watcher.spec.priority == lowest and watcher.desired.active:
+                log.info("stopping %s", watcher.name)
+                watcher.stop()
+        return False
+
+    def _kill_all(self) -> None:
+        """SIGKILL and reap every remaining process (fast quit, or the safety net on errors)."""
+        for watcher in self.watchers.values():
+            watcher.stop()
+            for process in watcher.processes.values():
+                process.kill()
+            deadline = time.monotonic() + 5
+            while watcher.processes and time.monotonic() < deadline:
+                watcher.reap(time.monotonic())
+                time.sleep(0.01)
+
+    # -- signals: the same code paths as the control commands --
+
+    def handle_term(self) -> None:
+        self.request_quit()
+
+    def handle_int(self) -> None:
+        self.request_quit()
+
+    def handle_quit(self) -> None:
+        self.quitting = True
+        self._kill_all()
+
+    def handle_hup(self) -> None:
+        self.view.reload("")
+
+    def handle_ttin(self) -> None:
+        for name in self.view.scalable():
+            self.view.set_numprocesses(name, self.view.numprocesses(name) + 1)
+
+    def handle_ttou(self) -> None:
+        for name in self.view.scalable():
+            self.view.set_numprocesses(name, max(0, self.view.numprocesses(name) - 1))
+
+    def handle_chld(self) -> None:
+        """Nothing to do: the wake-up already ended the poll, and the loop reaps next."""
+
+
+def make_launcher(spec: WatcherSpec, socket_fds: dict[str, int], rundir: Path) -> Launcher:
+    """The launcher for a watcher's type."""
+    if spec.mongrel2 is not None:
+        from m2bridge.supervisor.mongrel2_watcher import Mongrel2Launcher
+
+        return Mongrel2Launcher(spec, rundir)
+    return CommandLauncher(spec, socket_fds, rundir / "stats")

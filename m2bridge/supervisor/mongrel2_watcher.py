@@ -1,0 +1,165 @@
+"""The ``mongrel2`` watcher type: load the stack's Mongrel2 config and run the real binary.
+
+A ``.conf`` is loaded into ``<rundir>/<watcher>.sqlite`` with ``mongrel2_conf`` (or ``m2sh load``
+when that package is unavailable) at start and on each restart; a ``.sqlite`` is used as is.
+The server must run in the foreground (``server.daemonize=0``), otherwise it would escape
+supervision: such a config is refused. Mongrel2 cannot share its port, so a reload is a
+stop-then-start (not rolling). Ready once it listens and has wired its handlers (~0.5 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from m2bridge import mongrel2
+from m2bridge.errors import ConfigError
+from m2bridge.supervisor.process import Command, WorkerProcess
+from m2bridge.supervisor.stack import WatcherSpec
+
+#: Mongrel2 wires its handlers about 0.5 s after start (a fixed taskdelay(500)).
+STARTUP_DELAY = 0.6
+
+
+@dataclass(frozen=True)
+class ServerRow:
+    uuid: str
+    name: str
+    chroot: str
+    bind_addr: str
+    port: int
+
+
+class Mongrel2Launcher:
+    """Runs ``mongrel2 DB UUID`` from the watcher's working directory."""
+
+    rolling = False
+
+    def __init__(self, spec: WatcherSpec, rundir: Path) -> None:
+        assert spec.mongrel2 is not None
+        self.spec = spec
+        self.source = Path(spec.mongrel2.config)
+        self.db = rundir / f"{spec.name}.sqlite" if self.source.suffix == ".conf" else self.source
+        self.server: ServerRow | None = None
+        self.chroot = Path(spec.working_dir)
+
+    def prepare(self) -> None:
+        """(Re)load the config, check it, and lay out the chroot.
+
+        Raises:
+            ConfigError: the config does not load, names no such server, or would daemonize.
+        """
+        where = f"watchers.{self.spec.name}.config"
+        if self.source.suffix == ".conf":
+            load_conf(self.source, self.db, where)
+        assert self.spec.mongrel2 is not None
+        self.server = read_server(self.db, self.spec.mongrel2.server, where)
+        settings = read_settings(self.db)
+        if settings.get("server.daemonize") != "0":
+            raise ConfigError(
+                f"{where}: {self.source} must set server.daemonize to 0 in its settings "
+                "(a daemonizing mongrel2 escapes the supervisor)"
+            )
+        self.chroot = (Path(self.spec.working_dir) / (self.server.chroot or ".")).resolve()
+        mongrel2.prepare_chroot(self.chroot, _temp_store_dirs(settings))
+
+    def command(self, wid: int) -> Command:
+        if self.server is None:
+            self.prepare()
+        assert self.server is not None
+        env = dict(os.environ) if self.spec.copy_env else {}
+        env.update(self.spec.env)
+        argv = tuple(mongrel2.mongrel2_argv(self.db, self.server.uuid))
+        return Command(argv, env, self.spec.working_dir)
+
+    def is_ready(self, process: WorkerProcess, now: float) -> bool:
+        if process.age(now) < STARTUP_DELAY or self.server is None:
+            return False
+        host = self.server.bind_addr
+        host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
+        try:
+            mongrel2.wait_listening(host, self.server.port, timeout=0)
+        except TimeoutError:
+            return False
+        return True
+
+    def describe_exit(self, returncode: int) -> str:
+        return mongrel2.describe_exit(self.chroot, returncode)
+
+
+def load_conf(conf: Path, db: Path, where: str) -> None:
+    """Write ``conf`` into the database ``db`` (replaced atomically).
+
+    Raises:
+        ConfigError: the config is invalid; the message names ``where`` and the file's line.
+    """
+    try:
+        import mongrel2_conf
+    except ImportError:
+        _m2sh_load(conf, db, where)
+        return
+    try:
+        mongrel2_conf.write_config(db, mongrel2_conf.load_config(conf), how=conf.name)
+    except mongrel2_conf.ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _m2sh_load(conf: Path, db: Path, where: str) -> None:
+    """Fallback: the real ``m2sh load`` (it always exits 0: look for [ERROR] instead)."""
+    tmp = db.with_name(db.name + ".loading")
+    tmp.unlink(missing_ok=True)
+    env = {**os.environ, "LOGNAME": os.environ.get("LOGNAME", "m2bridge")}
+    argv = [mongrel2.find_binary("m2sh"), "load", "-config", str(conf), "-db", str(tmp)]
+    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=30, check=False)
+    errors = [line for line in result.stderr.splitlines() if "[ERROR]" in line]
+    if errors or not tmp.exists():
+        tmp.unlink(missing_ok=True)
+        detail = errors[0] if errors else result.stderr.strip()
+        raise ConfigError(f"{where}: m2sh cannot load {conf}: {detail}")
+    tmp.replace(db)
+
+
+def read_server(db: Path, wanted: str | None, where: str) -> ServerRow:
+    """The server named (or with uuid) ``wanted``; the only one when ``wanted`` is None.
+
+    Raises:
+        ConfigError: no such server, or several and none named.
+    """
+    rows = _query(db, "SELECT uuid, name, chroot, bind_addr, port FROM server", where)
+    servers = [
+        ServerRow(str(u), str(n or ""), str(c or ""), str(b or ""), int(p))
+        for u, n, c, b, p in rows
+    ]
+    matches = [s for s in servers if wanted in (s.uuid, s.name)] if wanted else servers
+    if len(matches) == 1:
+        return matches[0]
+    names = ", ".join(f"{s.name} ({s.uuid})" for s in servers) or "none"
+    if wanted:
+        raise ConfigError(f"{where}: no server {wanted!r} in {db} (servers: {names})")
+    raise ConfigError(f"{where}: {db} has several servers, set server = NAME (servers: {names})")
+
+
+def read_settings(db: Path) -> dict[str, str]:
+    rows = _query(db, "SELECT key, value FROM setting", "settings")
+    return {str(key): str(value) for key, value in rows}
+
+
+def _query(db: Path, sql: str, where: str) -> list[tuple[Any, ...]]:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return list(conn.execute(sql))
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{where}: cannot read {db}: {exc}") from exc
+
+
+def _temp_store_dirs(settings: dict[str, str]) -> tuple[str, ...]:
+    store = settings.get("upload.temp_store")
+    if not store:
+        return ()
+    parent = str(PurePosixPath(store).parent)
+    return () if parent in ("/", ".") else (parent,)

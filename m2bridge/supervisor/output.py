@@ -1,0 +1,61 @@
+"""Relay a child's output pipe to the supervisor's log stream, each line prefixed ``name.wid | ``.
+
+The arbiter polls the pipe's fd with everything else and calls ``read`` when it is readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import BinaryIO
+
+CHUNK = 65536
+MAX_LINE = 16384
+
+
+class LineRelay:
+    """Non-blocking reader of one pipe; writes complete lines (and over-long fragments)."""
+
+    def __init__(self, fd: int, prefix: str, sink: BinaryIO) -> None:
+        os.set_blocking(fd, False)
+        self.fd = fd
+        self.prefix = prefix.encode()
+        self.sink = sink
+        self._partial = b""
+        self.closed = False
+
+    def read(self) -> bool:
+        """Relay what the pipe holds now; False (and the fd closed) at end of file."""
+        while not self.closed:
+            try:
+                chunk = os.read(self.fd, CHUNK)
+            except BlockingIOError:
+                return True
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.close()
+                return False
+            self._emit(chunk)
+        return False
+
+    def _emit(self, chunk: bytes) -> None:
+        data = self._partial + chunk
+        *lines, self._partial = data.split(b"\n")
+        if len(self._partial) > MAX_LINE:
+            lines.append(self._partial)
+            self._partial = b""
+        if lines:
+            self.sink.write(b"".join(self.prefix + line + b"\n" for line in lines))
+            with contextlib.suppress(OSError, ValueError):
+                self.sink.flush()
+
+    def close(self) -> None:
+        """Flush a last unterminated line and close the fd (idempotent)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._partial:
+            self._emit(b"\n")
+        with contextlib.suppress(OSError):
+            os.close(self.fd)

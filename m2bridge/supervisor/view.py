@@ -1,0 +1,120 @@
+"""ArbiterView: the narrow read/write face of the running supervisor that commands see.
+
+Control commands and Unix signals both go through it, so ``incr`` and SIGTTIN (and
+``reload`` and SIGHUP) share one code path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from m2bridge.errors import ControlError
+from m2bridge.supervisor.control import Errno
+from m2bridge.supervisor.process import signal_number
+from m2bridge.supervisor.stats import self_sample
+
+if TYPE_CHECKING:
+    from m2bridge.supervisor.arbiter import Supervisor
+    from m2bridge.supervisor.watcher import Watcher
+
+log = logging.getLogger("m2bridge.supervisor")
+
+
+class ArbiterView:
+    """Implements ``commands.base.SupervisorView`` over a ``Supervisor``."""
+
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._sup = supervisor
+
+    def _watcher(self, name: str) -> Watcher:
+        try:
+            return self._sup.watchers[name]
+        except KeyError:
+            raise ControlError(f"no watcher named {name!r}", Errno.NO_SUCH_WATCHER) from None
+
+    def _changing(self, name: str) -> Watcher:
+        if self._sup.quitting:
+            raise ControlError("the supervisor is quitting", Errno.COMMAND_FAILED)
+        return self._watcher(name)
+
+    def scalable(self) -> list[str]:
+        """Watchers that TTIN/TTOU/HUP act on: all but the mongrel2 ones."""
+        return [name for name, w in self._sup.watchers.items() if w.spec.mongrel2 is None]
+
+    def watcher_names(self) -> list[str]:
+        return list(self._sup.watchers)
+
+    def watcher_status(self, name: str) -> dict[str, Any]:
+        return self._watcher(name).status(time.monotonic())
+
+    def numprocesses(self, name: str) -> int:
+        return self._watcher(name).desired.numprocesses
+
+    def set_numprocesses(self, name: str, count: int) -> int:
+        watcher = self._changing(name)
+        if watcher.spec.mongrel2 is not None and count > 1:
+            raise ControlError(f"{name} is a mongrel2 watcher: one process", Errno.BAD_ARGUMENTS)
+        before = watcher.desired.numprocesses
+        after = watcher.set_numprocesses(count)
+        if after != before:
+            log.info("%s: numprocesses %d -> %d", name, before, after)
+        return after
+
+    def process_stats(self, name: str) -> list[dict[str, Any]]:
+        return self._watcher(name).process_stats(time.monotonic(), self._sup.sampler)
+
+    def supervisor_stats(self) -> dict[str, Any]:
+        sup = self._sup
+        processes = sum(len(w.processes) for w in sup.watchers.values())
+        return {
+            **self_sample(sup.sampler),
+            "age": round(time.monotonic() - sup.started_at, 1),
+            "stack": sup.config.name,
+            "watchers": len(sup.watchers),
+            "processes": processes,
+            "commands": sup.server.handled if sup.server else 0,
+            "quitting": sup.quitting,
+        }
+
+    def reload(self, name: str) -> dict[str, Any]:
+        names = [name] if name else self.scalable()
+        for watcher in [self._changing(n) for n in names]:
+            log.info("%s: reloading (rolling)", watcher.name)
+            watcher.reload(rolling=True)
+        return {"watchers": names}
+
+    def restart(self, name: str) -> dict[str, Any]:
+        names = [name] if name else self.watcher_names()
+        for watcher in [self._changing(n) for n in names]:
+            log.info("%s: restarting", watcher.name)
+            watcher.reload(rolling=False)
+        return {"watchers": names}
+
+    def start(self, name: str) -> dict[str, Any]:
+        watcher = self._changing(name)
+        log.info("%s: start", name)
+        watcher.start()
+        return {"name": name}
+
+    def stop(self, name: str) -> dict[str, Any]:
+        watcher = self._changing(name)
+        log.info("%s: stop", name)
+        watcher.stop()
+        return {"name": name}
+
+    def send_signal(self, name: str, signal: str) -> int:
+        watcher = self._changing(name)
+        try:
+            signum = signal_number(signal)
+        except ValueError as exc:
+            raise ControlError(str(exc), Errno.BAD_ARGUMENTS) from None
+        log.info("%s: sending %s", name, signal.upper())
+        return watcher.send_signal(signum)
+
+    def sockets(self) -> list[dict[str, Any]]:
+        return [bound.describe() for bound in self._sup.sockets.values()]
+
+    def quit(self) -> None:
+        self._sup.request_quit()

@@ -1,0 +1,237 @@
+"""One watcher's lifetime: its desired state, its processes, and the execution of plan actions.
+
+Operator verbs (``incr``, ``reload``, ``stop``...) only change ``desired``; ``tick`` asks
+``plan.reconcile`` what to do and does it; ``reap`` collects exits and feeds the flapping
+record (an exit the supervisor or the operator asked for never counts).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from m2bridge.errors import ConfigError
+from m2bridge.supervisor import plan
+from m2bridge.supervisor.launcher import Launcher
+from m2bridge.supervisor.process import Slot, WorkerProcess, signal_number
+from m2bridge.supervisor.stack import WatcherSpec
+from m2bridge.supervisor.stats import COUNTERS, Sampler, read_counters
+
+log = logging.getLogger("m2bridge.supervisor")
+
+#: signals after which the operator expects the process to end (its exit is not a crash).
+ENDING_SIGNALS = frozenset(signal_number(name) for name in ("TERM", "INT", "QUIT", "KILL", "ABRT"))
+
+
+class Watcher:
+    """``numprocesses`` copies of one command, kept alive and replaced as the plan says."""
+
+    def __init__(self, spec: WatcherSpec, launcher: Launcher, sink: BinaryIO) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.launcher = launcher
+        self.sink = sink
+        self.policy = plan.Policy(
+            spec.graceful_timeout, spec.warmup_delay, launcher.rolling, spec.flapping
+        )
+        self.desired = plan.Desired(spec.numprocesses)
+        self.history = plan.History()
+        self.processes: dict[int, WorkerProcess] = {}
+        self.reason = ""
+        self.stop_signum = signal_number(spec.stop_signal)
+        self._prepared = False
+
+    def prepare(self) -> None:
+        """Let the launcher load what it needs before the first spawn. Raises ConfigError."""
+        self.launcher.prepare()
+        self._prepared = True
+
+    # -- operator verbs: they change what is desired, never a process directly --
+
+    def set_numprocesses(self, count: int) -> int:
+        self.desired = replace(self.desired, numprocesses=max(0, count))
+        return self.desired.numprocesses
+
+    def reload(self, rolling: bool = True) -> None:
+        """Replace every process by a new one (rolling: each new one serves before an old stops)."""
+        self.desired = replace(
+            self.desired, generation=self.desired.generation + 1, rolling=rolling, active=True
+        )
+        self._prepared = False
+
+    def start(self) -> None:
+        """Run again; forget flapping and failures."""
+        self.desired = replace(self.desired, active=True)
+        self.history = plan.reset(self.history)
+        self.reason = ""
+
+    def stop(self) -> None:
+        self.desired = replace(self.desired, active=False)
+
+    def send_signal(self, signum: int) -> int:
+        """Signal every running process; returns how many got it."""
+        targets = [p for p in self.processes.values() if p.stopping_since is None]
+        for process in targets:
+            if signum in ENDING_SIGNALS or signum == self.stop_signum:
+                process.expected_exit = True
+            process.send_signal(signum)
+        return len(targets)
+
+    # -- the loop's side --
+
+    def tick(self, now: float) -> None:
+        """Refresh readiness, then execute what ``plan.reconcile`` asks for."""
+        self._refresh(now)
+        views = [p.view() for p in self.processes.values()]
+        for action in plan.reconcile(self.desired, views, now, self.policy, self.history):
+            self._apply(action, now)
+
+    def _apply(self, action: plan.Action, now: float) -> None:
+        match action:
+            case plan.Spawn():
+                self._spawn(action, now)
+            case plan.Stop(pid=pid):
+                self.processes[pid].stop(self.stop_signum, now)
+            case plan.Kill(pid=pid):
+                process = self.processes[pid]
+                log.warning(
+                    "%s (pid %d) still running %.0f s after stop: killing it",
+                    process.slot.label,
+                    pid,
+                    self.spec.graceful_timeout,
+                )
+                process.kill()
+
+    def _spawn(self, action: plan.Spawn, now: float) -> None:
+        slot = Slot(self.name, action.wid, action.generation)
+        try:
+            if not self._prepared:
+                self.prepare()
+            command = self.launcher.command(action.wid)
+            if command.stats_file:
+                Path(command.stats_file).unlink(missing_ok=True)
+            process = WorkerProcess.spawn(command, slot, now, self.sink)
+        except (OSError, ConfigError) as exc:
+            self.history = plan.record_failure(self.history)
+            self.reason = f"cannot start: {exc}"
+            log.error(
+                "%s: cannot start: %s; not retrying (fix it, then `m2bridge ctl start %s`)",
+                slot.label,
+                exc,
+                self.name,
+            )
+            return
+        if self.spec.max_requests:
+            process.max_requests = self.spec.max_requests + random.randint(
+                0, self.spec.max_requests_jitter
+            )
+        self.processes[process.pid] = process
+        self.history = plan.record_spawn(self.history, now)
+        log.info("%s started (pid %d)", slot.label, process.pid)
+
+    def _refresh(self, now: float) -> None:
+        for process in self.processes.values():
+            if process.stopping_since is not None:
+                continue
+            if not process.ready and self.launcher.is_ready(process, now):
+                process.ready = True
+                log.info("%s (pid %d) is ready", process.slot.label, process.pid)
+            if process.max_requests and not process.retire:
+                counters = read_counters(process.stats_file, process.pid) or {}
+                if int(counters.get("served", 0)) >= process.max_requests:
+                    process.retire = True
+                    log.info(
+                        "%s (pid %d) served %d requests: replacing it",
+                        process.slot.label,
+                        process.pid,
+                        process.max_requests,
+                    )
+
+    def reap(self, now: float) -> list[WorkerProcess]:
+        """Collect processes that ended and account for each exit."""
+        exited = [p for p in self.processes.values() if p.poll() is not None]
+        for process in exited:
+            del self.processes[process.pid]
+            self._account_exit(process, now)
+        return exited
+
+    def _account_exit(self, process: WorkerProcess, now: float) -> None:
+        label, pid = process.slot.label, process.pid
+        what = self.launcher.describe_exit(process.returncode or 0)
+        if process.expected_exit or not self.desired.active:
+            log.info("%s (pid %d) %s", label, pid, what)
+            return
+        log.warning("%s (pid %d) %s after %.1f s", label, pid, what, process.age(now))
+        self.reason = f"{label} {what}"
+        if not self.spec.respawn:
+            self.set_numprocesses(self.desired.numprocesses - 1)
+            return
+        before = self.history
+        self.history = plan.record_exit(before, now, process.age(now), self.spec.flapping)
+        if self.history.gave_up:
+            self.reason = f"flapping: gave up after {before.retries} back-offs; last: {what}"
+            log.error(
+                "%s: %s (`m2bridge ctl start %s` tries again)", self.name, self.reason, self.name
+            )
+        elif self.history.not_before > before.not_before:
+            delay = self.history.not_before - now
+            log.warning("%s is flapping (%s): next start in %.1f s", self.name, what, delay)
+
+    # -- reporting --
+
+    def running(self) -> list[WorkerProcess]:
+        return [p for p in self.processes.values() if p.stopping_since is None]
+
+    def state(self, now: float) -> str:
+        """One of active, starting, reloading, stopping, stopped, backoff, failed."""
+        running = self.running()
+        if self.history.gave_up:
+            return "failed"
+        if not self.desired.active:
+            return "stopping" if self.processes else "stopped"
+        if now < self.history.not_before:
+            return "backoff"
+        if any(p.slot.generation != self.desired.generation or p.retire for p in running):
+            return "reloading"
+        if len(running) != self.desired.numprocesses or not all(p.ready for p in running):
+            return "starting"
+        return "stopping" if len(self.processes) > len(running) else "active"
+
+    def busy(self, now: float) -> bool:
+        """Whether something is in transition (the arbiter then ticks faster)."""
+        return self.state(now) not in ("active", "stopped", "failed")
+
+    def status(self, now: float) -> dict[str, Any]:
+        running = self.running()
+        return {
+            "name": self.name,
+            "state": self.state(now),
+            "numprocesses": self.desired.numprocesses,
+            "running": len(running),
+            "ready": sum(1 for p in running if p.ready),
+            "stopping": len(self.processes) - len(running),
+            "generation": self.desired.generation,
+            "retry_in": round(max(0.0, self.history.not_before - now), 1),
+            "reason": self.reason,
+        }
+
+    def process_stats(self, now: float, sampler: Sampler) -> list[dict[str, Any]]:
+        """One row per process: pid, wid, CPU %, RSS, fds, age, served, in flight."""
+        rows = []
+        for process in sorted(self.processes.values(), key=lambda p: p.wid):
+            counters = read_counters(process.stats_file, process.pid) or {}
+            row: dict[str, Any] = {
+                "pid": process.pid,
+                "wid": process.wid,
+                "state": "stopping"
+                if process.stopping_since is not None
+                else ("ready" if process.ready else "starting"),
+                "age": round(process.age(now), 1),
+                **sampler.sample(process.pid),
+            }
+            row.update({key: counters.get(key) for key in COUNTERS})
+            rows.append(row)
+        return rows
