@@ -61,7 +61,7 @@ def run_wsgi(app: WSGIApp, environ: Environ, response: Response) -> Generator[by
         completed = True
     except Exception:
         log.exception(
-            "error while %s of %s %s",
+            "error while %s of %s %r",
             stage,
             environ.get("REQUEST_METHOD"),
             environ.get("PATH_INFO"),

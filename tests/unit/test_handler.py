@@ -403,7 +403,7 @@ def test_app_raising_before_start_response_gets_a_500(caplog: pytest.LogCaptureF
     assert pieces == [ERROR_500]
     assert (response.status_code, response.should_close) == (500, False)
     [record] = error_logs(caplog)
-    assert "calling the application of GET /app/x" in record.getMessage()
+    assert "calling the application of GET '/app/x'" in record.getMessage()
     assert record.exc_info is not None
     assert record.exc_info[0] is ZeroDivisionError
 
