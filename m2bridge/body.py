@@ -56,15 +56,15 @@ def open_upload(announced_path: str, chroot: str, temp_store: str | None) -> tup
     try:
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ProtocolError(f"upload temp file vanished: {real}", error_status_hint=500) from None
+        raise ProtocolError(f"upload temp file vanished: {real!r}", error_status_hint=500) from None
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise ProtocolError(f"upload path {real} is a symlink", 400) from None
-        raise ProtocolError(f"cannot open upload {real}: {exc.strerror}", 500) from None
+            raise ProtocolError(f"upload path {real!r} is a symlink", 400) from None
+        raise ProtocolError(f"cannot open upload {real!r}: {exc.strerror}", 500) from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise ProtocolError(f"upload path {real} is not a regular file", 400)
+            raise ProtocolError(f"upload path {real!r} is not a regular file", 400)
         os.set_blocking(fd, True)
         stream = open(fd, "rb")  # noqa: SIM115 -- the caller owns and closes it
     except BaseException:
@@ -86,9 +86,9 @@ def remove_upload(announced_path: str, chroot: str, temp_store: str | None = Non
     try:
         os.unlink(real)
     except FileNotFoundError:
-        log.debug("upload temp file %s was already gone", real)
+        log.debug("upload temp file %r was already gone", real)
     except OSError as exc:
-        log.warning("cannot remove upload temp file %s: %s", real, exc.strerror)
+        log.warning("cannot remove upload temp file %r: %s", real, exc.strerror)
 
 
 def upload_path(announced_path: str, chroot: str, temp_store: str | None) -> str:
@@ -112,10 +112,10 @@ def _check_temp_store(real: str, root: str, temp_store: str) -> None:
     store_dir, template = os.path.split(temp_store)
     real_store_dir = os.path.realpath(os.path.join(root, store_dir.lstrip("/")))
     if os.path.dirname(real) != real_store_dir:
-        raise ProtocolError(f"upload path {real} is not in the temp store {real_store_dir}", 400)
+        raise ProtocolError(f"upload path {real!r} is not in the temp store {real_store_dir}", 400)
     prefix = template.removesuffix(TEMPLATE_SUFFIX)
     if not os.path.basename(real).startswith(prefix):
-        raise ProtocolError(f"upload file name of {real} does not start with {prefix!r}", 400)
+        raise ProtocolError(f"upload file name of {real!r} does not start with {prefix!r}", 400)
 
 
 def _strictly_inside(path: str, root: str) -> bool:
