@@ -11,17 +11,15 @@ each keep-alive response then waits ~40 ms).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import random
 import signal
 import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 from gevent import monkey
@@ -31,6 +29,8 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from m2bridge.errors import AppImportError, ConfigError
 from m2bridge.loader import load_app
+from m2bridge.logs import AccessLog, setup_logging
+from m2bridge.stats import PUBLISH_INTERVAL, StatsFile, WorkerStats
 
 if TYPE_CHECKING:
     from m2bridge._types import WSGIApp
@@ -39,9 +39,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("m2bridge.fdworker")
 
 STATS_ENV = "M2BRIDGE_STATS_FILE"
-STATS_INTERVAL = 0.5
 LISTEN_BACKLOG = 1024
-LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 _ERROR_STATUS = {
     500: "500 Internal Server Error",
     503: "503 Service Unavailable",
@@ -124,32 +122,22 @@ def bind_listener(spec: str) -> socket.socket:
 
 @dataclass
 class WorkerState:
-    """The counters and the stop switch of one fd-path worker process."""
+    """The counters, the idle connections and the stop switch of one fd-path worker."""
 
     limit: int = 0
-    started_at: float = field(default_factory=time.time)
-    served: int = 0
-    in_flight: int = 0
-    errors: int = 0
+    stats: WorkerStats = field(default_factory=WorkerStats)
     draining: bool = False
     idle: set[FdHandler] = field(default_factory=set)
     stop: Event = field(default_factory=Event)
 
-    def snapshot(self) -> dict[str, Any]:
-        """The counters as published in the stats file."""
-        return {
-            "pid": os.getpid(),
-            "served": self.served,
-            "in_flight": self.in_flight,
-            "started_at": self.started_at,
-            "errors": self.errors,
-        }
-
-    def note_served(self) -> None:
-        """Count one finished request; ask for a drain once ``limit`` is reached."""
-        self.served += 1
-        if self.limit and self.served >= self.limit and not self.stop.is_set():
-            log.info("served %d requests (max_requests): draining to be replaced", self.served)
+    def note_served(self, status: int | None) -> None:
+        """Count one finished request (``status`` None: cut off); drain at ``limit``."""
+        stats = self.stats
+        stats.served += 1
+        if status is None or status >= 500:
+            stats.errors += 1
+        if self.limit and stats.served >= self.limit and not self.stop.is_set():
+            log.info("served %d requests (max_requests): draining to be replaced", stats.served)
             self.stop.set()
 
 
@@ -158,6 +146,7 @@ class FdHandler(WSGIHandler):
 
     server: FdServer
     requests_on_connection = 0
+    body_bytes = 0
 
     def __init__(self, sock: Any, address: Any, server: FdServer) -> None:
         super().__init__(sock, address, server)
@@ -176,15 +165,40 @@ class FdHandler(WSGIHandler):
 
     def handle_one_response(self) -> None:
         state = self.server.state
-        state.in_flight += 1
+        state.stats.in_flight += 1
         self.requests_on_connection += 1
+        self.code = None
+        self.body_bytes = 0
         try:
             super().handle_one_response()
         finally:
-            state.in_flight -= 1
+            state.stats.in_flight -= 1
             if state.draining:
                 self.close_connection = True
-            state.note_served()
+            state.note_served(self.status_code())
+
+    def status_code(self) -> int | None:
+        """The status sent for this request; None when the response was cut off."""
+        if self.code is None and isinstance(self.status, str) and self.status.isdigit():
+            return int(self.status)  # pywsgi's canned 400/414 answers set only ``status``
+        return self.code if self.code is not None and self.code > 0 else None
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        self.body_bytes += len(data)
+
+    def remote_addr(self) -> str:
+        """The client's address ("-" on a unix socket)."""
+        address: object = self.client_address
+        return str(address[0]) if isinstance(address, tuple) else "-"
+
+    def log_request(self) -> None:
+        access_log = self.server.access_log
+        if access_log is None:
+            return
+        environ = getattr(self, "environ", None) or {"REMOTE_ADDR": self.remote_addr()}
+        duration = (self.time_finish or time.time()) - self.time_start
+        access_log.log(environ, self.status_code(), self.body_bytes, duration)
 
     def run_application(self) -> None:
         timeout = self.server.request_timeout
@@ -205,10 +219,9 @@ class FdHandler(WSGIHandler):
     def handle_error(
         self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.server.state.errors += 1
         line = self.requestline
         if isinstance(v, _RequestTimeout):
-            log.error("%r ran past --timeout %ss", line, self.server.request_timeout)
+            log.warning("%r ran past --timeout %ss; cancelled", line, self.server.request_timeout)
             code = 504
         elif isinstance(v, gevent.GreenletExit):
             log.warning("%r cut off: the graceful timeout ran out", line)
@@ -216,15 +229,17 @@ class FdHandler(WSGIHandler):
         else:
             log.error("%r: the application raised", line, exc_info=(t, v, tb))  # type: ignore[arg-type]
             code = 500
-        self.send_error_response(code)
+        self.send_error_response(code, close=code != 500)  # as the ZeroMQ worker
 
-    def send_error_response(self, code: int) -> None:
+    def send_error_response(self, code: int, close: bool) -> None:
         """Answer ``code`` if no byte of the response left yet, else close the connection."""
         if self.headers_sent or self.response_length:
             self.close_connection = True
             return
         body = _ERROR_STATUS[code].encode("latin-1")
         headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+        if close:
+            headers.append(("Connection", "close"))
         try:
             self.start_response(_ERROR_STATUS[code], headers)
             self.write(body)
@@ -242,7 +257,7 @@ class FdServer(WSGIServer):
             limit=request_limit(config.max_requests, config.max_requests_jitter)
         )
         self.request_timeout = config.timeout
-        self.access_log = open_access_log(config.access_log)
+        self.access_log = AccessLog.open(config.access_log)
         environ = {"wsgi.multiprocess": config.fd is not None}
         address = listener.getsockname()
         if isinstance(address, tuple):
@@ -251,7 +266,7 @@ class FdServer(WSGIServer):
             listener,
             app,
             spawn=Pool(config.concurrency),
-            log=self.access_log,
+            log=None,  # the access log is written by FdHandler.log_request
             error_log=logging.getLogger("m2bridge.fdworker.wsgi"),
             environ=environ,
         )
@@ -263,48 +278,6 @@ class FdServer(WSGIServer):
             with contextlib.suppress(OSError):
                 handler.socket.shutdown(socket.SHUT_RDWR)
         self.stop(timeout=graceful_timeout)
-
-
-def open_access_log(spec: str | None) -> IO[str] | None:
-    """``-``: stderr; a path: that file, appended, line-buffered; None: no access log."""
-    if spec is None:
-        return None
-    if spec == "-":
-        return sys.stderr
-    try:
-        return open(spec, "a", buffering=1, encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"--access-log {spec}: {exc.strerror}") from exc
-
-
-def write_stats(path: str, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` as JSON atomically (temporary file + rename)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as out:
-            json.dump(data, out)
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.warning("cannot write stats file %s: %s", path, exc)
-
-
-def publish_stats(path: str, state: WorkerState) -> None:
-    """Loop: write the counters when they changed, at most every STATS_INTERVAL seconds."""
-    last: dict[str, Any] | None = None
-    while True:
-        data = state.snapshot()
-        if data != last:
-            write_stats(path, data)
-            last = data
-        gevent.sleep(STATS_INTERVAL)
-
-
-def setup_logging(level: str) -> None:
-    """Log to stderr at ``level`` (a standard level name)."""
-    numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise ConfigError(f"--log-level {level!r}: not a logging level name")
-    logging.basicConfig(level=numeric, format=LOG_FORMAT, stream=sys.stderr)
 
 
 def main(config: WorkerConfig) -> int:
@@ -331,16 +304,25 @@ def serve(server: FdServer, config: WorkerConfig) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, state.stop.set)
     stats_path = config.stats_file or os.environ.get(STATS_ENV)
-    publisher = gevent.spawn(publish_stats, stats_path, state) if stats_path else None
+    stats_file = StatsFile(stats_path, state.stats) if stats_path else None
+    publisher = gevent.spawn(publish_stats, stats_file) if stats_file else None
     server.start()
     log.info("serving %s on %s (pid %d)", config.app, server.address, os.getpid())
     state.stop.wait()
-    log.info("draining: %d request(s) in flight", state.in_flight)
+    log.info("draining: %d request(s) in flight", state.stats.in_flight)
     server.drain(config.graceful_timeout)
-    if publisher is not None and stats_path:
+    if publisher is not None and stats_file is not None:
         publisher.kill()
-        write_stats(stats_path, state.snapshot())
-    if server.access_log is not None and server.access_log is not sys.stderr:
+        stats_file.publish(force=True)
+    if server.access_log is not None:
         server.access_log.close()
-    log.info("stopped after %d request(s)", state.served)
+    log.info("stopped after %d request(s)", state.stats.served)
     return 0
+
+
+def publish_stats(stats_file: StatsFile) -> None:
+    """Loop: rewrite the stats file when the counters changed, every PUBLISH_INTERVAL."""
+    stats_file.publish(force=True)
+    while True:
+        gevent.sleep(PUBLISH_INTERVAL)
+        stats_file.publish()

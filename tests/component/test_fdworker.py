@@ -168,18 +168,23 @@ def test_request_past_the_graceful_timeout_gets_503(workers, tmp_path, listener)
     slow.request("GET", "/sleep/20")
     time.sleep(0.4)
     worker.proc.send_signal(signal.SIGTERM)
-    assert slow.getresponse().status == 503
+    response = slow.getresponse()
+    assert (response.status, response.getheader("Connection")) == (503, "close")
     assert worker.wait() == 0
     assert "cut off" in worker.log()
     slow.close()
 
 
 def test_request_past_timeout_gets_504(workers, tmp_path, listener):
-    start(workers, tmp_path, listener.fileno(), timeout=0.3)
+    worker = start(workers, tmp_path, listener.fileno(), timeout=0.3)
     conn = connect(port_of(listener))
-    assert get(conn, "/sleep/5").status == 504
-    assert get(conn, "/quick").status == 200
+    response = get(conn, "/sleep/5")
+    assert (response.status, response.getheader("Connection")) == (504, "close")
+    assert "ran past --timeout" in worker.log()
     conn.close()
+    again = connect(port_of(listener))
+    assert get(again, "/quick").status == 200
+    again.close()
 
 
 def test_worker_exits_0_after_max_requests(workers, tmp_path, listener):
@@ -235,7 +240,7 @@ def test_access_log_gets_one_line_per_request(workers, tmp_path, listener):
     assert worker.wait() == 0
     lines = access.read_text().splitlines()
     assert len(lines) == 1
-    assert '"GET /logged HTTP/1.1" 200' in lines[0]
+    assert '"GET /logged HTTP/1.1" 200 13 ' in lines[0]
     conn.close()
 
 

@@ -1,9 +1,7 @@
-"""The pure parts of the fd-path worker: option parsing, request limit, counters, stats file."""
+"""The pure parts of the fd-path worker: option parsing, the request limit, the counters."""
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import subprocess
 import sys
@@ -12,15 +10,7 @@ import pytest
 
 from m2bridge.config import WorkerConfig
 from m2bridge.errors import ConfigError
-from m2bridge.fdworker import (
-    WorkerState,
-    open_access_log,
-    open_listener,
-    parse_bind,
-    request_limit,
-    setup_logging,
-    write_stats,
-)
+from m2bridge.fdworker import WorkerState, open_listener, parse_bind, request_limit
 
 
 @pytest.mark.parametrize(
@@ -60,62 +50,32 @@ def test_request_limit_without_jitter_is_exact():
 
 def test_note_served_asks_for_a_stop_at_the_limit():
     state = WorkerState(limit=2)
-    state.note_served()
+    state.note_served(200)
     assert not state.stop.is_set()
-    state.note_served()
+    state.note_served(200)
     assert state.stop.is_set()
-    assert state.served == 2
+    assert state.stats.served == 2
 
 
 def test_note_served_never_stops_without_a_limit():
     state = WorkerState()
     for _ in range(1000):
-        state.note_served()
+        state.note_served(200)
     assert not state.stop.is_set()
 
 
-def test_snapshot_has_the_published_keys():
-    state = WorkerState(served=3, in_flight=1, errors=2, started_at=12.5)
-    assert state.snapshot() == {
-        "pid": os.getpid(),
-        "served": 3,
-        "in_flight": 1,
-        "started_at": 12.5,
-        "errors": 2,
-    }
-
-
-def test_write_stats_replaces_the_file_and_leaves_no_temporary(tmp_path):
-    path = tmp_path / "stats.json"
-    write_stats(str(path), {"served": 1})
-    write_stats(str(path), {"served": 2})
-    assert json.loads(path.read_text()) == {"served": 2}
-    assert [p.name for p in tmp_path.iterdir()] == ["stats.json"]
-
-
-def test_write_stats_to_a_missing_directory_logs_and_does_not_raise(tmp_path, caplog):
-    write_stats(str(tmp_path / "missing" / "stats.json"), {"served": 1})
-    assert "cannot write stats file" in caplog.text
+@pytest.mark.parametrize(
+    ("status", "is_error"), [(200, False), (404, False), (500, True), (None, True)]
+)
+def test_note_served_counts_5xx_and_cut_off_responses_as_errors(status, is_error):
+    state = WorkerState()
+    state.note_served(status)
+    assert (state.stats.served, state.stats.errors) == (1, int(is_error))
 
 
 def test_open_listener_without_fd_or_bind_is_a_config_error():
     with pytest.raises(ConfigError, match="--fd N or --bind"):
         open_listener(WorkerConfig(app="x:app"))
-
-
-def test_open_access_log_dash_is_stderr_and_none_is_off():
-    assert open_access_log("-") is sys.stderr
-    assert open_access_log(None) is None
-
-
-def test_open_access_log_in_a_missing_directory_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="--access-log"):
-        open_access_log(str(tmp_path / "missing" / "access.log"))
-
-
-def test_setup_logging_rejects_an_unknown_level():
-    with pytest.raises(ConfigError, match="--log-level"):
-        setup_logging("loud")
 
 
 def test_importing_the_module_does_not_monkey_patch():
