@@ -131,7 +131,7 @@ def reconcile(
     )
     stale_pids = {p.pid for p in stale}
     fresh = sorted((p for p in running if p.pid not in stale_pids), key=lambda p: p.wid)
-    kept, surplus = fresh[: desired.numprocesses], fresh[desired.numprocesses :]
+    kept, surplus = fresh[: desired.numprocesses], fresh[desired.numprocesses :][::-1]
     rolling = desired.rolling and policy.rolling
     retired = _stale_to_stop(stale, kept, desired.numprocesses, rolling)
     stops = [*surplus, *retired]
