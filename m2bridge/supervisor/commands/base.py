@@ -63,7 +63,8 @@ class Command:
 
     @property
     def usage(self) -> str:
-        return (self.__doc__ or self.name).strip().splitlines()[0]
+        """``incr NAME [N]``: the docstring's first line up to its colon."""
+        return (self.__doc__ or self.name).strip().splitlines()[0].partition(":")[0]
 
     @property
     def help(self) -> str:
