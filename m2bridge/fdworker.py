@@ -18,6 +18,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,11 +41,6 @@ log = logging.getLogger("m2bridge.fdworker")
 
 STATS_ENV = "M2BRIDGE_STATS_FILE"
 LISTEN_BACKLOG = 1024
-_ERROR_STATUS = {
-    500: "500 Internal Server Error",
-    503: "503 Service Unavailable",
-    504: "504 Gateway Timeout",
-}
 
 
 class _RequestTimeout(Exception):
@@ -236,12 +232,13 @@ class FdHandler(WSGIHandler):
         if self.headers_sent or self.response_length:
             self.close_connection = True
             return
-        body = _ERROR_STATUS[code].encode("latin-1")
+        status = f"{code} {HTTPStatus(code).phrase}"
+        body = status.encode("latin-1")
         headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
         if close:
             headers.append(("Connection", "close"))
         try:
-            self.start_response(_ERROR_STATUS[code], headers)
+            self.start_response(status, headers)
             self.write(body)
         except OSError:
             self.close_connection = True

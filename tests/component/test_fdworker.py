@@ -17,6 +17,9 @@ from typing import Any
 
 import pytest
 
+from m2bridge.errors import ConfigError
+from m2bridge.fdworker import inherit_listener
+
 APP = """
 import gevent
 
@@ -300,3 +303,23 @@ def test_unknown_app_exits_1(workers, tmp_path, listener):
     worker = start(workers, tmp_path, listener.fileno(), app="nosuchmodule:app")
     assert worker.wait() == 1
     assert "nosuchmodule" in worker.log()
+
+
+def test_inherited_listener_is_made_non_blocking(listener):
+    fd = os.dup(listener.fileno())
+    os.set_blocking(fd, True)
+    sock = inherit_listener(fd)
+    try:
+        assert not sock.getblocking()
+        assert not os.get_blocking(fd)
+        assert sock.getsockname() == listener.getsockname()
+    finally:
+        sock.close()
+
+
+def test_refused_fd_is_left_open_for_its_owner():
+    with socket.socket() as sock:
+        with pytest.raises(ConfigError, match="not listening"):
+            inherit_listener(sock.fileno())
+        assert sock.fileno() != -1
+        os.fstat(sock.fileno())  # still open: raises OSError if inherit_listener closed it
