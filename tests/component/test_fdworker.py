@@ -43,13 +43,20 @@ RUN_WORKER = (
 
 
 class Worker:
-    """One fd-path worker subprocess with its stderr in a file."""
+    """One fd-path worker subprocess (``main`` via ``python -c``, or ``argv``), stderr in a file."""
 
-    def __init__(self, tmp_path: Path, options: dict[str, Any], pass_fds: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        options: dict[str, Any],
+        pass_fds: tuple[int, ...],
+        argv: list[str] | None = None,
+    ) -> None:
         self.log_path = tmp_path / f"worker-{len(list(tmp_path.glob('worker-*')))}.log"
+        config = json.dumps({"app": "fdapp:app", **options})
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", RUN_WORKER, json.dumps({"app": "fdapp:app", **options})],
+                argv or [sys.executable, "-c", RUN_WORKER, config],
                 cwd=tmp_path,
                 pass_fds=pass_fds,
                 stderr=log,
@@ -323,3 +330,15 @@ def test_refused_fd_is_left_open_for_its_owner():
             inherit_listener(sock.fileno())
         assert sock.fileno() != -1
         os.fstat(sock.fileno())  # still open: raises OSError if inherit_listener closed it
+
+
+def test_serve_cli_with_fd_runs_the_fd_worker(workers, tmp_path, listener):
+    fd = listener.fileno()
+    argv = [sys.executable, "-m", "m2bridge", "serve", "fdapp:app", "--fd", str(fd)]
+    worker = Worker(tmp_path, {}, (fd,), argv=[*argv, "--max-requests", "1"])
+    workers.append(worker)
+    conn = connect(port_of(listener))
+    assert get(conn, "/via-cli").status == 200
+    assert worker.wait() == 0
+    assert "m2bridge.fdworker" in worker.log()
+    conn.close()
