@@ -21,11 +21,10 @@ from types import FrameType
 import tnetstring
 import zmq
 
-from bench.apps import big, hello
+from bench.workload import WORKLOADS, canned_body
 
 log = logging.getLogger("bench.canned_handler")
 
-BODIES = {"hello": hello.BODY, "big": big.BODY, "post": b"received 102400 bytes"}
 UPLOAD_DONE = b"x-mongrel2-upload-done"
 
 
@@ -52,7 +51,7 @@ def upload_to_finish(rest: bytes, chroot: Path) -> tuple[bool, Path | None]:
 
 def serve(pull: zmq.Socket[bytes], pub: zmq.Socket[bytes], app: str, chroot: Path) -> None:
     """Answer requests until the process is signalled."""
-    payload = http_response(BODIES[app])
+    payload = http_response(canned_body(app))
     check_uploads = app == "post"
     while True:
         sender, conn_id, path, rest = pull.recv().split(b" ", 3)
@@ -76,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.canned_handler")
     parser.add_argument("--send-spec", required=True)
     parser.add_argument("--recv-spec", required=True)
-    parser.add_argument("--app", choices=sorted(BODIES), default="hello")
+    parser.add_argument("--app", choices=sorted(WORKLOADS), default="hello")
     parser.add_argument("--chroot", default=".", help="Mongrel2's chroot (for upload files)")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _exit)

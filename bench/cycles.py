@@ -37,6 +37,7 @@ class BenchConfig:
     rounds: int = 3
     workers: int = 2
     idle_s: float = 3.0
+    warmup_every_round: bool = True
     quick: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -51,12 +52,13 @@ class BenchConfig:
             "rounds": self.rounds,
             "workers": self.workers,
             "idle_s": self.idle_s,
+            "warmup_every_round": self.warmup_every_round,
             "quick": self.quick,
         }
 
 
 def quick_config(base: BenchConfig | None = None) -> BenchConfig:
-    """The development run: two apps, two cycles, 1 s each, two rounds (well under 2 min)."""
+    """The development run: two apps, two cycles, 1 s each, two rounds, warm-up in round 0 only."""
     return replace(
         base or BenchConfig(),
         apps=("hello", "io"),
@@ -65,6 +67,7 @@ def quick_config(base: BenchConfig | None = None) -> BenchConfig:
         warmup_s=1,
         rounds=2,
         idle_s=1.0,
+        warmup_every_round=False,
         quick=True,
     )
 
@@ -84,12 +87,13 @@ def rotated(items: Sequence[str], round_index: int) -> list[str]:
 
 @dataclass(frozen=True)
 class Step:
-    """One measured wrk run (preceded by its warm-up)."""
+    """One measured wrk run, preceded by a warm-up run when ``warmup`` is set."""
 
     app: str
     round: int
     concurrency: int
     stack: str
+    warmup: bool = True
 
 
 def plan_steps(config: BenchConfig, app: str) -> Iterator[Step]:
@@ -98,18 +102,16 @@ def plan_steps(config: BenchConfig, app: str) -> Iterator[Step]:
     for r in range(config.rounds):
         for c in config.concurrencies:
             for stack in rotated(stacks, r):
-                yield Step(app, r, c, stack)
+                yield Step(app, r, c, stack, warmup=r == 0 or config.warmup_every_round)
 
 
 def estimate_seconds(config: BenchConfig, start_s: float = 1.5) -> float:
-    """A rough duration of the whole run: wrk time, idle sampling and stack start-ups."""
+    """A rough duration of the whole run: stack start-ups, idle windows and wrk runs."""
     total = 0.0
     for app in config.apps:
-        n = len(stacks_for(app, config.stacks))
-        total += n * (start_s + config.idle_s)
-        total += (
-            n * config.rounds * len(config.concurrencies) * (config.duration_s + config.warmup_s)
-        )
+        total += len(stacks_for(app, config.stacks)) * start_s + 2 * config.idle_s
+        for step in plan_steps(config, app):
+            total += config.duration_s + (config.warmup_s if step.warmup else 0)
     return total
 
 
@@ -157,6 +159,7 @@ def summarize_cell(rows: Sequence[Record]) -> Record:
         "cpu_pct": {role: median(cpu.get(role, 0.0) for cpu, _ in totals) for role in roles},
         "rss_mb": {role: median(rss.get(role, 0.0) for _, rss in totals) for role in roles},
         "loadgen_cpu_pct": median(float(r.get("loadgen_cpu_pct", 0.0)) for r in rows),
+        "machine_cpu_pct": median(float(r.get("machine_cpu_pct", 0.0)) for r in rows),
         "loadavg_1m": median(float(r["loadavg"][0]) for r in rows if r.get("loadavg")),
     }
 

@@ -17,13 +17,16 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.apps import big, hello
-from bench.stacks import APP_SPECS, HOST, Stack, StackError, free_port, spawn
+from bench.stacks import HOST, Stack, StackError, free_port, spawn, url_for
+from bench.workload import WORKLOADS, canned_body
 from m2bridge import mongrel2
 
 SERVER_UUID = "bench-server"
 #: files m2-static serves, named by app.
-STATIC_FILES = {"hello": ("hello.txt", hello.BODY), "big": ("big.bin", big.BODY)}
+STATIC_FILES = {
+    "hello": ("hello.txt", canned_body("hello")),
+    "big": ("big.bin", canned_body("big")),
+}
 SETTINGS = {
     "server.daemonize": 0,
     "disable.access_logging": 1,
@@ -121,7 +124,7 @@ def start_canned(app: str, workers: int, workdir: Path) -> Stack:
     how = f"mongrel2 + {workers} canned pyzmq handlers (no WSGI, no gevent)"
     stack = Stack("m2-canned", app, "", how)
     port = start_mongrel2(stack, chroot, ends.conf())
-    stack.url = f"http://{HOST}:{port}/"
+    stack.url = url_for(port, app)
     argv = [sys.executable, "-m", "bench.canned_handler", "--send-spec", ends.send_spec]
     argv += ["--recv-spec", ends.recv_spec, "--app", app, "--chroot", str(chroot)]
     for i in range(workers):
@@ -136,8 +139,8 @@ def start_zmq_direct(app: str, workers: int, workdir: Path) -> Stack:
     how = f"mongrel2 + {workers} x `m2bridge serve` started directly (no supervisor)"
     stack = Stack("m2-zmq", app, "", how)
     port = start_mongrel2(stack, chroot, ends.conf())
-    stack.url = f"http://{HOST}:{port}/"
-    argv = [sys.executable, "-m", "m2bridge", "serve", APP_SPECS[app]]
+    stack.url = url_for(port, app)
+    argv = [sys.executable, "-m", "m2bridge", "serve", WORKLOADS[app].app]
     argv += ["--send-spec", ends.send_spec, "--recv-spec", ends.recv_spec]
     argv += ["--m2-chroot", str(chroot), "--log-level", "warning"]
     for i in range(workers):
@@ -154,7 +157,7 @@ def start_fd_direct(app: str, workers: int, workdir: Path) -> Stack:
     fd = listener.fileno()
     how = f"{workers} x `m2bridge serve --fd` on one socket bound by the bench (no supervisor)"
     stack = Stack("fd", app, f"http://{HOST}:{port}/", how)
-    argv = [sys.executable, "-m", "m2bridge", "serve", APP_SPECS[app], "--fd", str(fd)]
+    argv = [sys.executable, "-m", "m2bridge", "serve", WORKLOADS[app].app, "--fd", str(fd)]
     argv += ["--log-level", "warning"]
     try:
         for i in range(workers):

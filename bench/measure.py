@@ -42,10 +42,23 @@ class ProcSample:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Every process of a stack at one instant (monotonic ``at``)."""
+    """Every process of a stack at one instant (monotonic ``at``), and the machine's busy time."""
 
     at: float
     procs: dict[int, ProcSample]
+    machine_busy_s: float = 0.0
+
+
+def machine_busy_s() -> float:
+    """CPU seconds all cores spent not idle since boot (every process, ours or not)."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def machine_busy_pct(before: Snapshot, after: Snapshot) -> float:
+    """The whole machine's busy CPU % between two snapshots (200 = both cores)."""
+    wall = max(after.at - before.at, 1e-6)
+    return round(100.0 * (after.machine_busy_s - before.machine_busy_s) / wall, 1)
 
 
 def snapshot(stack: Stack) -> Snapshot:
@@ -61,7 +74,7 @@ def snapshot(stack: Stack) -> Snapshot:
         except psutil.Error:
             continue
         procs[proc.pid] = sample
-    return Snapshot(time.monotonic(), procs)
+    return Snapshot(time.monotonic(), procs, machine_busy_s())
 
 
 def usage(before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:

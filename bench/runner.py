@@ -20,6 +20,7 @@ from typing import Any
 
 from bench import cycles, m2stacks, measure, stacks, wrk
 from bench.stacks import Stack, StackError
+from bench.workload import WORKLOADS
 
 log = logging.getLogger("bench.runner")
 
@@ -48,8 +49,8 @@ class Run:
         self.scripts = {app: self._write_script(app) for app in config.apps}
 
     def _write_script(self, app: str) -> str:
-        method, body, headers = stacks.probe_request(app)
-        text = wrk.lua_script(method, len(body), headers.get("Content-Type", ""))
+        work = WORKLOADS[app]
+        text = wrk.lua_script(work.method, work.body_size, work.content_type)
         path = self.workdir / f"{app}.lua"
         path.write_text(text)
         return str(path)
@@ -96,8 +97,9 @@ def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
         StackError: a process of the stack died.
     """
     script = run.scripts[step.app]
-    warm = wrk.wrk_argv(stack.url, step.concurrency, run.config.warmup_s, script)
-    measure.run_wrk(warm, run.config.warmup_s)
+    if step.warmup:
+        warm = wrk.wrk_argv(stack.url, step.concurrency, run.config.warmup_s, script)
+        measure.run_wrk(warm, run.config.warmup_s)
     loadavg = [round(x, 2) for x in os.getloadavg()]
     argv = wrk.wrk_argv(stack.url, step.concurrency, run.config.duration_s, script)
     before = measure.snapshot(stack)
@@ -118,6 +120,7 @@ def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
         "loadavg": loadavg,
         "procs": measure.usage(before, after),
         "loadgen_cpu_pct": round(100.0 * done.cpu_s / max(done.wall_s, 1e-6), 1),
+        "machine_cpu_pct": measure.machine_busy_pct(before, after),
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 

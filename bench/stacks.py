@@ -23,17 +23,14 @@ from pathlib import Path
 
 import psutil
 
+from bench.workload import WORKLOADS, answer_problem
+
 log = logging.getLogger("bench.stacks")
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 STOP_GRACE_S = 5.0
 READY_TIMEOUT_S = 20.0
-POST_BODY_SIZE = 100 * 1024
-#: the app modules served; the same module:callable for every stack.
-APP_SPECS = {name: f"bench.apps.{name}:app" for name in ("hello", "io", "big", "post")}
-#: the body length a correct response to each app has (checked before any measuring).
-EXPECTED_LENGTH = {"hello": 13, "io": 12, "big": 256 * 1024, "post": 21}
 
 
 class StackError(RuntimeError):
@@ -144,14 +141,6 @@ def stop_process(popen: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> N
         popen.wait(STOP_GRACE_S)
 
 
-def probe_request(app: str) -> tuple[str, bytes, dict[str, str]]:
-    """The method, body and headers of the request wrk sends for ``app``."""
-    if app == "post":
-        headers = {"Content-Type": "application/octet-stream"}
-        return "POST", b"x" * POST_BODY_SIZE, headers
-    return "GET", b"", {}
-
-
 def wait_ready(stack: Stack, timeout: float = READY_TIMEOUT_S) -> None:
     """Poll the stack with the benchmark's own request until it answers it correctly.
 
@@ -168,9 +157,10 @@ def wait_ready(stack: Stack, timeout: float = READY_TIMEOUT_S) -> None:
             last = f"{type(exc).__name__}: {exc}"
             time.sleep(0.2)
             continue
-        if status == 200 and len(body) == EXPECTED_LENGTH[stack.app]:
+        problem = answer_problem(stack.app, status, body)
+        if problem is None:
             return
-        raise StackError(f"{stack.name}/{stack.app}: probe got {status}, {len(body)} bytes")
+        raise StackError(f"{stack.name}/{stack.app}: wrong answer to the probe: {problem}")
     raise StackError(f"{stack.name}/{stack.app}: not ready after {timeout:.0f} s ({last})")
 
 
@@ -179,14 +169,20 @@ def fetch(url: str, app: str, timeout: float = 2.0) -> tuple[int, bytes]:
     rest = url.split("://", 1)[1]
     hostport, _, path = rest.partition("/")
     host, _, port = hostport.partition(":")
-    method, body, headers = probe_request(app)
+    work = WORKLOADS[app]
+    headers = {"Content-Type": work.content_type} if work.content_type else {}
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
-        conn.request(method, "/" + path, body=body or None, headers=headers)
+        conn.request(work.method, "/" + path, body=work.body() or None, headers=headers)
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
         conn.close()
+
+
+def url_for(port: int, app: str) -> str:
+    """The URL wrk loads for ``app`` on a server at ``port``."""
+    return f"http://{HOST}:{port}{WORKLOADS[app].path}"
 
 
 def start_gunicorn(app: str, workers: int, workdir: Path, worker_class: str) -> Stack:
@@ -194,11 +190,11 @@ def start_gunicorn(app: str, workers: int, workdir: Path, worker_class: str) -> 
     port = free_port()
     argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers)]
     argv += ["--worker-class", worker_class, "--bind", f"{HOST}:{port}"]
-    argv += ["--log-level", "warning", "--worker-connections", "1000", APP_SPECS[app]]
+    argv += ["--log-level", "warning", "--worker-connections", "1000", WORKLOADS[app].app]
     proc = spawn(argv, workdir / f"gunicorn-{worker_class}.log")
     how = f"gunicorn {worker_class}: 1 master + {workers} workers"
     stack = Stack(
-        f"gunicorn-{worker_class}", app, f"http://{HOST}:{port}/", how, stop_signal=signal.SIGINT
+        f"gunicorn-{worker_class}", app, url_for(port, app), how, stop_signal=signal.SIGINT
     )
     stack.roots.append(("master", proc))
     return stack
@@ -212,9 +208,9 @@ def start_uwsgi(app: str, workers: int, workdir: Path) -> Stack:
     # --http-socket closes every connection; saying so keeps wrk from counting each close as
     # a read error (a real client would reconnect the same way).
     argv += ["--add-header", "Connection: close"]
-    argv += ["--pythonpath", str(ROOT), "--module", APP_SPECS[app]]
+    argv += ["--pythonpath", str(ROOT), "--module", WORKLOADS[app].app]
     proc = spawn(argv, workdir / "uwsgi.log")
     how = f"uwsgi --http-socket: 1 master + {workers} processes (Connection: close)"
-    stack = Stack("uwsgi", app, f"http://{HOST}:{port}/", how, stop_signal=signal.SIGINT)
+    stack = Stack("uwsgi", app, url_for(port, app), how, stop_signal=signal.SIGINT)
     stack.roots.append(("master", proc))
     return stack

@@ -1,5 +1,4 @@
-"""WSGI apps the benchmark serves on every stack; each module exposes ``app``.
+"""WSGI apps only the benchmark needs (``handlers/`` has no large-response app).
 
-``hello`` (tiny response), ``io`` (10 ms of gevent-friendly waiting), ``big`` (256 KiB response)
-and ``post`` (reads a 100 KB upload). No side effects at import.
+Each module exposes ``app``; no side effects at import.
 """

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-SIZE = 256 * 1024
-BODY = bytes(range(256)) * (SIZE // 256)
-HEADERS = [("Content-Type", "application/octet-stream"), ("Content-Length", str(SIZE))]
+from bench.workload import BIG_SIZE, canned_body
+
+BODY = canned_body("big")
+HEADERS = [("Content-Type", "application/octet-stream"), ("Content-Length", str(BIG_SIZE))]
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

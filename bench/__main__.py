@@ -1,0 +1,146 @@
+"""``python -m bench``: run the benchmark, write ``bench/results/<date>-<commit>.{json,md,html}``.
+
+``--quick`` is the development run (< 2 min); ``--diff OLD.json`` adds the change since a
+baseline; ``--report-only RESULT.json`` re-renders the Markdown and HTML of an earlier run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench import cycles, diff, html, report
+from bench.workload import WORKLOADS
+
+log = logging.getLogger("bench")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _names(text: str, allowed: Sequence[str], what: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what} {', '.join(unknown) or '(none)'}; choose from {', '.join(allowed)}"
+        )
+    return names
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    try:
+        levels = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("concurrency levels must be integers >= 1")
+    return levels
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--quick", action="store_true", help="short development run (< 2 min)")
+    p.add_argument("--apps", type=lambda t: _names(t, cycles.APPS, "app"))
+    p.add_argument("--stacks", type=lambda t: _names(t, cycles.STACKS, "stack"))
+    p.add_argument("--cycles", type=_levels, help="connections per cycle, e.g. 1,10,50")
+    p.add_argument("--duration", type=int, help="seconds per measured cycle")
+    p.add_argument("--warmup", type=int, help="seconds of warm-up before each cycle")
+    p.add_argument("--rounds", type=int, help="passes over the cycles (medians over rounds)")
+    p.add_argument("--workers", type=int, help="worker processes per stack")
+    p.add_argument("--idle", type=float, help="seconds of the idle CPU/RSS windows")
+    p.add_argument("--out", type=Path, default=RESULTS, help="directory for the result files")
+    p.add_argument("--diff", type=Path, metavar="OLD.json", help="baseline to compare with")
+    p.add_argument("--report-only", type=Path, metavar="RESULT.json", help="re-render only")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def config_from(args: argparse.Namespace) -> cycles.BenchConfig:
+    """The run's configuration: defaults, ``--quick``, then every explicit option."""
+    config = cycles.quick_config() if args.quick else cycles.BenchConfig()
+    overrides: dict[str, Any] = {
+        "apps": args.apps,
+        "stacks": args.stacks,
+        "concurrencies": args.cycles,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "rounds": args.rounds,
+        "workers": args.workers,
+        "idle_s": args.idle,
+    }
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if min(config.duration_s, config.warmup_s, config.rounds, config.workers) < 1:
+        raise ValueError("--duration, --warmup, --rounds and --workers must be >= 1")
+    return config
+
+
+def write_reports(result: dict[str, Any], out: Path, baseline: Path | None) -> Path:
+    """Write JSON, Markdown and HTML; with a baseline, append the diff. Returns the JSON path."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / report.result_name(result)
+    diff_md = ""
+    if baseline is not None:
+        old = report.load_json(baseline)
+        diff_md = diff.format_diff(diff.diff_results(old, result), baseline.name, stem.name)
+    json_path = stem.with_suffix(".json")
+    report.write_json(result, json_path)
+    md = report.markdown(result) + ("\n" + diff_md if diff_md else "")
+    stem.with_suffix(".md").write_text(md)
+    stem.with_suffix(".html").write_text(html.render(result, diff_md))
+    return json_path
+
+
+def run_benchmark(config: cycles.BenchConfig) -> dict[str, Any]:
+    """Run every app and build the result document (imports the process-side modules)."""
+    from bench import machine, runner  # here: --report-only needs no psutil or processes
+
+    info = machine.describe()
+    commit = machine.commit()
+    log.info("about %.0f s of benchmark ahead", cycles.estimate_seconds(config))
+    started = dt.datetime.now(dt.UTC)
+    run = runner.execute(config, lambda line: print(line, flush=True))
+    raw = {
+        "date": started.isoformat(timespec="seconds"),
+        "commit": commit,
+        "stacks": run.stack_how,
+        "apps": {app: WORKLOADS[app].app + WORKLOADS[app].path for app in config.apps},
+        "records": run.records,
+        "idle": run.idle,
+        "failures": run.failures,
+        "notes": [f"wall time {(dt.datetime.now(dt.UTC) - started).total_seconds():.0f} s"],
+    }
+    return report.build_result(config, info, raw)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.report_only:
+            result = report.load_json(args.report_only)
+        else:
+            if shutil.which("wrk") is None:
+                log.error("wrk not found: apt-get install wrk")
+                return 1
+            result = run_benchmark(config_from(args))
+        path = write_reports(result, args.out, args.diff)
+    except (OSError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    print("\n".join(report.targets_table(result)))
+    print(f"results: {path} (.md, .html beside it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The result document (JSON) and its Markdown summary.
+
+``build_result`` adds the derived parts (``summary``, ``ratios``, ``targets``) to the raw
+records, so a report can always be re-rendered from the JSON alone (``--report-only``).
+Must not import zmq, gevent, socket, subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import cycles, targets
+
+SCHEMA = "m2bridge-bench/1"
+METHOD_NOTES = (
+    "wrk (Debian) runs on the same 2 cores as the servers (1 thread, keep-alive, "
+    "`--latency`; a Lua `done()` hook prints the percentiles); its CPU is in every record.",
+    "Stacks serve the same app module with the same number of worker processes; all stacks "
+    "of one app run at the same time on their own ports, idle except the one under load.",
+    "Each cycle is a warm-up wrk run, then the measured run. Inside a cycle the stacks run one "
+    "after the other, in an order rotated each round; numbers are medians over rounds.",
+    "Ratios are paired: stack / baseline in the same round and cycle, median over rounds.",
+    "Other processes (other engineers' test suites) may have loaded the machine; the 1-minute "
+    "load average before each cycle is recorded.",
+)
+
+
+def build_result(
+    config: cycles.BenchConfig,
+    machine: dict[str, Any],
+    raw: dict[str, Any],
+) -> dict[str, Any]:
+    """The full result document from the run's raw parts (records, idle, failures, stacks)."""
+    records = raw["records"]
+    return {
+        "schema": SCHEMA,
+        "date": raw["date"],
+        "commit": raw["commit"],
+        "machine": machine,
+        "config": config.to_dict(),
+        "stacks": raw["stacks"],
+        "apps": raw["apps"],
+        "notes": list(METHOD_NOTES) + list(raw.get("notes", [])),
+        "failures": raw["failures"],
+        "records": records,
+        "idle": raw["idle"],
+        **derived(records, raw["idle"]),
+    }
+
+
+def derived(records: list[dict[str, Any]], idle: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summary, paired ratios and target outcomes, recomputed from the raw data."""
+    return {
+        "summary": cycles.summarize(records),
+        "ratios": cycles.ratios(records),
+        "targets": [o.to_dict() for o in targets.evaluate(records, idle)],
+    }
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    """Write the result with stable key order and a trailing newline."""
+    path.write_text(json.dumps(result, indent=1, sort_keys=False) + "\n")
+
+
+def load_json(path: Path) -> dict[str, Any]:
+    """Read a result file and refresh its derived parts (older files may lack them).
+
+    Raises:
+        ValueError: the file is not a result of this benchmark.
+    """
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: not a {SCHEMA} result")
+    data.update(derived(data["records"], data.get("idle", [])))
+    return data
+
+
+def result_name(result: dict[str, Any]) -> str:
+    """``<date>-<commit>``, the stem of the result files."""
+    return f"{str(result['date'])[:10]}-{result['commit']}"
+
+
+def _fmt(value: float | None, spec: str = ".0f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def targets_table(result: dict[str, Any]) -> list[str]:
+    """Markdown lines: each target, its value, its bound and whether it was met."""
+    lines = ["| target | measured | bound | met |", "|---|---:|---:|:---:|"]
+    marks = {True: "yes", False: "**no**", None: "not measured"}
+    for t in result["targets"]:
+        detail = f" ({t['detail']})" if t["detail"] else ""
+        lines.append(
+            f"| {t['name']}{detail} | {_fmt(t['value'], '.2f')} | {t['op']} {t['bound']:g} "
+            f"| {marks[t['ok']]} |"
+        )
+    return lines
+
+
+def app_table(result: dict[str, Any], app: str) -> list[str]:
+    """Markdown lines: per stack and cycle, median req/s (x gunicorn-gevent) and p50/p99."""
+    levels = result["config"]["concurrencies"]
+    head = "| stack | " + " | ".join(f"c={c}" for c in levels) + " |"
+    lines = [head, "|---|" + "---:|" * len(levels)]
+    summary = result["summary"].get(app, {})
+    for stack in cycles.stacks_for(app, result["config"]["stacks"]):
+        if stack not in summary:
+            continue
+        cells = [_cell_text(result, app, stack, c) for c in levels]
+        lines.append(f"| {stack} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cell_text(result: dict[str, Any], app: str, stack: str, c: int) -> str:
+    s = result["summary"][app][stack].get(str(c))
+    if s is None:
+        return "-"
+    ratio = result["ratios"].get(app, {}).get(stack, {}).get(str(c), {})
+    x = ratio.get("gunicorn-gevent", {}).get("rps")
+    lat = s["latency_ms"]
+    err = f", {s['errors']} err" if s["errors"] else ""
+    return (
+        f"{_fmt(s['rps'])} (x{_fmt(x, '.2f')}) "
+        f"p50 {_fmt(lat.get('p50'), '.1f')} p99 {_fmt(lat.get('p99'), '.1f')} ms{err}"
+    )
+
+
+def resources_table(result: dict[str, Any], app: str) -> list[str]:
+    """Markdown lines: CPU % per role at the highest cycle, and RSS per process after the run."""
+    top = str(max(result["config"]["concurrencies"]))
+    lines = [
+        f"| stack | CPU % at c={top} (per role) | wrk CPU % | idle CPU % after | RSS MB after |",
+        "|---|---|---:|---|---|",
+    ]
+    for stack, cells in result["summary"].get(app, {}).items():
+        s = cells.get(top)
+        cpu = ", ".join(f"{k} {v:.0f}" for k, v in s["cpu_pct"].items()) if s else "-"
+        wrk = _fmt(s["loadgen_cpu_pct"]) if s else "-"
+        idle_cpu, rss = _idle_text(result, app, stack)
+        lines.append(f"| {stack} | {cpu} | {wrk} | {idle_cpu} | {rss} |")
+    return lines
+
+
+def _idle_text(result: dict[str, Any], app: str, stack: str) -> tuple[str, str]:
+    for sample in result["idle"]:
+        if (sample["app"], sample["stack"], sample["phase"]) == (app, stack, "after"):
+            procs = sample["procs"]
+            cpu = ", ".join(f"{p['role']} {p['cpu_pct']:.1f}" for p in procs)
+            rss = ", ".join(f"{p['role']} {p['rss_mb']:.0f}" for p in procs)
+            return cpu, rss
+    return "-", "-"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The Markdown summary of a result."""
+    cfg, m = result["config"], result["machine"]
+    out = [
+        f"# m2bridge benchmark {result_name(result)}",
+        "",
+        f"Machine: {m['cpus']} x {m['cpu_model']}, Python {m['python']}, {m['wrk']}, "
+        f"mongrel2 {m['mongrel2']}, " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
+        "",
+        f"Run: {cfg['workers']} workers per stack, cycles {cfg['concurrencies']} connections, "
+        f"{cfg['duration_s']} s each after a {cfg['warmup_s']} s warm-up, {cfg['rounds']} rounds"
+        + (" (--quick)" if cfg["quick"] else "")
+        + f"; load average at start {m['loadavg_at_start']}.",
+        "",
+        "## Targets",
+        "",
+        *targets_table(result),
+        "",
+        "## Stacks",
+        "",
+        *[f"- `{name}`: {how}" for name, how in result["stacks"].items()],
+    ]
+    for app in cfg["apps"]:
+        out += ["", f"## {app}: median req/s (x gunicorn-gevent, paired), latency", ""]
+        out += app_table(result, app)
+        out += ["", *resources_table(result, app)]
+    out += ["", "## Method and limits", "", *[f"- {note}" for note in result["notes"]]]
+    if result["failures"]:
+        out += [
+            "",
+            "## Failures",
+            "",
+            *[f"- {f['stack']}/{f['app']}: {f['error']}" for f in result["failures"]],
+        ]
+    return "\n".join(out) + "\n"
