@@ -16,17 +16,18 @@ import os
 import random
 import signal
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import gevent
 from gevent import monkey
 from gevent.event import Event
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIHandler, WSGIServer
+from gevent.pywsgi import LoggingLogAdapter, WSGIHandler, WSGIServer
 
 from m2bridge.errors import AppImportError, ConfigError
 from m2bridge.loader import load_app
@@ -159,12 +160,16 @@ class FdHandler(WSGIHandler):
         finally:
             state.idle.discard(self)
 
+    def handle_one_request(self) -> tuple[str, bytes] | Literal[True] | None:
+        self.environ = None  # nothing of the previous request may reach its log line
+        self.code = None
+        self.body_bytes = 0
+        return super().handle_one_request()
+
     def handle_one_response(self) -> None:
         state = self.server.state
         state.stats.in_flight += 1
         self.requests_on_connection += 1
-        self.code = None
-        self.body_bytes = 0
         try:
             super().handle_one_response()
         finally:
@@ -188,11 +193,21 @@ class FdHandler(WSGIHandler):
         address: object = self.client_address
         return str(address[0]) if isinstance(address, tuple) else "-"
 
+    def unparsed_environ(self) -> dict[str, str]:
+        """What the access log needs of a request pywsgi refused before building an environ."""
+        method, uri, protocol = [*(self.requestline or "").split(None, 2), "-", "-", "-"][:3]
+        return {
+            "REMOTE_ADDR": self.remote_addr(),
+            "REQUEST_METHOD": method,
+            "REQUEST_URI": uri,
+            "SERVER_PROTOCOL": protocol.strip(),
+        }
+
     def log_request(self) -> None:
         access_log = self.server.access_log
         if access_log is None:
             return
-        environ = getattr(self, "environ", None) or {"REMOTE_ADDR": self.remote_addr()}
+        environ = self.environ or self.unparsed_environ()
         duration = (self.time_finish or time.time()) - self.time_start
         access_log.log(environ, self.status_code(), self.body_bytes, duration)
 
@@ -255,7 +270,10 @@ class FdServer(WSGIServer):
         )
         self.request_timeout = config.timeout
         self.access_log = AccessLog.open(config.access_log)
-        environ = {"wsgi.multiprocess": config.fd is not None}
+        environ: dict[str, Any] = {
+            "wsgi.multiprocess": config.fd is not None,  # also: accept 1 connection per wake-up
+            "wsgi.errors": sys.stderr,  # as the ZeroMQ worker
+        }
         address = listener.getsockname()
         if isinstance(address, tuple):
             environ["SERVER_NAME"] = address[0]  # no reverse DNS lookup at start-up
@@ -264,7 +282,9 @@ class FdServer(WSGIServer):
             app,
             spawn=Pool(config.concurrency),
             log=None,  # the access log is written by FdHandler.log_request
-            error_log=logging.getLogger("m2bridge.fdworker.wsgi"),
+            error_log=LoggingLogAdapter(
+                logging.getLogger("m2bridge.fdworker.wsgi"), logging.WARNING
+            ),
             environ=environ,
         )
 

@@ -342,3 +342,21 @@ def test_serve_cli_with_fd_runs_the_fd_worker(workers, tmp_path, listener):
     assert worker.wait() == 0
     assert "m2bridge.fdworker" in worker.log()
     conn.close()
+
+
+def test_malformed_request_gets_400_and_its_own_access_log_line(workers, tmp_path, listener):
+    access = tmp_path / "access.log"
+    worker = start(workers, tmp_path, listener.fileno(), access_log=str(access))
+    with socket.create_connection(listener.getsockname(), timeout=10) as raw:
+        raw.sendall(b"GET /fine HTTP/1.1\r\nHost: t\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"hello /fine"):  # header block and body come in two sends
+            reply += raw.recv(4096) or pytest.fail(f"closed after {reply!r}")
+        assert reply.startswith(b"HTTP/1.1 200 ")
+        raw.sendall(b"BROKEN\r\n\r\n")
+        assert raw.recv(4096).startswith(b"HTTP/1.1 400 ")
+    worker.proc.send_signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    lines = access.read_text().splitlines()
+    assert len(lines) == 2
+    assert '"BROKEN - -" 400 0 ' in lines[1]
