@@ -1,0 +1,270 @@
+"""One Mongrel2 connection id: its requests served in order by one greenlet, its replies merged.
+
+Two Mongrel2 facts shape this module (MONGREL2.md 2.2 and 3.3):
+
+- Pipelined requests share one connection id and Mongrel2 writes replies in the order it gets
+  them, so the jobs of one connection run one after another in a single greenlet.
+- More than 16 messages queued for one connection make Mongrel2 drop it silently. Writes are
+  therefore rate-limited per connection by a token bucket: a burst of ``BURST`` messages leaves
+  at once (a whole small response is one message anyway), then at most one message per
+  ``MERGE_INTERVAL``; whatever the application produced in between leaves merged into the next
+  message. A flusher greenlet sends held-back bytes when the application blocks meanwhile.
+
+A ``Connection`` lives while it has work: it is created for the first job and forgotten when
+its queue is empty, so idle keep-alive connections cost nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from time import monotonic
+from typing import Any, Protocol
+
+import gevent
+from gevent.pool import Pool
+
+from m2bridge.protocol import encode_close, encode_reply
+
+log = logging.getLogger("m2bridge.connection")
+
+#: Messages one connection may send back to back before merging starts.
+BURST = 8
+#: Seconds per message once the burst is spent (the bucket refills one token per interval).
+MERGE_INTERVAL = 0.002
+
+
+class Sink(Protocol):
+    """What a connection needs from a transport channel."""
+
+    @property
+    def index(self) -> int: ...
+
+    @property
+    def recv_spec(self) -> str: ...
+
+    @property
+    def reply_ident(self) -> bytes | None: ...
+
+    def send(self, message: bytes) -> None: ...
+
+
+#: A unit of work of one connection: ``func(connection, arg)``; it must not raise.
+Job = tuple[Callable[["Connection", Any], None], Any]
+
+
+class ClientGone(gevent.GreenletExit):
+    """Thrown into a connection's greenlet when its client left and the grace period ended."""
+
+
+class Connection:
+    """The queued jobs and the reply stream of one connection id on one channel.
+
+    Attributes:
+        conn_id: Mongrel2's connection id.
+        channel: where replies go (the channel the requests came from).
+        sender: the identity at the start of every reply.
+        closed: no more bytes may go to this client (we closed it, or it went away).
+    """
+
+    __slots__ = (
+        "_flusher",
+        "_pending",
+        "_running",
+        "_sending",
+        "_stamp",
+        "_table",
+        "_tokens",
+        "channel",
+        "closed",
+        "conn_id",
+        "greenlet",
+        "jobs",
+        "sender",
+    )
+
+    def __init__(self, table: ConnectionTable, channel: Sink, conn_id: int, sender: bytes) -> None:
+        self.conn_id = conn_id
+        self.channel = channel
+        self.sender = sender
+        self.closed = False
+        self.jobs: deque[Job] = deque()
+        self.greenlet: gevent.Greenlet[[], None] | None = None
+        self._table = table
+        self._pending: list[bytes] = []
+        self._running = False
+        self._sending = False
+        self._flusher: gevent.Greenlet[[], None] | None = None
+        self._tokens = float(BURST)
+        self._stamp = 0.0
+
+    # ------------------------------------------------------------------ jobs
+
+    def run(self) -> None:
+        """Run queued jobs in order until none is left (the body of this connection's greenlet)."""
+        self._running = True
+        try:
+            while self.jobs:
+                func, arg = self.jobs.popleft()
+                func(self, arg)
+        except ClientGone:
+            log.debug("connection %d: request cancelled, client gone", self.conn_id)
+        except gevent.GreenletExit:
+            self.close()  # the worker is shutting down mid-request: do not leave the client hanging
+            raise
+        finally:
+            self.closed = self.closed or bool(self.jobs)
+            while self.jobs:  # let dropped jobs clean up (upload files) without serving
+                func, arg = self.jobs.popleft()
+                func(self, arg)
+            self._running = False
+            self._table.discard(self)
+
+    def cancel(self, grace: float) -> None:
+        """The client left: send nothing more, skip queued jobs, stop the running one after
+        ``grace`` seconds."""
+        self.closed = True
+        self._pending.clear()
+        glet = self.greenlet
+        if glet is None or not self._running:
+            return  # not started yet: it will skip every job as the connection is closed
+        if grace > 0:
+            gevent.spawn_later(grace, glet.kill, ClientGone, block=False)
+        else:
+            glet.kill(ClientGone, block=False)
+
+    def abort(self) -> None:
+        """Worker exit: close the client and let every queued job clean up without serving."""
+        self.close()
+        while self.jobs:
+            func, arg = self.jobs.popleft()
+            func(self, arg)
+
+    # ------------------------------------------------------------------ replies
+
+    def write(self, data: bytes) -> None:
+        """Queue response bytes; they leave now or merged with the next ones."""
+        if self.closed or not data:
+            return
+        self._pending.append(data)
+        if not self._sending and self._flusher is None:
+            self._pump()
+
+    def end(self, close: bool) -> None:
+        """The response is complete: send what is held back now, then close if asked."""
+        if self.closed:
+            return
+        while self._sending:  # only when the flusher waits on back-pressure
+            gevent.sleep(0.001)
+        if self._pending:
+            self._take_token(force=True)
+            self._send_pending()
+        if close:
+            self.close()
+
+    def respond(self, data: bytes, close: bool) -> None:
+        """Send one complete response (an error page, say), closing after it if asked."""
+        self.write(data)
+        self.end(close)
+
+    def close(self) -> None:
+        """Tell Mongrel2 to close the connection (the empty reply); idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        self._pending.clear()
+        self.channel.send(encode_close(self.sender, (self.conn_id,)))
+
+    def _pump(self) -> None:
+        while self._pending and not self.closed:
+            if not self._take_token():
+                self._schedule_flush()
+                return
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        pending = self._pending
+        payload = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._sending = True
+        try:
+            self.channel.send(encode_reply(self.sender, (self.conn_id,), payload))
+        finally:
+            self._sending = False
+
+    def _take_token(self, force: bool = False) -> bool:
+        now = monotonic()
+        tokens = min(float(BURST), self._tokens + (now - self._stamp) / MERGE_INTERVAL)
+        self._stamp = now
+        if tokens >= 1.0 or force:
+            self._tokens = tokens - 1.0
+            return True
+        self._tokens = tokens
+        return False
+
+    def _schedule_flush(self) -> None:
+        if self._flusher is None:
+            delay = (1.0 - self._tokens) * MERGE_INTERVAL
+            self._flusher = gevent.spawn_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._flusher = None
+        self._pump()
+
+
+class ConnectionTable:
+    """The connections with work in flight, keyed by (channel index, connection id)."""
+
+    def __init__(self, pool: Pool, sender_id: bytes | None = None) -> None:
+        """Args:
+        pool: the greenlet pool connections run in (its size bounds concurrency).
+        sender_id: an explicit reply identity; otherwise the channel's recv_ident, else the
+            request's sender.
+        """
+        self._pool = pool
+        self._sender_id = sender_id
+        self._conns: dict[tuple[int, int], Connection] = {}
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def submit(self, channel: Sink, conn_id: int, sender: bytes, job: Job) -> None:
+        """Queue ``job`` on its connection; start the connection's greenlet if it is idle.
+
+        Blocks while the pool is full (back-pressure on the receiving loop).
+        """
+        key = (channel.index, conn_id)
+        conn = self._conns.get(key)
+        if conn is not None:
+            conn.jobs.append(job)
+            return
+        reply_sender = self._sender_id or channel.reply_ident or sender
+        conn = Connection(self, channel, conn_id, reply_sender)
+        conn.jobs.append(job)
+        conn.greenlet = self._pool.spawn(conn.run)
+        self._conns[key] = conn
+
+    def disconnect(self, channel_index: int, conn_id: int, grace: float) -> bool:
+        """The client left: drop its queued work and cancel its request after ``grace`` s.
+
+        Returns:
+            Whether the connection had work in flight.
+        """
+        conn = self._conns.get((channel_index, conn_id))
+        if conn is None:
+            return False
+        conn.cancel(grace)
+        return True
+
+    def abort_all(self) -> None:
+        """Worker exit, after the pool was killed: close and clean up what is left."""
+        for conn in list(self._conns.values()):
+            conn.abort()
+        self._conns.clear()
+
+    def discard(self, conn: Connection) -> None:
+        """Forget ``conn`` (its greenlet is ending)."""
+        key = (conn.channel.index, conn.conn_id)
+        if self._conns.get(key) is conn:
+            del self._conns[key]

@@ -1,0 +1,272 @@
+"""What a worker does with each message Mongrel2 sends: serve it, refuse it, or ignore it.
+
+``Dispatcher.dispatch(channel, frame)`` parses one message and routes the event:
+
+- ``Request``: queued on its connection and served through the WSGI app, in order;
+- ``UploadStarted``: remembered (no reply); ``UploadDone``: served with the temp file as
+  ``wsgi.input`` only if the same connection announced the same path; forged ones get 400;
+- ``Disconnect``: the connection's queued work is dropped and its request cancelled after
+  ``cancel_grace``; notices (``Disconnect``, ``Credits``) are never answered, as a reply to a
+  dead connection brings another notice, without end;
+- ``WebSocketHandshake``, ``StreamedRequest``, ``UploadChunk``: not served yet: 501 and close;
+  ``WebSocketFrame`` and ``JSONMessage``: dropped with a debug log;
+- a malformed message: a warning, and 400 + close when its sender and connection id are
+  readable (and it is not a notice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import sys
+from collections.abc import Callable
+from time import monotonic
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import gevent
+
+from m2bridge.body import inline_body, open_upload, remove_upload
+from m2bridge.environ import EnvironSettings, build_environ
+from m2bridge.errors import ProtocolError
+from m2bridge.handler import run_wsgi
+from m2bridge.protocol import (
+    Credits,
+    Disconnect,
+    JSONMessage,
+    Request,
+    StreamedRequest,
+    UploadChunk,
+    UploadDone,
+    UploadStarted,
+    WebSocketFrame,
+    WebSocketHandshake,
+    parse_message,
+)
+from m2bridge.response import Response, keep_alive_requested, make_simple_response
+from m2bridge.uploads import UploadTracker
+
+if TYPE_CHECKING:
+    from m2bridge._types import WSGIApp
+    from m2bridge.config import WorkerConfig
+    from m2bridge.connection import Connection, ConnectionTable, Sink
+    from m2bridge.logs import AccessLog
+    from m2bridge.stats import WorkerStats
+
+log = logging.getLogger("m2bridge.dispatch")
+
+_TARGET_RE = re.compile(rb"([A-Za-z0-9-]+) ([0-9]{1,20}) ([^ @][^ ]*) ")
+_REASONS = {
+    400: "Bad Request",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    504: "Gateway Timeout",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A short error response to send (and close) instead of running the app."""
+
+    status: int
+    method: str = "GET"
+    version: str = "HTTP/1.1"
+
+
+def reply_target(frame: bytes) -> tuple[bytes, int] | None:
+    """Sender and connection id of a malformed message, if readable and not a notice."""
+    match = _TARGET_RE.match(frame)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def error_page(reply: ErrorReply) -> bytes:
+    """The bytes of a short plain-text error response that closes the connection."""
+    reason = _REASONS.get(reply.status, "Error")
+    version = reply.version if reply.version in ("HTTP/1.0", "HTTP/1.1") else "HTTP/1.1"
+    data, _ = make_simple_response(
+        f"{reply.status} {reason}",
+        f"{reason}\n".encode(),
+        method=reply.method,
+        version=version,
+        keep_alive=False,
+    )
+    return data
+
+
+class Dispatcher:
+    """Routes parsed events to connections and serves requests through the WSGI app."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        config: WorkerConfig,
+        table: ConnectionTable,
+        stats: WorkerStats,
+        access_log: AccessLog | None = None,
+        on_request: Callable[[], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.table = table
+        self.stats = stats
+        self.access_log = access_log
+        self.uploads = UploadTracker()
+        self._on_request = on_request or (lambda: None)
+        self._settings = EnvironSettings(script_name=config.script_name)
+        self._timeout = config.timeout
+        self._serve_job = self._serve_request  # bound once, not per request
+        self._routes: dict[type, Callable[[Sink, Any], None]] = {
+            Request: self._on_request_event,
+            UploadStarted: self._on_upload_started,
+            UploadDone: self._on_upload_done,
+            Disconnect: self._on_disconnect,
+            StreamedRequest: self._on_unsupported,
+            WebSocketHandshake: self._on_unsupported,
+            UploadChunk: self._on_unsupported,
+            WebSocketFrame: self._on_ignored,
+            JSONMessage: self._on_ignored,
+            Credits: self._on_ignored,
+        }
+
+    def dispatch(self, channel: Sink, frame: bytes) -> None:
+        """Handle one message from ``channel``; never raises for bad input."""
+        try:
+            event = parse_message(frame)
+        except ProtocolError as exc:
+            self._on_malformed(channel, frame, exc)
+            return
+        self._routes[type(event)](channel, event)
+
+    def close(self) -> None:
+        """Worker exit: delete the temp files of uploads that never completed."""
+        for path in self.uploads.forget_all():
+            remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)
+
+    # ------------------------------------------------------------------ routing
+
+    def _on_request_event(self, channel: Sink, event: Request) -> None:
+        self._on_request()
+        self.table.submit(channel, event.conn_id, event.sender, (self._serve_job, event))
+
+    def _on_upload_started(self, channel: Sink, event: UploadStarted) -> None:
+        if self.uploads.start((channel.index, event.conn_id), event):
+            log.debug("connection %d: upload started in %s", event.conn_id, event.upload_path)
+            return
+        log.warning(
+            "connection %d: refused x-mongrel2-upload-start %r that Mongrel2 did not send",
+            event.conn_id,
+            event.upload_path,
+        )
+        self._refuse(channel, event, 400)
+
+    def _on_upload_done(self, channel: Sink, event: UploadDone) -> None:
+        if self.uploads.claim((channel.index, event.conn_id), event):
+            self._on_request()
+            self.table.submit(channel, event.conn_id, event.sender, (self._serve_upload, event))
+            return
+        log.warning(
+            "connection %d: refused forged x-mongrel2-upload-done %r (no matching start)",
+            event.conn_id,
+            event.upload_path,
+        )
+        self._refuse(channel, event, 400)
+
+    def _on_disconnect(self, channel: Sink, event: Disconnect) -> None:
+        self.table.disconnect(channel.index, event.conn_id, self.config.cancel_grace)
+        path = self.uploads.forget((channel.index, event.conn_id))
+        if path is not None:
+            remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)
+
+    def _on_unsupported(self, channel: Sink, event: Request | UploadChunk) -> None:
+        log.info("connection %d: %s not supported yet: 501", event.conn_id, type(event).__name__)
+        self._refuse(channel, event, 501)
+
+    def _on_ignored(self, channel: Sink, event: object) -> None:
+        log.debug("ignored %s", type(event).__name__)
+
+    def _on_malformed(self, channel: Sink, frame: bytes, exc: ProtocolError) -> None:
+        target = reply_target(frame)
+        log.warning("malformed message from Mongrel2 at %s: %s", channel.recv_spec, exc)
+        if target is not None:
+            reply = ErrorReply(exc.error_status_hint)
+            self.table.submit(channel, target[1], target[0], (self._send_error, reply))
+
+    def _refuse(self, channel: Sink, event: Request | UploadChunk, status: int) -> None:
+        if isinstance(event, Request):
+            reply = ErrorReply(status, event.method, event.version)
+        else:
+            reply = ErrorReply(status)
+        self.table.submit(channel, event.conn_id, event.sender, (self._send_error, reply))
+
+    # ------------------------------------------------------------------ jobs (one connection)
+
+    def _send_error(self, conn: Connection, reply: ErrorReply) -> None:
+        if not conn.closed:
+            self.stats.served += 1
+            conn.respond(error_page(reply), close=True)
+
+    def _serve_request(self, conn: Connection, request: Request) -> None:
+        if not conn.closed:
+            self._run_app(conn, request, inline_body(request))
+
+    def _serve_upload(self, conn: Connection, event: UploadDone) -> None:
+        chroot, store = self.config.m2_chroot, self.config.upload_temp_store
+        try:
+            if conn.closed:
+                return
+            try:
+                stream, size = open_upload(event.upload_path, chroot, store)
+            except ProtocolError as exc:
+                log.warning("connection %d: upload refused: %s", conn.conn_id, exc)
+                self._send_error(conn, ErrorReply(exc.error_status_hint, event.method))
+                return
+            with stream:
+                headers = {**event.headers, "content-length": str(size)}
+                request = dataclasses.replace(event, headers=headers)
+                self._run_app(conn, request, stream)
+        finally:
+            remove_upload(event.upload_path, chroot, store)
+
+    def _run_app(self, conn: Connection, request: Request, body: BinaryIO) -> None:
+        stats = self.stats
+        stats.in_flight += 1
+        started = monotonic()
+        version = request.version
+        keep_alive = keep_alive_requested(version, request.header("connection"))
+        response = Response(request.method, version, keep_alive)
+        environ = None
+        status: int | None = None
+        timer = gevent.Timeout.start_new(self._timeout) if self._timeout > 0 else None
+        try:
+            environ = build_environ(request, body, self._settings, sys.stderr)
+            for piece in run_wsgi(self.app, environ, response):
+                conn.write(piece)
+            conn.end(response.should_close)
+            status = response.status_code if response.finished else None
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            status = self._timed_out(conn, request, response)
+        finally:
+            if timer is not None:
+                timer.close()
+            stats.in_flight -= 1
+            stats.served += 1
+            if status is None or status >= 500:
+                stats.errors += 1
+            if self.access_log is not None and environ is not None:
+                self.access_log.log(environ, status, response.body_bytes, monotonic() - started)
+
+    def _timed_out(self, conn: Connection, request: Request, response: Response) -> int | None:
+        log.warning(
+            "connection %d: %s %s ran past --timeout %ss; cancelled",
+            conn.conn_id,
+            request.method,
+            request.path,
+            self._timeout,
+        )
+        if response.headers_sent or conn.closed:
+            conn.close()
+            return None
+        conn.respond(error_page(ErrorReply(504, request.method, request.version)), close=True)
+        return 504

@@ -1,0 +1,197 @@
+"""ZeroMQ I/O of a worker: one ``Channel`` (PULL + XPUB) per Mongrel2 server, on zmq.green.
+
+The only module of the worker path that imports zmq. Facts it is built on (Mongrel2 1.12.2,
+re-checked against the real binary in ``tests/component/test_transport.py`` and the
+integration tests):
+
+- Mongrel2 binds a PUSH on ``send_spec`` and a SUB on ``recv_spec``; the handler connects.
+- A reply published before the PUB has finished connecting is silently lost (slow joiner).
+  We connect an XPUB with ``ZMQ_IMMEDIATE`` and ``ZMQ_XPUB_VERBOSE``: it receives the SUB's
+  subscription (``b"\\x01" + recv_ident``) the moment the connection is up, and an
+  unsubscription (``b"\\x00"``) when Mongrel2 goes away, then a subscription again after it
+  restarts. Requests are read from the PULL only while subscribed, so no reply is ever
+  published into the void; the PULL is first connected once the XPUB is ready.
+- With ``recv_ident`` set, Mongrel2 drops replies that do not start with it: the subscribed
+  topic *is* the recv_ident, so the channel offers it as the reply identity.
+- ``ZMQ_XPUB_NODROP``: when Mongrel2 falls behind by the high-water mark, sending blocks the
+  greenlet (back-pressure) instead of silently dropping the reply.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import gevent
+import zmq.green as zmq
+from gevent.event import Event
+from gevent.lock import Semaphore
+
+log = logging.getLogger("m2bridge.transport")
+
+#: Seconds before the first "waiting for Mongrel2" warning, and between the next ones.
+FIRST_WAIT_WARNING = 1.0
+WAIT_WARNING_INTERVAL = 5.0
+#: How long closing waits for replies still queued in ZeroMQ to reach Mongrel2 (ms).
+CLOSE_LINGER_MS = 2000
+_SUBSCRIBE = 1
+_UNSUBSCRIBE = 0
+_IDENT_RE = re.compile(rb"[A-Za-z0-9-]+\Z")
+
+
+class Channel:
+    """The two sockets paired with one Mongrel2 server (its ``send_spec`` and ``recv_spec``).
+
+    Attributes:
+        index: position of this pair in the worker's spec lists.
+        send_spec: where our PULL connects (Mongrel2's PUSH).
+        recv_spec: where our XPUB connects (Mongrel2's SUB).
+        reply_ident: the recv_ident Mongrel2 subscribed with, when it is non-empty; replies
+            must start with it.
+    """
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        index: int,
+        specs: tuple[str, str],
+        identity: str | None = None,
+    ) -> None:
+        self.index = index
+        self.send_spec, self.recv_spec = specs
+        self.reply_ident: bytes | None = None
+        self._topics: set[bytes] = set()
+        self._ready = Event()
+        self._pull_connected = False
+        self._send_lock = Semaphore()
+        self._pull = context.socket(zmq.PULL)
+        self._pull.setsockopt(zmq.LINGER, 0)
+        if identity:
+            self._pull.setsockopt(zmq.IDENTITY, identity.encode())
+        self._pub = context.socket(zmq.XPUB)
+        self._pub.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
+        self._pub.setsockopt(zmq.IMMEDIATE, 1)
+        self._pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self._pub.setsockopt(zmq.XPUB_NODROP, 1)
+        self._pub.connect(self.recv_spec)
+        self._watcher = gevent.spawn(self._watch_subscriptions)
+
+    @property
+    def ready(self) -> bool:
+        """Mongrel2's SUB is connected and subscribed: replies published now arrive."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None, warn: bool = True) -> bool:
+        """Block until Mongrel2 is connected, warning every few seconds while it is not.
+
+        Returns:
+            Whether it is ready (False only when ``timeout`` ran out).
+        """
+        remaining = timeout
+        interval = FIRST_WAIT_WARNING
+        while not self._ready.is_set():
+            step = interval if remaining is None else min(remaining, interval)
+            interval = WAIT_WARNING_INTERVAL
+            if self._ready.wait(step):
+                break
+            if warn:
+                log.warning("waiting for Mongrel2 at %s (recv_spec)", self.recv_spec)
+            if remaining is not None:
+                remaining -= step
+                if remaining <= 0:
+                    return False
+        return True
+
+    def recv(self) -> bytes:
+        """Return the next message Mongrel2 sent; block while Mongrel2 is not connected."""
+        self.wait_ready()
+        frame: bytes = self._pull.recv()
+        if not self._ready.is_set():  # Mongrel2 restarted while we waited: PUB not back yet
+            self.wait_ready()
+        return frame
+
+    def recv_nowait(self) -> bytes | None:
+        """Return a message already queued locally, or None."""
+        if not self._pull_connected:
+            return None
+        try:
+            frame: bytes = self._pull.recv(zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        return frame
+
+    def stop_receiving(self) -> None:
+        """Disconnect the PULL: Mongrel2 stops handing this worker new requests."""
+        if self._pull_connected:
+            self._pull_connected = False
+            try:
+                self._pull.disconnect(self.send_spec)
+            except zmq.ZMQError as exc:  # already gone: nothing to stop
+                log.debug("disconnecting %s: %s", self.send_spec, exc)
+
+    def send(self, message: bytes) -> None:
+        """Publish one reply; blocks (this greenlet only) while Mongrel2 is behind."""
+        try:
+            self._pub.send(message, zmq.NOBLOCK)
+        except zmq.Again:
+            with self._send_lock:  # zmq.green lets one greenlet at a time wait to write
+                self._pub.send(message)
+
+    def close(self, linger_ms: int = CLOSE_LINGER_MS) -> None:
+        """Close both sockets, giving queued replies up to ``linger_ms`` to leave."""
+        self._watcher.kill(block=False)
+        self._pull.close(0)
+        self._pub.close(linger_ms)
+
+    def _watch_subscriptions(self) -> None:
+        while True:
+            message: bytes = self._pub.recv()
+            if not message:
+                continue
+            kind, topic = message[0], message[1:]
+            if kind == _SUBSCRIBE:
+                self._subscribed(topic)
+            elif kind == _UNSUBSCRIBE:
+                self._unsubscribed(topic)
+
+    def _subscribed(self, topic: bytes) -> None:
+        self._topics.add(topic)
+        self.reply_ident = topic if topic and _IDENT_RE.match(topic) else None
+        if self._ready.is_set():
+            return
+        log.info("Mongrel2 connected at %s", self.recv_spec)
+        self._ready.set()
+        if not self._pull_connected:
+            self._pull.connect(self.send_spec)
+            self._pull_connected = True
+
+    def _unsubscribed(self, topic: bytes) -> None:
+        self._topics.discard(topic)
+        if not self._topics and self._ready.is_set():
+            self._ready.clear()
+            log.warning("Mongrel2 at %s went away; pausing until it is back", self.recv_spec)
+
+
+class Transport:
+    """All channels of one worker, on one fresh ``zmq.green`` context of this process."""
+
+    def __init__(
+        self,
+        send_specs: tuple[str, ...],
+        recv_specs: tuple[str, ...],
+        identity: str | None = None,
+    ) -> None:
+        if len(send_specs) != len(recv_specs) or not send_specs:
+            raise ValueError("send_specs and recv_specs must pair up one to one")
+        self.context = zmq.Context()
+        self.channels = [
+            Channel(self.context, index, specs, identity)
+            for index, specs in enumerate(zip(send_specs, recv_specs, strict=True))
+        ]
+
+    def close(self, linger_ms: int = CLOSE_LINGER_MS) -> None:
+        """Close every socket and terminate the context (waits for lingering replies)."""
+        for channel in self.channels:
+            channel.close(linger_ms)
+        self.context.term()
