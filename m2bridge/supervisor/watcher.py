@@ -92,13 +92,14 @@ class Watcher:
     def _apply(self, action: plan.Action, now: float) -> None:
         match action:
             case plan.Spawn():
-                self._spawn(action, now)
+                if not self.history.gave_up:  # one failed spawn is enough this tick
+                    self._spawn(action, now)
             case plan.Stop(pid=pid):
                 self.processes[pid].stop(self.stop_signum, now)
             case plan.Kill(pid=pid):
                 process = self.processes[pid]
                 log.warning(
-                    "%s (pid %d) still running %.0f s after stop: killing it",
+                    "%s (pid %d) still running %g s after stop: killing it",
                     process.slot.label,
                     pid,
                     self.spec.graceful_timeout,
