@@ -103,7 +103,8 @@ class _Builder:
             self.fail("no 'servers' list: add servers = [main], naming your Server(...)", first)
             return []
         if not isinstance(assignment.value, ListNode):
-            self.fail("'servers' must be a list written in place: servers = [...]", assignment.pos)
+            message = "'servers' must be a list written in place: servers = [...]"
+            self.fail(message, assignment.value.pos)
             return []
         return self.objects(assignment.value, "Server", self.server)
 
@@ -207,23 +208,24 @@ class _Builder:
 
         return self.objects(node, cls, make)
 
-    def filter_value(self, node: Node, depth: int) -> FilterValue:
+    def filter_value(self, written: Node, depth: int) -> FilterValue:
+        """A filter setting; names are followed at any depth (m2sh does so here)."""
         if depth > 32:
-            raise self.fail(
-                "filter settings nest too deep (a name that refers to itself?)", node.pos
-            )
-        node = self.resolved(node)
+            message = "filter settings nest too deep (a name that refers to itself?)"
+            raise self.fail(message, written.pos)
+        node = self.resolved(written)
         if isinstance(node, String):
             return node.value
         if isinstance(node, Number):
             if node.value > _MAX_LONG:
-                raise self.fail(f"number {node.text} is too large for filter settings", node.pos)
+                message = f"number {node.text} is too large for filter settings"
+                raise self.fail(message, written.pos)
             return node.value
         if isinstance(node, ListNode):
             return [self.filter_value(item, depth + 1) for item in node.items]
         if isinstance(node, Hash):
             return {p.key: self.filter_value(p.value, depth + 1) for p in node.pairs}
-        raise self.fail(f"filter settings cannot hold {describe_node(node)}", node.pos)
+        raise self.fail(f"filter settings cannot hold {describe_node(node)}", written.pos)
 
     def scalars(
         self, name: str, numbers: bool

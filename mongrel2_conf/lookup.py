@@ -32,7 +32,7 @@ class HandlerSettings:
         chroot: the server's chroot exactly as configured ('' or relative paths are relative to
             the directory Mongrel2 starts in); upload temp files live under it.
         upload_temp_store: the ``upload.temp_store`` setting, or None.
-        routes: every route path of the server that points at this handler, in row order.
+        routes: every route path of the server that points at this handler, sorted.
         server_uuid: the uuid of the server those routes belong to.
     """
 
@@ -111,7 +111,7 @@ def _settings(
         raise ConfigError(message, file=where)
     handler = matches[0][3]
     server = matches[0][0]
-    routes = tuple(dict.fromkeys(p for s, _, p, h in uses if h is handler and s is server))
+    routes = tuple(sorted({p for s, _, p, h in uses if h is handler and s is server}))
     temp_store = config.settings.get("upload.temp_store")
     return HandlerSettings(
         send_spec=handler.send_spec,

@@ -62,16 +62,20 @@ def describe(token: Token) -> str:
 class _Parser:
     def __init__(self, text: str, file: str) -> None:
         self.file = file
-        self.tokens = list(tokenize(text, file))
-        self.index = 0
+        # Lazily, so that a syntax error is reported before a bad character further on.
+        self.tokens = tokenize(text, file)
+        self.next: Token | None = None
 
     @property
     def peek(self) -> Token:
-        return self.tokens[self.index]
+        if self.next is None:
+            self.next = next(self.tokens)
+        return self.next
 
     def advance(self) -> Token:
-        token = self.tokens[self.index]
-        self.index += 1
+        token = self.peek
+        if token.kind is not Kind.END:
+            self.next = None
         return token
 
     def expect(self, kind: Kind, what: str) -> Token:
@@ -119,16 +123,16 @@ class _Parser:
         if token.kind is Kind.CLASS:
             return self.call(token)
         if token.kind is Kind.LBRACKET:
-            return ListNode(tuple(self.sequence(Kind.RBRACKET, self.value)), token.pos)
+            return ListNode(tuple(self.sequence(token, Kind.RBRACKET, self.value)), token.pos)
         if token.kind is Kind.LBRACE:
-            pairs = self.sequence(Kind.RBRACE, self.pair)
+            pairs = self.sequence(token, Kind.RBRACE, self.pair)
             _no_repeats([(p.key, p.pos) for p in pairs], "key")
             return Hash(tuple(pairs), token.pos)
         raise ConfigError(f"expected a value ({VALUE_KINDS}), found {describe(token)}", token.pos)
 
     def call(self, cls: Token) -> Call:
-        self.expect(Kind.LPAREN, f"'(' after class name {cls.text!r}")
-        params = self.sequence(Kind.RPAREN, self.param)
+        opener = self.expect(Kind.LPAREN, f"'(' after class name {cls.text!r}")
+        params = self.sequence(opener, Kind.RPAREN, self.param)
         _no_repeats([(p.name, p.pos) for p in params], "parameter")
         return Call(cls.text, tuple(params), cls.pos)
 
@@ -146,7 +150,7 @@ class _Parser:
         self.expect(Kind.COLON, f"':' after key {key.text!r}")
         return Pair(key.text, self.value(), key.pos)
 
-    def sequence(self, close: Kind, element: Callable[[], T]) -> list[T]:
+    def sequence(self, opener: Token, close: Kind, element: Callable[[], T]) -> list[T]:
         items: list[T] = []
         while True:
             token = self.peek
@@ -157,7 +161,10 @@ class _Parser:
                 self.advance()
                 self._after_comma(token, close)
             elif token.kind is Kind.END:
-                raise ConfigError(f"missing {_CLOSER[close]} before the end of the file", token.pos)
+                at = opener.pos
+                closer = _CLOSER[close]
+                message = f"missing {closer} to close the {opener.text!r} at {at.line}:{at.column}"
+                raise ConfigError(message, token.pos)
             items.append(element())
 
     def _after_comma(self, comma: Token, close: Kind) -> None:

@@ -76,7 +76,9 @@ def _handler_list(config: Config, numbers: dict[int, int]) -> list[tuple[int, Ha
     routes: dict[int, list[str]] = {}
     handlers: dict[int, Handler] = {}
     for _, _, path, handler in config.handlers():
-        routes.setdefault(id(handler), []).append(path)
+        paths = routes.setdefault(id(handler), [])
+        if path not in paths:
+            paths.append(path)
         handlers[id(handler)] = handler
     ordered = sorted(handlers, key=lambda key: numbers[key])
     return [(numbers[key], handlers[key], routes[key]) for key in ordered]

@@ -108,6 +108,7 @@ def validate(config: Config) -> list[ConfigError]:
     for server in config.servers:
         problems += _check_server(server)
     problems += _check_targets(config)
+    problems += _check_endpoints(config)
     problems += _check_settings(config)
     return problems
 
@@ -226,6 +227,25 @@ def _check_targets(config: Config) -> list[ConfigError]:
             problems.append(
                 _problem(f"a route target must be Handler, Dir or Proxy, not {target!r}", target)
             )
+    return problems
+
+
+def _check_endpoints(config: Config) -> list[ConfigError]:
+    """Mongrel2 binds each endpoint once: handlers sharing one must be the same handler."""
+    problems = []
+    bound: dict[str, tuple[str, Handler]] = {}
+    for target in _distinct_targets(config):
+        if not isinstance(target, Handler):
+            continue
+        for role in ("send_spec", "recv_spec"):
+            spec = getattr(target, role)
+            first_role, first = bound.setdefault(spec, (role, target))
+            if first is target or (first_role == role and first == target):
+                continue  # the same handler (send_spec == recv_spec is reported elsewhere)
+            where = first.origin.get(first_role)
+            at = f" at line {where.line}" if where else ""
+            message = f"{role} {spec!r} is already the {first_role} of another Handler{at}"
+            problems.append(_problem(message, target, role))
     return problems
 
 
