@@ -1,0 +1,404 @@
+"""``m2bridge serve MODULE:APP``: serve a WSGI app as a Mongrel2 handler (or on a socket).
+
+Argument parsing and dispatch only. Flags are the ``WorkerConfig`` field names with dashes.
+Where the work goes:
+
+- ``--fd N`` / ``--bind HOST:PORT``: the fd-path worker, ``m2bridge.fdworker.main``;
+- ``--workers N`` (N > 1): ``m2bridge.supervisor.serve_workers`` runs N copies of this command
+  with ``--workers 1 --worker-slot $(wid)`` (the project's one process manager);
+- otherwise this process becomes one ZeroMQ worker, ``m2bridge.worker.main``.
+
+``--config PATH --handler NAME`` reads the endpoints, chroot and upload temp store from a
+Mongrel2 config (``mongrel2_conf.find_handler``). Exit codes: 0 ok, 1 error (one line on
+stderr), 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import re
+import sys
+from dataclasses import replace
+from typing import Any
+
+from m2bridge.config import (
+    DEFAULT_CANCEL_GRACE,
+    DEFAULT_CONCURRENCY,
+    DEFAULT_GRACEFUL_TIMEOUT,
+    DEFAULT_RECV_SPEC,
+    DEFAULT_SEND_SPEC,
+    WorkerConfig,
+)
+from m2bridge.errors import ConfigError, M2BridgeError
+from m2bridge.logs import LOG_LEVELS
+
+#: The supervisor tells each worker where to publish its counters in this variable.
+STATS_ENV = "M2BRIDGE_STATS_FILE"
+_TCP_RE = re.compile(r"tcp://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+):([0-9]{1,5})\Z")
+_IDENT_RE = re.compile(r"[A-Za-z0-9-]+\Z")
+
+
+class UsageError(M2BridgeError):
+    """The options contradict each other (exit status 2)."""
+
+
+# ---------------------------------------------------------------------- option types
+
+
+def endpoint(value: str) -> str:
+    """An argparse type: a ZeroMQ endpoint Mongrel2 can bind, ``tcp://HOST:PORT`` or ``ipc://PATH``."""
+    match = _TCP_RE.match(value)
+    if match and 0 < int(match.group(1)) <= 65535:
+        return value
+    if value.startswith("ipc://") and len(value) > len("ipc://") and "\0" not in value:
+        return value
+    raise argparse.ArgumentTypeError(
+        f"invalid endpoint {value!r}: expected tcp://HOST:PORT (port 1-65535) or ipc://PATH"
+    )
+
+
+def positive_int(value: str) -> int:
+    """An argparse type: an integer >= 1."""
+    number: int = _parse(int, value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    """An argparse type: an integer >= 0."""
+    number: int = _parse(int, value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    """An argparse type: a number of seconds >= 0."""
+    number: float = _parse(float, value)
+    if not number >= 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {value}")
+    return number
+
+
+def sender_ident(value: str) -> str:
+    """An argparse type: a reply identity Mongrel2 accepts (``[A-Za-z0-9-]+``)."""
+    if not _IDENT_RE.match(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: Mongrel2 drops replies unless [A-Za-z0-9-]+")
+    return value
+
+
+def _parse(kind: type[int] | type[float], value: str) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+
+
+# ---------------------------------------------------------------------- parser
+
+
+def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Create the ``serve`` parser."""
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve a WSGI app as a Mongrel2 handler",
+        description="Serve the WSGI application MODULE:APP as a Mongrel2 handler over ZeroMQ "
+        "(or over HTTP with --fd/--bind).",
+    )
+    parser.add_argument("app", metavar="MODULE:APP", help="the WSGI application, e.g. pkg.mod:app")
+    _add_endpoint_options(parser)
+    _add_process_options(parser)
+    _add_request_options(parser)
+    parser.set_defaults(run=run, parser=parser)
+
+
+def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Mongrel2 endpoints")
+    group.add_argument(
+        "--send-spec",
+        dest="send_specs",
+        action="append",
+        type=endpoint,
+        metavar="SPEC",
+        help=f"Mongrel2's send_spec (repeatable; default {DEFAULT_SEND_SPEC})",
+    )
+    group.add_argument(
+        "--recv-spec",
+        dest="recv_specs",
+        action="append",
+        type=endpoint,
+        metavar="SPEC",
+        help=f"Mongrel2's recv_spec, paired in order (default {DEFAULT_RECV_SPEC})",
+    )
+    group.add_argument(
+        "--sender-id",
+        type=sender_ident,
+        metavar="ID",
+        help="identity at the start of replies (default: the request's sender)",
+    )
+    group.add_argument(
+        "--config", metavar="PATH", help="read the endpoints from this Mongrel2 config"
+    )
+    group.add_argument(
+        "--handler", metavar="NAME", help="the handler (route, send_ident or name) in --config"
+    )
+    group.add_argument(
+        "--m2-chroot",
+        default=".",
+        metavar="DIR",
+        help="Mongrel2's chroot, for async upload files (default: .)",
+    )
+    group.add_argument(
+        "--upload-temp-store",
+        metavar="TEMPLATE",
+        help="Mongrel2's upload.temp_store; other upload paths are refused",
+    )
+    group.add_argument(
+        "--fd",
+        type=non_negative_int,
+        metavar="N",
+        help="serve HTTP on this inherited listening socket instead",
+    )
+    group.add_argument("--bind", metavar="HOST:PORT", help="serve HTTP on HOST:PORT instead")
+
+
+def _add_process_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("processes")
+    group.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="worker processes, supervised (default 1: this process)",
+    )
+    group.add_argument(
+        "--concurrency",
+        type=positive_int,
+        default=DEFAULT_CONCURRENCY,
+        metavar="C",
+        help=f"greenlets per worker (default {DEFAULT_CONCURRENCY})",
+    )
+    group.add_argument(
+        "--graceful-timeout",
+        type=non_negative_float,
+        default=DEFAULT_GRACEFUL_TIMEOUT,
+        metavar="S",
+        help="seconds to finish requests when stopping",
+    )
+    group.add_argument(
+        "--max-requests",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="exit (to be replaced) after N requests (0: never)",
+    )
+    group.add_argument(
+        "--max-requests-jitter",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="add up to N random requests to --max-requests",
+    )
+    group.add_argument("--worker-slot", type=non_negative_int, metavar="N", help=argparse.SUPPRESS)
+    group.add_argument(
+        "--stats-file", metavar="F", help=f"publish counters as JSON here (default: ${STATS_ENV})"
+    )
+    group.add_argument("--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
+    group.add_argument("--access-log", metavar="-|FILE", help="one line per request, - for stderr")
+
+
+def _add_request_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("requests")
+    group.add_argument(
+        "--script-name",
+        default="",
+        metavar="S",
+        help="SCRIPT_NAME: '', a /prefix, or 'route' (Mongrel2's route pattern)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=non_negative_float,
+        default=0.0,
+        metavar="S",
+        help="answer 504 and cancel requests running longer (0: no limit)",
+    )
+    group.add_argument(
+        "--cancel-grace",
+        type=non_negative_float,
+        default=DEFAULT_CANCEL_GRACE,
+        metavar="S",
+        help="seconds a request may run after its client left",
+    )
+    group.add_argument(
+        "--validate",
+        action="store_true",
+        help="check PEP 3333 on both sides (wsgiref.validate); violations give 500",
+    )
+
+
+# ---------------------------------------------------------------------- config
+
+
+def build_config(args: argparse.Namespace) -> WorkerConfig:
+    """Turn parsed options into a ``WorkerConfig`` (reading ``--config`` if given).
+
+    Raises:
+        UsageError: options that contradict each other.
+        ConfigError: the Mongrel2 config cannot be read or has no such handler.
+    """
+    _check_combinations(args)
+    config = WorkerConfig(
+        app=args.app,
+        send_specs=tuple(args.send_specs or (DEFAULT_SEND_SPEC,)),
+        recv_specs=tuple(args.recv_specs or (DEFAULT_RECV_SPEC,)),
+        sender_id=args.sender_id,
+        concurrency=args.concurrency,
+        workers=args.workers,
+        graceful_timeout=args.graceful_timeout,
+        timeout=args.timeout,
+        max_requests=args.max_requests,
+        max_requests_jitter=args.max_requests_jitter,
+        access_log=args.access_log,
+        log_level=args.log_level,
+        script_name=args.script_name,
+        m2_chroot=args.m2_chroot,
+        upload_temp_store=args.upload_temp_store,
+        cancel_grace=args.cancel_grace,
+        fd=args.fd,
+        bind=args.bind,
+        worker_slot=args.worker_slot,
+        stats_file=args.stats_file or os.environ.get(STATS_ENV) or None,
+        extra={"validate": "1"} if args.validate else {},
+    )
+    if args.config:
+        config = _from_mongrel2_config(config, args.config, args.handler)
+    return config
+
+
+def _check_combinations(args: argparse.Namespace) -> None:
+    if len(args.send_specs or ()) != len(args.recv_specs or ()):
+        raise UsageError("give as many --send-spec as --recv-spec (they pair up in order)")
+    if bool(args.config) != bool(args.handler):
+        raise UsageError("--config and --handler go together")
+    if args.config and args.send_specs:
+        raise UsageError("--config/--handler and --send-spec/--recv-spec exclude each other")
+    if args.fd is not None and args.bind:
+        raise UsageError("--fd and --bind exclude each other")
+    if (args.fd is not None or args.bind) and args.workers > 1:
+        raise UsageError(
+            "--fd/--bind serve in this one process; run several under 'm2bridge up' instead"
+        )
+    if args.script_name not in ("", "route") and not args.script_name.startswith("/"):
+        raise UsageError(f"--script-name {args.script_name!r}: expected '', 'route' or /prefix")
+
+
+def _from_mongrel2_config(config: WorkerConfig, path: str, name: str) -> WorkerConfig:
+    try:
+        mongrel2_conf = importlib.import_module("mongrel2_conf")
+    except ImportError as exc:
+        raise ConfigError(f"--config needs the mongrel2_conf package ({exc})") from exc
+    try:
+        found = mongrel2_conf.find_handler(path, name)
+    except mongrel2_conf.ConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    return replace(
+        config,
+        send_specs=(found.send_spec,),
+        recv_specs=(found.recv_spec,),
+        sender_id=config.sender_id or found.recv_ident or None,
+        m2_chroot=found.chroot or ".",
+        upload_temp_store=config.upload_temp_store or found.upload_temp_store,
+    )
+
+
+def child_argv(config: WorkerConfig) -> list[str]:
+    """The command the supervisor runs for each worker of ``--workers N`` (slot ``$(wid)``)."""
+    argv = [sys.executable, "-m", "m2bridge", "serve", config.app]
+    for send_spec, recv_spec in zip(config.send_specs, config.recv_specs, strict=True):
+        argv += ["--send-spec", send_spec, "--recv-spec", recv_spec]
+    defaults = WorkerConfig(app=config.app)
+    for name in _FORWARDED:
+        value = getattr(config, name)
+        if value is not None and value != getattr(defaults, name):
+            argv += ["--" + name.replace("_", "-"), str(value)]
+    if config.extra.get("validate") == "1":
+        argv.append("--validate")
+    return [*argv, "--workers", "1", "--worker-slot", "$(wid)"]
+
+
+_FORWARDED = (
+    "sender_id",
+    "concurrency",
+    "graceful_timeout",
+    "timeout",
+    "max_requests",
+    "max_requests_jitter",
+    "access_log",
+    "log_level",
+    "script_name",
+    "m2_chroot",
+    "upload_temp_store",
+    "cancel_grace",
+)
+
+
+def supervisor_name(app: str) -> str:
+    """The name of the supervisor of ``--workers N`` (its control socket: ``ctl --name``)."""
+    return "serve-" + (re.sub(r"[^A-Za-z0-9_-]+", "-", app).strip("-") or "app")
+
+
+# ---------------------------------------------------------------------- dispatch
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``m2bridge serve``."""
+    try:
+        config = build_config(args)
+    except UsageError as exc:
+        args.parser.error(str(exc))  # exits 2
+    except ConfigError as exc:
+        return _fail(exc)
+    try:
+        return _dispatch(config)
+    except M2BridgeError as exc:
+        return _fail(exc)
+    except KeyboardInterrupt:
+        return 1
+
+
+def _dispatch(config: WorkerConfig) -> int:
+    if config.fd is not None or config.bind:
+        fdworker = _import("m2bridge.fdworker", "the fd path (--fd/--bind)")
+        return int(fdworker.main(config))
+    if config.workers > 1:
+        supervisor = _import("m2bridge.supervisor", "--workers N")
+        return int(
+            supervisor.serve_workers(
+                child_argv(config),
+                config.workers,
+                config.graceful_timeout,
+                supervisor_name(config.app),
+            )
+        )
+    from m2bridge import worker
+
+    return worker.main(config)
+
+
+def _import(module: str, feature: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            raise ConfigError(
+                f"{feature} is not available in this build ({module} missing)"
+            ) from exc
+        raise
+
+
+def _fail(exc: BaseException) -> int:
+    print(f"m2bridge serve: error: {exc}", file=sys.stderr)
+    return 1

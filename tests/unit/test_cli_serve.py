@@ -1,0 +1,185 @@
+"""``m2bridge serve`` option parsing: flags -> WorkerConfig, usage errors, the child command."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from m2bridge.cli import make_parser
+from m2bridge.cli.serve import (
+    STATS_ENV,
+    UsageError,
+    build_config,
+    child_argv,
+    endpoint,
+    supervisor_name,
+)
+from m2bridge.config import WorkerConfig
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return make_parser().parse_args(["serve", *argv])
+
+
+def config_of(*argv: str) -> WorkerConfig:
+    return build_config(parse(*argv))
+
+
+def usage_error(capsys, *argv: str) -> str:
+    with pytest.raises(SystemExit) as exc:
+        parse(*argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err
+
+
+def test_defaults_match_worker_config(monkeypatch):
+    monkeypatch.delenv(STATS_ENV, raising=False)
+    assert config_of("handlers.echo:app") == WorkerConfig(app="handlers.echo:app")
+
+
+def test_every_flag_reaches_its_config_field(monkeypatch):
+    monkeypatch.delenv(STATS_ENV, raising=False)
+    config = config_of(
+        "pkg.mod:app",
+        "--send-spec", "tcp://127.0.0.1:7001", "--recv-spec", "tcp://127.0.0.1:7002",
+        "--send-spec", "ipc:///tmp/m2-send", "--recv-spec", "ipc:///tmp/m2-recv",
+        "--sender-id", "my-worker-1", "--concurrency", "50", "--graceful-timeout", "2.5",
+        "--timeout", "9", "--max-requests", "100", "--max-requests-jitter", "10",
+        "--access-log", "-", "--log-level", "DEBUG", "--script-name", "route",
+        "--m2-chroot", "/srv/m2", "--upload-temp-store", "/tmp/upload.XXXXXX",
+        "--cancel-grace", "0.5", "--worker-slot", "3", "--stats-file", "/run/s.json",
+        "--validate",
+    )  # fmt: skip
+    assert config == WorkerConfig(
+        app="pkg.mod:app",
+        send_specs=("tcp://127.0.0.1:7001", "ipc:///tmp/m2-send"),
+        recv_specs=("tcp://127.0.0.1:7002", "ipc:///tmp/m2-recv"),
+        sender_id="my-worker-1",
+        concurrency=50,
+        graceful_timeout=2.5,
+        timeout=9.0,
+        max_requests=100,
+        max_requests_jitter=10,
+        access_log="-",
+        log_level="debug",
+        script_name="route",
+        m2_chroot="/srv/m2",
+        upload_temp_store="/tmp/upload.XXXXXX",
+        cancel_grace=0.5,
+        worker_slot=3,
+        stats_file="/run/s.json",
+        extra={"validate": "1"},
+    )
+
+
+def test_stats_file_defaults_to_the_supervisors_environment_variable(monkeypatch):
+    monkeypatch.setenv(STATS_ENV, "/run/m2bridge/w.3.json")
+    assert config_of("a:b").stats_file == "/run/m2bridge/w.3.json"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["tcp://127.0.0.1:9997", "tcp://localhost:1", "tcp://[::1]:65535", "tcp://*:9000",
+     "ipc:///tmp/x.ipc", "ipc://run/control"],
+)  # fmt: skip
+def test_valid_endpoints_are_accepted(spec):
+    assert endpoint(spec) == spec
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["tcp://127.0.0.1", "tcp://127.0.0.1:0", "tcp://127.0.0.1:70000", "tcp://:9997",
+     "127.0.0.1:9997", "ipc://", "udp://127.0.0.1:1", "tcp://a b:1", "tcp://host:12x"],
+)  # fmt: skip
+def test_malformed_endpoints_are_usage_errors(capsys, spec):
+    err = usage_error(capsys, "a:b", "--send-spec", spec, "--recv-spec", "tcp://127.0.0.1:2")
+    assert "invalid endpoint" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--concurrency", "0"), ("--workers", "-1"), ("--timeout", "-2"), ("--timeout", "nan"),
+     ("--graceful-timeout", "soon"), ("--max-requests", "1.5"), ("--sender-id", "bad_uuid"),
+     ("--log-level", "loud")],
+)  # fmt: skip
+def test_bad_option_values_are_usage_errors(capsys, flag, value):
+    err = usage_error(capsys, "a:b", flag, value)
+    assert flag in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--send-spec", "tcp://127.0.0.1:1"], "as many --send-spec as --recv-spec"),
+        (["--config", "m2.conf"], "--config and --handler go together"),
+        (["--config", "m2.conf", "--handler", "/", "--send-spec", "tcp://h:1",
+          "--recv-spec", "tcp://h:2"], "exclude each other"),
+        (["--fd", "3", "--bind", "127.0.0.1:80"], "--fd and --bind"),
+        (["--bind", "127.0.0.1:8000", "--workers", "2"], "m2bridge up"),
+        (["--script-name", "app"], "--script-name"),
+    ],
+)  # fmt: skip
+def test_contradicting_options_are_usage_errors(argv, message):
+    with pytest.raises(UsageError, match=message):
+        config_of("a:b", *argv)
+
+
+def test_child_command_reproduces_the_config_in_each_worker(monkeypatch):
+    monkeypatch.delenv(STATS_ENV, raising=False)
+    config = config_of(
+        "pkg.mod:app", "--workers", "4",
+        "--send-spec", "tcp://127.0.0.1:7001", "--recv-spec", "tcp://127.0.0.1:7002",
+        "--concurrency", "10", "--timeout", "3", "--script-name", "/app", "--validate",
+        "--access-log", "/var/log/a.log", "--upload-temp-store", "/tmp/up.XXXXXX",
+    )  # fmt: skip
+    argv = child_argv(config)
+    assert argv[1:5] == ["-m", "m2bridge", "serve", "pkg.mod:app"]
+    assert argv[-4:] == ["--workers", "1", "--worker-slot", "$(wid)"]
+    child = [item.replace("$(wid)", "2") for item in argv[5:]]
+    assert config_of("pkg.mod:app", *child) == WorkerConfig(
+        **{**config.__dict__, "workers": 1, "worker_slot": 2}
+    )
+
+
+def test_supervisor_name_is_a_safe_path_component():
+    assert supervisor_name("handlers.echo:app") == "serve-handlers-echo-app"
+    assert supervisor_name("../../x:y") == "serve-x-y"
+
+
+M2_CONF = """
+main = Server(
+    uuid="srv-1", access_log="/logs/access.log", error_log="/logs/error.log",
+    chroot="./", pid_file="/run/mongrel2.pid", default_host="localhost", name="main",
+    port=6767,
+    hosts=[Host(name="localhost", routes={
+        '/app/': Handler(send_spec='tcp://127.0.0.1:8801', send_ident='aaaa-1111',
+                         recv_spec='tcp://127.0.0.1:8802', recv_ident='')
+    })]
+)
+settings = {"upload.temp_store": "/tmp/upload.XXXXXX"}
+servers = [main]
+"""
+
+
+def test_config_and_handler_read_the_endpoints_from_a_mongrel2_config(tmp_path, monkeypatch):
+    monkeypatch.delenv(STATS_ENV, raising=False)
+    conf = tmp_path / "mongrel2.conf"
+    conf.write_text(M2_CONF)
+    config = config_of("a:b", "--config", str(conf), "--handler", "/app/")
+    assert config.send_specs == ("tcp://127.0.0.1:8801",)
+    assert config.recv_specs == ("tcp://127.0.0.1:8802",)
+    assert config.upload_temp_store == "/tmp/upload.XXXXXX"
+    assert config.m2_chroot == "./"
+    assert config.sender_id is None
+
+
+def test_unknown_handler_in_a_config_is_a_one_line_error(tmp_path, capsys):
+    conf = tmp_path / "mongrel2.conf"
+    conf.write_text(M2_CONF)
+    args = parse("a:b", "--config", str(conf), "--handler", "/nope/")
+    assert args.run(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("m2bridge serve: error: ")
+    assert "/nope/" in err
+    assert err.count("\n") == 1
