@@ -1,0 +1,80 @@
+"""transport.Channel in this process (zmq.green) against FakeMongrel2's real sockets.
+
+Checks the readiness rule the worker relies on: the XPUB sees Mongrel2's subscription when the
+connection is up (and an unsubscription when Mongrel2 goes away), and requests are read only
+while it is up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import gevent
+import pytest
+
+from m2bridge.testing import FakeMongrel2, make_request_frame, parse_reply
+from m2bridge.transport import Transport
+
+
+@pytest.fixture
+def directory(tmp_path):
+    path = tmp_path / "m2"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def transport(directory):
+    transport = Transport(
+        (f"ipc://{directory / 'm2-send.ipc'}",),
+        (f"ipc://{directory / 'm2-recv.ipc'}",),
+        identity="test-worker",
+    )
+    yield transport
+    transport.close(linger_ms=0)
+
+
+def test_channel_is_not_ready_and_warns_while_no_mongrel2_listens(transport, caplog):
+    channel = transport.channels[0]
+    with caplog.at_level(logging.WARNING, "m2bridge.transport"):
+        assert channel.wait_ready(timeout=1.2) is False
+    assert not channel.ready
+    assert channel.recv_nowait() is None  # the PULL is not even connected
+    assert f"waiting for Mongrel2 at {channel.recv_spec}" in caplog.text
+
+
+def test_channel_becomes_ready_on_subscription_and_serves_a_round_trip(transport, directory):
+    channel = transport.channels[0]
+    with FakeMongrel2(directory) as fake:
+        assert channel.wait_ready(timeout=5)
+        sender = threading.Thread(target=fake.send_frame, args=(make_request_frame("/x"),))
+        sender.start()
+        frame = gevent.with_timeout(5, channel.recv)
+        sender.join(5)
+        assert frame == make_request_frame("/x")
+        channel.send(b"%s 1:1, hello" % fake.sender)
+        assert fake.wait_for(lambda: len(fake.replies) == 1, timeout=5)
+        assert fake.replies[0] == parse_reply(b"%s 1:1, hello" % fake.sender)
+        assert channel.reply_ident is None  # Mongrel2 subscribed to everything (recv_ident '')
+
+
+def test_channel_pauses_when_mongrel2_leaves_and_resumes_when_it_returns(transport, directory):
+    channel = transport.channels[0]
+    with FakeMongrel2(directory):
+        assert channel.wait_ready(timeout=5)
+    assert gevent.with_timeout(5, _wait_until, lambda: not channel.ready, timeout_value=False)
+    with FakeMongrel2(directory, recv_ident=b"ident-42"):
+        assert channel.wait_ready(timeout=5)
+        assert channel.reply_ident == b"ident-42"
+
+
+def _wait_until(predicate):
+    while not predicate():
+        gevent.sleep(0.01)
+    return True
+
+
+def test_transport_refuses_unpaired_specs():
+    with pytest.raises(ValueError, match="pair up"):
+        Transport(("ipc:///tmp/a",), ())
