@@ -61,6 +61,7 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CLASS = re.compile(r"[A-Z][A-Za-z]+")
 _NUMBER = re.compile(r"[0-9]+")
 _SPACE = " \t\v\f\r"
+MAX_DIGITS = 18  # every number fits a signed 64-bit integer, as m2sh's strtol wants
 
 
 def tokenize(text: str, file: str = "<string>") -> Iterator[Token]:
@@ -114,6 +115,8 @@ class _Scanner:
         if char in "\"'":
             return self._string(char)
         if match := _NUMBER.match(self.text, start):
+            if len(match.group().lstrip("0")) > MAX_DIGITS:
+                raise ConfigError(f"number longer than {MAX_DIGITS} digits", self.position(start))
             return self._take(Kind.NUMBER, match.group())
         if match := _WORD.match(self.text, start):
             word = match.group()

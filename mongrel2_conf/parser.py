@@ -41,6 +41,7 @@ T = TypeVar("T", Assignment, Param, Pair, Node)
 
 _CLOSER = {Kind.RPAREN: "')'", Kind.RBRACKET: "']'", Kind.RBRACE: "'}'"}
 VALUE_KINDS = "a string, a number, Class(...), [list], {hash} or a name"
+MAX_DEPTH = 64
 
 
 def parse(text: str, file: str = "<string>") -> Document:
@@ -65,6 +66,7 @@ class _Parser:
         # Lazily, so that a syntax error is reported before a bad character further on.
         self.tokens = tokenize(text, file)
         self.next: Token | None = None
+        self.depth = 0
 
     @property
     def peek(self) -> Token:
@@ -114,21 +116,30 @@ class _Parser:
 
     def value(self) -> Node:
         token = self.advance()
+        if token.kind in (Kind.CLASS, Kind.LBRACKET, Kind.LBRACE):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise ConfigError(f"values nest deeper than {MAX_DEPTH} levels", token.pos)
+            try:
+                return self._compound(token)
+            finally:
+                self.depth -= 1
         if token.kind is Kind.STRING:
             return String(token.text, token.pos)
         if token.kind is Kind.NUMBER:
             return Number(token.text, token.pos)
         if token.kind is Kind.NAME:
             return Ref(token.text, token.pos)
+        raise ConfigError(f"expected a value ({VALUE_KINDS}), found {describe(token)}", token.pos)
+
+    def _compound(self, token: Token) -> Node:
         if token.kind is Kind.CLASS:
             return self.call(token)
         if token.kind is Kind.LBRACKET:
             return ListNode(tuple(self.sequence(token, Kind.RBRACKET, self.value)), token.pos)
-        if token.kind is Kind.LBRACE:
-            pairs = self.sequence(token, Kind.RBRACE, self.pair)
-            _no_repeats([(p.key, p.pos) for p in pairs], "key")
-            return Hash(tuple(pairs), token.pos)
-        raise ConfigError(f"expected a value ({VALUE_KINDS}), found {describe(token)}", token.pos)
+        pairs = self.sequence(token, Kind.RBRACE, self.pair)
+        _no_repeats([(p.key, p.pos) for p in pairs], "key")
+        return Hash(tuple(pairs), token.pos)
 
     def call(self, cls: Token) -> Call:
         opener = self.expect(Kind.LPAREN, f"'(' after class name {cls.text!r}")

@@ -1,8 +1,9 @@
 """Checks on model objects that make a config fit to run: the same for files and Python code.
 
-Duplicate server uuids, ports and host names; ZeroMQ endpoints; Dir bases; handler protocols;
-ports and flags in range; settings values of the kind Mongrel2 reads; field types (for objects
-built in Python). Problems carry the file position recorded in ``origin`` when there is one.
+Object classes and field types (``shape``); duplicate server uuids, ports and host names;
+ZeroMQ endpoints, also shared ones; Dir bases; handler protocols; ports and flags in range;
+settings values of the kind Mongrel2 reads. Problems carry the file position recorded in
+``origin`` when there is one, else a label naming the object.
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -11,97 +12,23 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 
-from mongrel2_conf.errors import ConfigError, Position
-from mongrel2_conf.model import Config, Dir, Filter, Handler, Host, Proxy, Server, Xrequest
+from mongrel2_conf.errors import ConfigError
+from mongrel2_conf.model import Config, Dir, Handler, Proxy, Server
+from mongrel2_conf.settings import expected_kind, is_known
+from mongrel2_conf.shape import check_shape, problem_at
 
 log = logging.getLogger("mongrel2_conf")
 
 PROTOCOLS = ("json", "tnetstring")
 _TCP = re.compile(r"tcp://(\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):([0-9]{1,5})")
 _IPC = re.compile(r"ipc://[^\0]+")
-#: Mongrel2 1.12 settings read as integers (atoi) and as strings; others are ignored by it.
-INT_SETTINGS = frozenset(
-    [
-        "disable.access_logging",
-        "download.flow_control",
-        "limits.buffer_size",
-        "limits.client_read_retries",
-        "limits.connection_stack_size",
-        "limits.content_length",
-        "limits.dir_max_path",
-        "limits.dir_send_buffer",
-        "limits.fdtask_stack",
-        "limits.handler_stack",
-        "limits.handler_targets",
-        "limits.header_count",
-        "limits.host_name",
-        "limits.kill_limit",
-        "limits.mime_ext_len",
-        "limits.min_ping",
-        "limits.min_read_rate",
-        "limits.min_write_rate",
-        "limits.proxy_read_retries",
-        "limits.proxy_read_retry_warn",
-        "limits.tick_timer",
-        "limits.url_path",
-        "net.tcp_keepalive",
-        "no_clobber_xff",
-        "request.relaxed",
-        "server.daemonize",
-        "ssl.verify_optional",
-        "ssl.verify_required",
-        "superpoll.hot_dividend",
-        "superpoll.max_fd",
-        "upload.stream",
-        "zeromq.threads",
-    ]
-)
-STR_SETTINGS = frozenset(
-    [
-        "certdir",
-        "control_port",
-        "ssl.ca_chain",
-        "ssl_ciphers",
-        "upload.temp_store",
-        "upload.temp_store_mode",
-    ]
-)
-_FIELD_TYPES: dict[type, dict[str, type]] = {
-    Server: {
-        **dict.fromkeys(
-            [
-                "uuid",
-                "access_log",
-                "error_log",
-                "pid_file",
-                "default_host",
-                "name",
-                "chroot",
-                "control_port",
-                "bind_addr",
-            ],
-            str,
-        ),
-        "port": int,
-        "use_ssl": int,
-    },
-    Host: {"name": str},
-    Handler: {
-        **dict.fromkeys(["send_spec", "send_ident", "recv_spec", "recv_ident", "protocol"], str),
-        "raw_payload": int,
-    },
-    Dir: {**dict.fromkeys(["base", "index_file", "default_ctype"], str), "cache_ttl": int},
-    Proxy: {"addr": str, "port": int},
-    Filter: {"name": str},
-    Xrequest: {"name": str},
-}
 
 
 def validate(config: Config) -> list[ConfigError]:
     """Every problem of ``config`` (an empty list when it is fit to write)."""
-    problems = list(_check_types(config))
+    problems = check_shape(config)
     if problems:
         return problems
     problems += _check_servers(config.servers)
@@ -122,61 +49,20 @@ def valid_endpoint(spec: str) -> bool:
     return _IPC.fullmatch(spec) is not None
 
 
-def _problem(message: str, obj: object, field: str = "") -> ConfigError:
-    origin: Mapping[str, Position] = getattr(obj, "origin", {})
-    position = origin.get(field) or origin.get("")
-    if position is None:
-        message = f"{_label(obj)}: {message}"
-    return ConfigError(message, position)
-
-
-def _label(obj: object) -> str:
-    """Names an object built in Python, which has no position to show."""
-    if isinstance(obj, Server | Host | Filter | Xrequest):
-        return f"{type(obj).__name__} {obj.name!r}"
-    if isinstance(obj, Handler):
-        return f"Handler {obj.send_ident!r}"
-    if isinstance(obj, Dir):
-        return f"Dir {obj.base!r}"
-    if isinstance(obj, Proxy):
-        return f"Proxy {obj.addr!r}"
-    return type(obj).__name__
-
-
-def _objects(config: Config) -> Iterator[object]:
-    for server in config.servers:
-        yield server
-        yield from server.filters
-        yield from server.xrequests
-        for host in server.hosts:
-            yield host
-            yield from host.routes.values()
-
-
-def _check_types(config: Config) -> Iterator[ConfigError]:
-    for obj in _objects(config):
-        for name, kind in _FIELD_TYPES.get(type(obj), {}).items():
-            value = getattr(obj, name)
-            if not isinstance(value, kind) or isinstance(value, bool):
-                yield _problem(
-                    f"{type(obj).__name__}.{name} must be {kind.__name__}, not {value!r}",
-                    obj,
-                    name,
-                )
-
-
 def _check_servers(servers: Sequence[Server]) -> list[ConfigError]:
     problems = []
     uuids: dict[str, Server] = {}
     listeners: list[Server] = []
     for server in servers:
         if server.uuid in uuids:
-            problems.append(_problem(f"server uuid {server.uuid!r} is used twice", server, "uuid"))
+            problems.append(
+                problem_at(f"server uuid {server.uuid!r} is used twice", server, "uuid")
+            )
         uuids.setdefault(server.uuid, server)
         clash = next((s for s in listeners if _same_listener(s, server)), None)
         if clash is not None:
             message = f"port {server.port} is already used by server {clash.name!r}"
-            problems.append(_problem(message, server, "port"))
+            problems.append(problem_at(message, server, "port"))
         listeners.append(server)
     return problems
 
@@ -189,16 +75,18 @@ def _same_listener(a: Server, b: Server) -> bool:
 def _check_server(server: Server) -> list[ConfigError]:
     problems = []
     if not 0 < server.port < 65536:
-        problems.append(_problem(f"port {server.port} is not between 1 and 65535", server, "port"))
+        problems.append(
+            problem_at(f"port {server.port} is not between 1 and 65535", server, "port")
+        )
     if server.use_ssl not in (0, 1):
         problems.append(
-            _problem(f"use_ssl must be 0 or 1, not {server.use_ssl}", server, "use_ssl")
+            problem_at(f"use_ssl must be 0 or 1, not {server.use_ssl}", server, "use_ssl")
         )
     names: set[str] = set()
     for host in server.hosts:
         if host.name in names:
             message = f"host name {host.name!r} is used twice in server {server.name!r}"
-            problems.append(_problem(message, host, "name"))
+            problems.append(problem_at(message, host, "name"))
         names.add(host.name)
     return problems
 
@@ -219,14 +107,10 @@ def _check_targets(config: Config) -> list[ConfigError]:
             problems += _check_handler(target)
         elif isinstance(target, Dir) and not target.base.endswith("/"):
             message = f"Dir base {target.base!r} must end with '/' (Mongrel2 rejects it otherwise)"
-            problems.append(_problem(message, target, "base"))
+            problems.append(problem_at(message, target, "base"))
         elif isinstance(target, Proxy) and not 0 < target.port < 65536:
             message = f"Proxy port {target.port} is not between 1 and 65535"
-            problems.append(_problem(message, target, "port"))
-        elif not isinstance(target, Handler | Dir | Proxy):
-            problems.append(
-                _problem(f"a route target must be Handler, Dir or Proxy, not {target!r}", target)
-            )
+            problems.append(problem_at(message, target, "port"))
     return problems
 
 
@@ -245,7 +129,7 @@ def _check_endpoints(config: Config) -> list[ConfigError]:
             where = first.origin.get(first_role)
             at = f" at line {where.line}" if where else ""
             message = f"{role} {spec!r} is already the {first_role} of another Handler{at}"
-            problems.append(_problem(message, target, role))
+            problems.append(problem_at(message, target, role))
     return problems
 
 
@@ -258,47 +142,34 @@ def _check_handler(handler: Handler) -> list[ConfigError]:
                 f"malformed ZeroMQ endpoint {name}={spec!r}: "
                 "expected tcp://HOST:PORT (port 1-65535) or ipc://PATH"
             )
-            problems.append(_problem(message, handler, name))
+            problems.append(problem_at(message, handler, name))
     if handler.send_spec == handler.recv_spec:
         message = f"send_spec and recv_spec are the same endpoint {handler.send_spec!r}"
-        problems.append(_problem(message, handler, "recv_spec"))
+        problems.append(problem_at(message, handler, "recv_spec"))
     if handler.protocol not in PROTOCOLS:
         message = f"Handler protocol must be 'json' or 'tnetstring', not {handler.protocol!r}"
-        problems.append(_problem(message, handler, "protocol"))
+        problems.append(problem_at(message, handler, "protocol"))
     if handler.raw_payload not in (0, 1):
         message = f"Handler raw_payload must be 0 or 1, not {handler.raw_payload}"
-        problems.append(_problem(message, handler, "raw_payload"))
+        problems.append(problem_at(message, handler, "raw_payload"))
     return problems
 
 
 def _check_settings(config: Config) -> list[ConfigError]:
     problems = []
     for key, value in config.settings.items():
-        kind = _setting_kind(key, value)
+        kind = expected_kind(key, value)
         if kind:
-            problems.append(_setting_problem(config, "settings", key, kind))
+            problems.append(_settingproblem_at(config, "settings", key, kind))
     for key, value in config.mimetypes.items():
         if not isinstance(key, str) or not key or not isinstance(value, str):
             problems.append(
-                _setting_problem(config, "mimetypes", key, "a non-empty key and a string value")
+                _settingproblem_at(config, "mimetypes", key, "a non-empty key and a string value")
             )
     return problems
 
 
-def _setting_kind(key: object, value: object) -> str:
-    """What ``value`` should have been for setting ``key``; empty when it is fine."""
-    if not isinstance(key, str) or not key:
-        return "a non-empty string key"
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return "a string or an integer"
-    if key in INT_SETTINGS and not re.fullmatch(r"-?[0-9]+", str(value)):
-        return "an integer (Mongrel2 reads it with atoi)"
-    if key in STR_SETTINGS and not isinstance(value, str):
-        return "a string"
-    return ""
-
-
-def _setting_problem(config: Config, table: str, key: object, kind: str) -> ConfigError:
+def _settingproblem_at(config: Config, table: str, key: object, kind: str) -> ConfigError:
     position = config.origin.get(f"{table}:{key}")
     value = getattr(config, table)[key]
     return ConfigError(f"{table} value for {key!r} must be {kind}, not {value!r}", position)
@@ -308,7 +179,7 @@ def find_warnings(config: Config) -> list[str]:
     """Things Mongrel2 accepts but that are probably mistakes (never errors)."""
     warnings = []
     for key in config.settings:
-        if key not in INT_SETTINGS and key not in STR_SETTINGS:
+        if not is_known(key):
             where = config.origin.get(f"settings:{key}")
             prefix = f"{where}: " if where else ""
             warnings.append(f"{prefix}unknown setting {key!r}: Mongrel2 1.12 ignores it")

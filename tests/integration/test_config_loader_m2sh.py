@@ -47,6 +47,7 @@ def m2sh(*args: str) -> subprocess.CompletedProcess[str]:
         [mongrel2.find_binary("m2sh"), *args],
         capture_output=True,
         text=True,
+        errors="replace",  # m2sh's spurious "Invalid type given" error prints a garbage byte
         timeout=30,
         check=False,
         env={**os.environ, "LOGNAME": LOGNAME},

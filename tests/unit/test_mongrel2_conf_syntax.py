@@ -136,3 +136,13 @@ def test_python_code_is_never_executed(tmp_path):
     with pytest.raises(ConfigError, match="expected a name to assign"):
         parse(text)
     assert not marker.exists()
+
+
+def test_deep_nesting_and_huge_numbers_are_errors_not_crashes():
+    with pytest.raises(ConfigError, match="values nest deeper than 64 levels") as caught:
+        parse("x = " + "[" * 5000 + "]" * 5000)
+    assert (caught.value.line, caught.value.column) == (1, 69)
+    parse("x = " + "[" * 64 + "]" * 64)
+    with pytest.raises(ConfigError, match="number longer than 18 digits"):
+        parse("x = " + "9" * 5000)
+    assert isinstance(parse("x = 000000000000000000000000001").lookup("x").value, Number)

@@ -74,13 +74,26 @@ def test_a_valid_config_has_no_problems():
         (Proxy(addr="h", port=0), "Proxy 'h': Proxy port 0 is not between 1 and 65535"),
         (handler(send_ident=5), "Handler 5: Handler.send_ident must be str, not 5"),
         (Proxy(addr="h", port=True), "Proxy.port must be int, not True"),
-        ("not a target", "a route target must be Handler, Dir or Proxy"),
+        ("not a target", "route '/' of host 'localhost' must be a Handler or Dir or Proxy, not"),
     ],
 )
 def test_objects_built_in_python_are_named_in_their_problem(target, message):
     (problem,) = validate(config_with(target))
     assert problem.line is None
     assert message in str(problem)
+
+
+def test_wrong_classes_in_the_object_tree_are_named_by_their_place():
+    good = config_with().servers[0]
+    assert messages(Config(servers=[good, "main"])) == [  # type: ignore[list-item]
+        "each of servers must be a Server, not 'main'"
+    ]
+    hostless = Server(**{**vars(good), "hosts": [Proxy(addr="a", port=1)]})
+    assert messages(Config(servers=[hostless])) == [
+        "each host of server 'main' must be a Host, not Proxy(addr='a', port=1)"
+    ]
+    listed = Server(**{**vars(good), "hosts": [Host(name="h", routes=["/"])]})  # type: ignore[arg-type]
+    assert messages(Config(servers=[listed])) == ["routes of host 'h' must be a Mapping, not ['/']"]
 
 
 @pytest.mark.parametrize(
