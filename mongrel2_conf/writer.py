@@ -163,8 +163,11 @@ def _fallback_user() -> str:
 
 def _replace_database(target: Path, rows: Rows, log: tuple[str, ...]) -> None:
     if target.is_dir():
-        raise ConfigError(f"{target} is a directory, not a database file", file=str(target))
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        raise ConfigError("a directory, not a database file", file=str(target))
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the database: {exc.strerror}", file=str(target)) from exc
     os.close(fd)
     temp = Path(name)
     try:
@@ -173,6 +176,8 @@ def _replace_database(target: Path, rows: Rows, log: tuple[str, ...]) -> None:
         _fill(temp, rows, log)
         os.chmod(temp, _file_mode(target))
         os.replace(temp, target)
+    except OSError as exc:
+        raise ConfigError(f"cannot replace the database: {exc.strerror}", file=str(target)) from exc
     finally:
         temp.unlink(missing_ok=True)
         Path(f"{temp}-journal").unlink(missing_ok=True)

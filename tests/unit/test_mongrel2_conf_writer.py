@@ -160,8 +160,14 @@ def test_a_target_that_is_not_a_database_is_left_alone(tmp_path):
 
 
 def test_a_directory_is_not_overwritten(tmp_path):
-    with pytest.raises(ConfigError, match="is a directory"):
+    with pytest.raises(ConfigError, match="a directory, not a database file") as caught:
         write_config(tmp_path, demo_config())
+    assert caught.value.file == str(tmp_path)
+
+
+def test_a_missing_directory_is_an_error_not_a_crash(tmp_path):
+    with pytest.raises(ConfigError, match="cannot write the database: No such file or directory"):
+        write_config(tmp_path / "missing" / "config.sqlite", demo_config())
 
 
 def test_invalid_objects_built_in_python_are_refused_before_writing(tmp_path):
