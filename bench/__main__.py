@@ -55,6 +55,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, help="passes over the cycles (medians over rounds)")
     p.add_argument("--workers", type=int, help="worker processes per stack")
     p.add_argument("--idle", type=float, help="seconds of the idle CPU/RSS windows")
+    p.add_argument(
+        "--direct",
+        action="store_true",
+        help="start m2-zmq and fd as plain `m2bridge serve` processes, without `m2bridge up`",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the result files")
     p.add_argument("--diff", type=Path, metavar="OLD.json", help="baseline to compare with")
     p.add_argument("--report-only", type=Path, metavar="RESULT.json", help="re-render only")
@@ -76,6 +81,7 @@ def config_from(args: argparse.Namespace) -> cycles.BenchConfig:
         "idle_s": args.idle,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(config, direct=args.direct)
     if min(config.duration_s, config.warmup_s, config.rounds, config.workers) < 1:
         raise ValueError("--duration, --warmup, --rounds and --workers must be >= 1")
     return config

@@ -38,6 +38,7 @@ class BenchConfig:
     workers: int = 2
     idle_s: float = 3.0
     warmup_every_round: bool = True
+    direct: bool = False
     quick: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -53,6 +54,7 @@ class BenchConfig:
             "workers": self.workers,
             "idle_s": self.idle_s,
             "warmup_every_round": self.warmup_every_round,
+            "direct": self.direct,
             "quick": self.quick,
         }
 

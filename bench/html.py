@@ -124,8 +124,12 @@ def render(result: dict[str, Any], diff_md: str = "") -> str:
     """The whole page."""
     name = report.result_name(result)
     body = [f"<h1>m2bridge benchmark {escape(name)}</h1>"]
-    body.append(f"<pre>{escape(_header_text(result))}</pre>")
+    body += [f"<p>{escape(line)}</p>" for line in _header_lines(result)]
     body += ["<h2>Targets</h2>", table_html(report.targets_table(result))]
+    stacks = "".join(
+        f"<li><b>{escape(name)}</b>: {escape(how)}</li>" for name, how in result["stacks"].items()
+    )
+    body.append(f"<h2>Stacks</h2><ul>{stacks}</ul>")
     for app in result["config"]["apps"]:
         if app not in result["summary"]:
             continue
@@ -145,6 +149,6 @@ def render(result: dict[str, Any], diff_md: str = "") -> str:
     )
 
 
-def _header_text(result: dict[str, Any]) -> str:
+def _header_lines(result: dict[str, Any]) -> list[str]:
     lines = report.markdown(result).splitlines()
-    return "\n".join(lines[2:5])
+    return [line for line in lines[2:5] if line]

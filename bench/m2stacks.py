@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.stacks import HOST, Stack, StackError, free_port, spawn, url_for
+from bench.stacks import HOST, Stack, StackError, free_port, url_for
 from bench.workload import WORKLOADS, canned_body
 from m2bridge import mongrel2
 
@@ -100,6 +100,7 @@ def start_mongrel2(stack: Stack, chroot: Path, target: str) -> int:
             start_new_session=True,
         )
     stack.roots.append(("mongrel2", proc))
+    stack.logs.append(chroot / "mongrel2.stderr")
     stack.cleanup.append(lambda: shutil.rmtree(chroot / "logs", ignore_errors=True))
     return port
 
@@ -128,7 +129,7 @@ def start_canned(app: str, workers: int, workdir: Path) -> Stack:
     argv = [sys.executable, "-m", "bench.canned_handler", "--send-spec", ends.send_spec]
     argv += ["--recv-spec", ends.recv_spec, "--app", app, "--chroot", str(chroot)]
     for i in range(workers):
-        stack.roots.append(("worker", spawn(argv, workdir / f"canned-{i}.log")))
+        stack.start("worker", argv, workdir / f"canned-{i}.log")
     return stack
 
 
@@ -144,7 +145,7 @@ def start_zmq_direct(app: str, workers: int, workdir: Path) -> Stack:
     argv += ["--send-spec", ends.send_spec, "--recv-spec", ends.recv_spec]
     argv += ["--m2-chroot", str(chroot), "--log-level", "warning"]
     for i in range(workers):
-        stack.roots.append(("worker", spawn(argv, workdir / f"m2-zmq-{i}.log")))
+        stack.start("worker", argv, workdir / f"m2-zmq-{i}.log")
     return stack
 
 
@@ -156,12 +157,12 @@ def start_fd_direct(app: str, workers: int, workdir: Path) -> Stack:
     port = listener.getsockname()[1]
     fd = listener.fileno()
     how = f"{workers} x `m2bridge serve --fd` on one socket bound by the bench (no supervisor)"
-    stack = Stack("fd", app, f"http://{HOST}:{port}/", how)
+    stack = Stack("fd", app, url_for(port, app), how)
     argv = [sys.executable, "-m", "m2bridge", "serve", WORKLOADS[app].app, "--fd", str(fd)]
     argv += ["--log-level", "warning"]
     try:
         for i in range(workers):
-            stack.roots.append(("worker", spawn(argv, workdir / f"fd-{i}.log", pass_fds=(fd,))))
+            stack.start("worker", argv, workdir / f"fd-{i}.log", pass_fds=(fd,))
     finally:
         listener.close()
     return stack

@@ -131,15 +131,17 @@ def resources_table(result: dict[str, Any], app: str) -> list[str]:
     """Markdown lines: CPU % per role at the highest cycle, and RSS per process after the run."""
     top = str(max(result["config"]["concurrencies"]))
     lines = [
-        f"| stack | CPU % at c={top} (per role) | wrk CPU % | idle CPU % after | RSS MB after |",
-        "|---|---|---:|---|---|",
+        f"| stack | CPU % at c={top} (per role) | wrk CPU % | machine CPU % "
+        "| idle CPU % after | RSS MB after |",
+        "|---|---|---:|---:|---|---|",
     ]
     for stack, cells in result["summary"].get(app, {}).items():
         s = cells.get(top)
         cpu = ", ".join(f"{k} {v:.0f}" for k, v in s["cpu_pct"].items()) if s else "-"
         wrk = _fmt(s["loadgen_cpu_pct"]) if s else "-"
+        busy = _fmt(s.get("machine_cpu_pct")) if s else "-"
         idle_cpu, rss = _idle_text(result, app, stack)
-        lines.append(f"| {stack} | {cpu} | {wrk} | {idle_cpu} | {rss} |")
+        lines.append(f"| {stack} | {cpu} | {wrk} | {busy} | {idle_cpu} | {rss} |")
     return lines
 
 

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import cycles, m2stacks, measure, stacks, wrk
+from bench import cycles, m2stacks, measure, stacks, supervised, wrk
 from bench.stacks import Stack, StackError
 from bench.workload import WORKLOADS
 
@@ -26,14 +26,24 @@ log = logging.getLogger("bench.runner")
 
 Starter = Callable[[str, int, Path], Stack]
 STARTERS: dict[str, Starter] = {
-    "m2-zmq": m2stacks.start_zmq_direct,
-    "fd": m2stacks.start_fd_direct,
+    "m2-zmq": supervised.start_zmq_supervised,
+    "fd": supervised.start_fd_supervised,
     "gunicorn-sync": partial(stacks.start_gunicorn, worker_class="sync"),
     "gunicorn-gevent": partial(stacks.start_gunicorn, worker_class="gevent"),
     "uwsgi": stacks.start_uwsgi,
     "m2-static": m2stacks.start_static,
     "m2-canned": m2stacks.start_canned,
 }
+#: ``--direct``: the m2bridge stacks without the supervisor (plain ``m2bridge serve`` processes).
+DIRECT: dict[str, Starter] = {
+    "m2-zmq": m2stacks.start_zmq_direct,
+    "fd": m2stacks.start_fd_direct,
+}
+
+
+def starter(name: str, direct: bool) -> Starter:
+    """How to start stack ``name``: the supervisor for m2bridge stacks unless ``direct``."""
+    return DIRECT[name] if direct and name in DIRECT else STARTERS[name]
 
 
 class Run:
@@ -68,7 +78,7 @@ def start_stacks(run: Run, app: str) -> dict[str, Stack]:
     for name in cycles.stacks_for(app, run.config.stacks):
         stack: Stack | None = None
         try:
-            stack = STARTERS[name](app, run.config.workers, workdir)
+            stack = starter(name, run.config.direct)(app, run.config.workers, workdir)
             stacks.wait_ready(stack)
         except (StackError, OSError) as exc:
             run.fail(app, name, f"did not start: {exc}")

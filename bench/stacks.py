@@ -59,6 +59,27 @@ class Stack:
     child_role: str = "worker"
     stop_signal: int = signal.SIGTERM
     cleanup: list[Callable[[], None]] = field(default_factory=list)
+    logs: list[Path] = field(default_factory=list)
+
+    def start(
+        self, role: str, argv: list[str], log_path: Path, pass_fds: tuple[int, ...] = ()
+    ) -> subprocess.Popen[bytes]:
+        """Spawn one root process of the stack (see ``spawn``) and remember its log."""
+        proc = spawn(argv, log_path, pass_fds)
+        self.roots.append((role, proc))
+        self.logs.append(log_path)
+        return proc
+
+    def log_tail(self, lines: int = 5) -> str:
+        """The last lines of every log of the stack, for error messages."""
+        parts = []
+        for path in self.logs:
+            try:
+                text = path.read_text("utf-8", "replace").strip().splitlines()[-lines:]
+            except OSError:
+                continue
+            parts.append(f"[{path.name}] " + " / ".join(text))
+        return " ".join(parts)
 
     def processes(self) -> list[tuple[str, psutil.Process]]:
         """Every live process of the stack, roots first, each with its role."""
@@ -77,12 +98,21 @@ class Stack:
         """Raise StackError if a started process has exited."""
         for role, popen in self.roots:
             if popen.poll() is not None:
-                raise StackError(f"{self.name}: {role} exited with status {popen.returncode}")
+                raise StackError(
+                    f"{self.name}: {role} exited with status {popen.returncode}: {self.log_tail()}"
+                )
 
     def stop(self) -> None:
-        """Stop every started process by PID (SIGKILL after a grace), then clean up."""
+        """Stop every started process by PID (SIGKILL after a grace), then any descendant
+        still alive (by PID too), then clean up."""
+        leftovers = [proc for _, proc in self.processes()]
         for _, popen in reversed(self.roots):
             stop_process(popen, self.stop_signal)
+        for proc in leftovers:
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    log.warning("%s: pid %d outlived its parent; killing it", self.name, proc.pid)
+                    proc.kill()
         for fn in self.cleanup:
             try:
                 fn()
@@ -161,7 +191,9 @@ def wait_ready(stack: Stack, timeout: float = READY_TIMEOUT_S) -> None:
         if problem is None:
             return
         raise StackError(f"{stack.name}/{stack.app}: wrong answer to the probe: {problem}")
-    raise StackError(f"{stack.name}/{stack.app}: not ready after {timeout:.0f} s ({last})")
+    raise StackError(
+        f"{stack.name}/{stack.app}: not ready after {timeout:.0f} s ({last}) {stack.log_tail()}"
+    )
 
 
 def fetch(url: str, app: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -191,12 +223,11 @@ def start_gunicorn(app: str, workers: int, workdir: Path, worker_class: str) -> 
     argv = [sys.executable, "-m", "gunicorn", "--workers", str(workers)]
     argv += ["--worker-class", worker_class, "--bind", f"{HOST}:{port}"]
     argv += ["--log-level", "warning", "--worker-connections", "1000", WORKLOADS[app].app]
-    proc = spawn(argv, workdir / f"gunicorn-{worker_class}.log")
     how = f"gunicorn {worker_class}: 1 master + {workers} workers"
     stack = Stack(
         f"gunicorn-{worker_class}", app, url_for(port, app), how, stop_signal=signal.SIGINT
     )
-    stack.roots.append(("master", proc))
+    stack.start("master", argv, workdir / f"gunicorn-{worker_class}.log")
     return stack
 
 
@@ -209,8 +240,7 @@ def start_uwsgi(app: str, workers: int, workdir: Path) -> Stack:
     # a read error (a real client would reconnect the same way).
     argv += ["--add-header", "Connection: close"]
     argv += ["--pythonpath", str(ROOT), "--module", WORKLOADS[app].app]
-    proc = spawn(argv, workdir / "uwsgi.log")
     how = f"uwsgi --http-socket: 1 master + {workers} processes (Connection: close)"
     stack = Stack("uwsgi", app, url_for(port, app), how, stop_signal=signal.SIGINT)
-    stack.roots.append(("master", proc))
+    stack.start("master", argv, workdir / "uwsgi.log")
     return stack

@@ -60,10 +60,8 @@ def _frame(title: str, y_label: str, y_max: float, x_labels: Sequence[str]) -> l
         )
     for i, label in enumerate(x_labels):
         x = _x(i, len(x_labels))
-        parts.append(
-            f'<text x="{x:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
-            f"{escape(label)}</text>"
-        )
+        y = HEIGHT - BOTTOM + 16 + (12 * (i % 2) if len(x_labels) > 5 else 0)  # stagger long rows
+        parts.append(f'<text x="{x:.1f}" y="{y}" text-anchor="middle">{escape(label)}</text>')
     return parts
 
 

@@ -1,0 +1,99 @@
+"""``m2-zmq`` and ``fd`` the way users run them: one ``m2bridge up STACK.toml`` supervisor.
+
+For ``m2-zmq`` the stack file has a ``mongrel2`` watcher (the bench's own config, loaded by the
+supervisor) and a watcher of ``workers`` ``m2bridge serve`` processes; for ``fd`` a socket the
+supervisor binds and a watcher of ``m2bridge serve --fd $(sockets.web)`` processes. Every
+process of the stack is a child of the supervisor, which is stopped by PID (it stops them).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.m2stacks import Endpoints, config_text
+from bench.stacks import HOST, ROOT, Stack, free_port, url_for
+from bench.workload import WORKLOADS
+
+UP = ("-m", "m2bridge", "up", "--log-level", "warning")
+
+
+def _toml_list(items: Sequence[str]) -> str:
+    return "[" + ", ".join(json.dumps(item) for item in items) + "]"
+
+
+def stack_header(rundir: Path) -> str:
+    """The ``[stack]`` table and the environment every watcher gets."""
+    return f"[stack]\nrundir = {json.dumps(str(rundir))}\n"
+
+
+def worker_watcher(name: str, argv: Sequence[str], workers: int, sockets: bool = False) -> str:
+    """A ``[watchers.NAME]`` table running ``workers`` copies of ``argv`` from the repo root."""
+    lines = [
+        f"[watchers.{name}]",
+        f"cmd = {_toml_list(argv)}",
+        f"numprocesses = {workers}",
+        f"working_dir = {json.dumps(str(ROOT))}",
+        f"env = {{ PYTHONPATH = {json.dumps(str(ROOT))} }}",
+        "graceful_timeout = 3",
+    ]
+    if sockets:
+        lines.append('use_sockets = ["web"]')
+    return "\n".join(lines) + "\n"
+
+
+def zmq_stack_text(app: str, workers: int, chroot: Path, ends: Endpoints) -> str:
+    """The stack file of ``m2-zmq``: Mongrel2 plus ``workers`` ZeroMQ workers."""
+    argv = ["$(python)", "-m", "m2bridge", "serve", WORKLOADS[app].app]
+    argv += ["--send-spec", ends.send_spec, "--recv-spec", ends.recv_spec]
+    argv += ["--m2-chroot", str(chroot), "--log-level", "warning"]
+    mongrel2 = (
+        "[watchers.mongrel2]\n"
+        'type = "mongrel2"\n'
+        f"config = {json.dumps(str(chroot / 'mongrel2.conf'))}\n"
+        'server = "main"\n'
+    )
+    return (
+        stack_header(chroot.parent / "m2-zmq-run") + mongrel2 + worker_watcher("app", argv, workers)
+    )
+
+
+def fd_stack_text(app: str, workers: int, rundir: Path, port: int) -> str:
+    """The stack file of ``fd``: one supervisor-bound socket shared by ``workers`` workers."""
+    argv = ["$(python)", "-m", "m2bridge", "serve", WORKLOADS[app].app]
+    argv += ["--fd", "$(sockets.web)", "--log-level", "warning"]
+    sockets = f'[sockets.web]\nhost = "{HOST}"\nport = {port}\nbacklog = 1024\n'
+    return stack_header(rundir) + sockets + worker_watcher("app", argv, workers, sockets=True)
+
+
+def _start_up(name: str, app: str, stack_file: Path, url: str, how: str) -> Stack:
+    stack = Stack(name, app, url, how, stop_signal=signal.SIGTERM)
+    stack.start(
+        "supervisor", [sys.executable, *UP, str(stack_file)], stack_file.with_suffix(".log")
+    )
+    return stack
+
+
+def start_zmq_supervised(app: str, workers: int, workdir: Path) -> Stack:
+    """``m2bridge up``: Mongrel2 and ``workers`` ``m2bridge serve`` under one supervisor."""
+    chroot = workdir / "m2-zmq"
+    chroot.mkdir(parents=True, exist_ok=True)
+    ends = Endpoints.on_free_ports()
+    port = free_port()
+    (chroot / "mongrel2.conf").write_text(config_text(port, ends.conf()))
+    stack_file = workdir / "m2-zmq.toml"
+    stack_file.write_text(zmq_stack_text(app, workers, chroot, ends))
+    how = f"`m2bridge up`: supervisor + mongrel2 + {workers} x `m2bridge serve` (ZeroMQ)"
+    return _start_up("m2-zmq", app, stack_file, url_for(port, app), how)
+
+
+def start_fd_supervised(app: str, workers: int, workdir: Path) -> Stack:
+    """``m2bridge up``: a supervisor-bound socket and ``workers`` ``m2bridge serve --fd``."""
+    port = free_port()
+    stack_file = workdir / "fd.toml"
+    stack_file.write_text(fd_stack_text(app, workers, workdir / "fd-run", port))
+    how = f"`m2bridge up`: supervisor socket + {workers} x `m2bridge serve --fd` (gevent HTTP)"
+    return _start_up("fd", app, stack_file, url_for(port, app), how)
