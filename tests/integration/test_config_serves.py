@@ -7,7 +7,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import http.server
+import json
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import zmq
 
 from m2bridge.protocol import Request, encode_reply, parse_message
 from mongrel2_conf import HandlerSettings, find_handler, load_config, write_config
-from tests.mongrel2_harness import free_port, require_mongrel2, start_mongrel2
+from tests.mongrel2_harness import free_port, require_mongrel2, start_mongrel2, stop_process
 
 CONF = """
 app = Handler(send_spec="tcp://127.0.0.1:{send}" send_ident="conf-serves-test"
@@ -122,3 +126,34 @@ def test_mongrel2_serves_a_handler_a_dir_and_a_proxy_from_our_database(tmp_path:
         assert get(server.port, "/app/hello?x=1") == (200, None, b"handler saw /app/hello")
         assert get(server.port, "/static/hello.txt") == (200, "text/x-conf-test", b"static hello\n")
         assert get(server.port, "/proxy/there") == (200, None, b"backend saw /proxy/there")
+
+
+def get_when_served(port: int, path: str, deadline: float) -> tuple[int, str | None, bytes]:
+    """GET ``path``, retrying while the handler process is still connecting."""
+    while True:
+        try:
+            return get(port, path)
+        except (TimeoutError, ConnectionError, http.client.HTTPException):
+            if time.monotonic() > deadline:
+                raise
+
+
+def test_m2bridge_serve_reads_its_handler_from_the_same_config_file(tmp_path: Path):
+    require_mongrel2()
+    port = free_port()
+    conf = tmp_path / "mongrel2.conf"
+    conf.write_text(CONF.format(send=free_port(), recv=free_port(), port=port, backend=free_port()))
+    db = tmp_path / "config.sqlite"
+    write_config(db, load_config(conf))
+    log = (tmp_path / "serve.log").open("wb")
+    with log, start_mongrel2(tmp_path, db, "conf-serves", port) as server:
+        argv = [sys.executable, "-m", "m2bridge", "serve", "handlers.echo:app",
+                "--config", str(conf), "--handler", "app"]  # fmt: skip
+        worker = subprocess.Popen(argv, stdout=log, stderr=log, cwd=Path(__file__).parents[2])
+        try:
+            status, _, body = get_when_served(server.port, "/app/x?y=1", time.monotonic() + 15)
+        finally:
+            stop_process(worker)
+    assert status == 200, (tmp_path / "serve.log").read_text()
+    environ = json.loads(body)["environ"]
+    assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/app/x", "y=1")
