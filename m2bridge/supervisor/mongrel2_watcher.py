@@ -65,6 +65,7 @@ class Mongrel2Launcher:
                 f"{where}: {self.source} must set server.daemonize to 0 in its settings "
                 "(a daemonizing mongrel2 escapes the supervisor)"
             )
+        Path(self.spec.working_dir).mkdir(parents=True, exist_ok=True)
         self.chroot = (Path(self.spec.working_dir) / (self.server.chroot or ".")).resolve()
         mongrel2.prepare_chroot(self.chroot, _temp_store_dirs(settings))
 

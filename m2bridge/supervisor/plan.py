@@ -192,8 +192,10 @@ def record_exit(history: History, now: float, lifetime: float, policy: FlappingP
     """Account for an exit nobody asked for; may start a back-off or give up.
 
     A process that lived at least ``window`` seconds was healthy: its exit clears the record.
-    Exits the operator commanded must not be passed here.
+    Exits the operator commanded must not be passed here. Once given up, nothing changes.
     """
+    if history.gave_up:
+        return history
     if lifetime >= policy.window:
         return replace(history, failures=(), retries=0)
     failures = (*(t for t in history.failures if now - t < policy.window), now)

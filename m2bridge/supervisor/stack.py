@@ -72,7 +72,7 @@ class WatcherSpec:
     numprocesses: int = 1
     env: Mapping[str, str] = field(default_factory=dict)
     copy_env: bool = True
-    working_dir: str = "."
+    working_dir: str = "."  # a mongrel2 watcher's chroot is relative to it
     use_sockets: tuple[str, ...] = ()
     stop_signal: str = "TERM"
     graceful_timeout: float = 30.0
@@ -143,7 +143,7 @@ def parse_stack(data: Mapping[str, object], base: Path, default_name: str) -> St
     sockets = {key: _parse_socket(key, socket_tables.sub(key), base) for key in socket_tables.data}
     watcher_tables = root.sub("watchers")
     watchers = {
-        key: _parse_watcher(key, watcher_tables.sub(key), base, sockets)
+        key: _parse_watcher(key, watcher_tables.sub(key), base, sockets, rundir)
         for key in watcher_tables.data
     }
     root.check_unknown()
@@ -192,7 +192,7 @@ def _parse_socket(name: str, table: Table, base: Path) -> SocketSpec:
 
 
 def _parse_watcher(
-    name: str, table: Table, base: Path, sockets: Mapping[str, SocketSpec]
+    name: str, table: Table, base: Path, sockets: Mapping[str, SocketSpec], rundir: str
 ) -> WatcherSpec:
     kind = table.choice("type", ("command", "mongrel2"), "command")
     mongrel2 = _parse_mongrel2(table, base) if kind == "mongrel2" else None
@@ -204,7 +204,8 @@ def _parse_watcher(
         numprocesses=table.integer("numprocesses", 1),
         env=env,
         copy_env=table.boolean("copy_env", True),
-        working_dir=_path(base, table.string("working_dir")) or _default_dir(base, mongrel2),
+        working_dir=_path(base, table.string("working_dir"))
+        or str(Path(rundir, name) if mongrel2 else base),
         use_sockets=_parse_use_sockets(table, sockets),
         stop_signal=_parse_signal(table),
         graceful_timeout=table.number("graceful_timeout", 30.0),
@@ -246,10 +247,6 @@ def _parse_mongrel2(table: Table, base: Path) -> Mongrel2Spec:
     if not Path(config).is_file():
         raise ConfigError(f"{table.key('config')}: no such file {config}")
     return Mongrel2Spec(config, table.string("server"))
-
-
-def _default_dir(base: Path, mongrel2: Mongrel2Spec | None) -> str:
-    return str(Path(mongrel2.config).parent) if mongrel2 else str(base)
 
 
 def _parse_use_sockets(table: Table, sockets: Mapping[str, SocketSpec]) -> tuple[str, ...]:

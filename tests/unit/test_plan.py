@@ -182,6 +182,12 @@ def test_backoff_delay_doubles_and_is_capped():
     assert history.gave_up
 
 
+def test_exits_after_giving_up_change_nothing():
+    gave_up = History(retries=4, gave_up=True)
+    assert crash(gave_up, 50.0) == gave_up
+    assert crash(gave_up, 50.0, lifetime=60.0) == gave_up
+
+
 def test_unlimited_retries_never_give_up():
     policy = FlappingPolicy(attempts=1, window=5.0, max_retries=-1, max_delay=8.0)
     history = History()

@@ -187,6 +187,7 @@ def test_mongrel2_watcher_defaults(tmp_path):
     assert watcher.mongrel2.server == "main"
     assert watcher.priority == 10
     assert watcher.cmd == ()
+    assert watcher.working_dir == f"{stack.rundir}/m"  # its chroot files stay out of the repo
 
 
 def test_token_file_is_read_and_stripped(tmp_path):

@@ -1,0 +1,316 @@
+"""`m2bridge up` with the real Mongrel2: the demo stack, the mongrel2 watcher type, quit.
+
+The helpers here (a Mongrel2 + workers stack on free ports, an HTTP load loop, wrk) are shared
+with test_live_scaling.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.component.test_supervisor import (
+    CTL,
+    UP,
+    RunningStack,
+    _orphans,
+    base,
+    running_stack,
+    write_stack,
+)
+from tests.mongrel2_harness import HandlerSpec, free_port, make_conf
+
+__all__ = ["base"]
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture(autouse=True)
+def _mongrel2_installed() -> None:
+    """Fail (never skip) without the real binaries."""
+    for name in ("mongrel2", "m2sh"):
+        assert shutil.which(name), f"{name} is not installed (apt-get install mongrel2-core)"
+
+
+def mongrel2_stack(
+    base: Path,
+    app: str = "handlers.hello:app",
+    workers: int = 2,
+    extra: str = "",
+    settings: dict[str, object] | None = None,
+) -> tuple[str, int]:
+    """A stack text: a mongrel2 watcher on a free port + ``workers`` m2bridge workers."""
+    port = free_port()
+    conf = base / "mongrel2.conf"
+    conf.write_text(make_conf(port, [HandlerSpec(route="/")], settings))
+    text = f"""
+[watchers.mongrel2]
+type = "mongrel2"
+config = "{conf}"
+graceful_timeout = 5
+
+[watchers.hello]
+cmd = "$(python) -m m2bridge serve {app} --config {conf} --handler / --graceful-timeout 10"
+numprocesses = {workers}
+readiness = "stats"
+graceful_timeout = 10
+{extra}
+"""
+    return text, port
+
+
+def get(port: int, path: str = "/", timeout: float = 5.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_serving(stack: RunningStack, port: int, workers: int, timeout: float = 20) -> None:
+    """Every watcher active with its processes ready, and Mongrel2 answering through them."""
+
+    def ready() -> bool:
+        states = [w["state"] for w in stack.call("status")["watchers"]]
+        return states == ["active"] * len(states) and len(stack.pids("hello")) == workers
+
+    stack.wait_until(ready, timeout=timeout)
+    assert get(port) == (200, b"Hello, world!\n")
+
+
+@contextlib.contextmanager
+def demo(base: Path, **kw: object) -> Iterator[tuple[RunningStack, int]]:
+    text, port = mongrel2_stack(base, **kw)  # type: ignore[arg-type]
+    with running_stack(base, text) as stack:
+        yield stack, port
+
+
+# -- load generators --
+
+
+@dataclass
+class LoadLoop:
+    """Threads sending GETs over keep-alive connections; any exception or non-200 is a failure."""
+
+    port: int
+    threads: int = 6
+    timeout: float = 3.0
+    path: str = "/"
+    ok: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _workers: list[threading.Thread] = field(default_factory=list)
+
+    def __enter__(self) -> LoadLoop:
+        for _ in range(self.threads):
+            thread = threading.Thread(target=self._run, daemon=True)
+            thread.start()
+            self._workers.append(thread)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._workers:
+            thread.join(self.timeout + 2)
+
+    def _run(self) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        while not self._stop.is_set():
+            try:
+                conn.request("GET", self.path)
+                response = conn.getresponse()
+                response.read()
+                good = response.status == 200
+                error = "" if good else f"status {response.status}"
+            except (OSError, http.client.HTTPException) as exc:
+                good, error = False, repr(exc)
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            with self._lock:
+                self.ok += good
+                self.failed += not good
+                if error:
+                    self.errors.append(error)
+        conn.close()
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    socket_errors: dict[str, int]
+    non_2xx: int
+    text: str
+
+    @property
+    def failed(self) -> int:
+        return sum(self.socket_errors.values()) + self.non_2xx
+
+
+def start_wrk(port: int, seconds: int, connections: int = 8) -> subprocess.Popen[str]:
+    """A bounded wrk run (one thread, ``connections`` keep-alive connections, 2 s timeout)."""
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "2s"]
+    return subprocess.Popen([*argv, f"http://127.0.0.1:{port}/"], stdout=subprocess.PIPE, text=True)
+
+
+def finish_wrk(proc: subprocess.Popen[str], timeout: float = 30) -> WrkResult:
+    out, _ = proc.communicate(timeout=timeout)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
+    found = re.search(r"connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if found:
+        errors = dict(zip(errors, map(int, found.groups()), strict=True))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return WrkResult(requests, errors, int(non_2xx.group(1)) if non_2xx else 0, out)
+
+
+def stack_pids(stack: RunningStack) -> list[int]:
+    return [p["pid"] for w in stack.call("stats")["watchers"] for p in w["processes"]]
+
+
+# -- tests --
+
+
+def test_demo_example_stack_serves_and_quits_without_orphans(base):
+    for name in ("stack.toml", "mongrel2.conf"):
+        shutil.copy(EXAMPLES / name, base / name)
+    port, send, recv = free_port(), free_port(), free_port()
+    conf = (base / "mongrel2.conf").read_text()
+    conf = conf.replace("6767", str(port)).replace("9997", str(send)).replace("9996", str(recv))
+    (base / "mongrel2.conf").write_text(conf)
+    text = (base / "stack.toml").read_text().replace("[stack]\n", "", 1)
+    with running_stack(base, text) as stack:
+        wait_serving(stack, port, workers=2)
+        assert [w["name"] for w in stack.call("status")["watchers"]] == ["mongrel2", "hello"]
+        served = stack.processes("hello")
+        assert all(p["rss"] and p["fds"] for p in served)
+        everyone = stack_pids(stack) + stack.descendants()
+        quit_ = subprocess.run(
+            [*CTL, "-s", str(stack.stack_file), "quit"], capture_output=True, text=True, timeout=20
+        )
+        assert (quit_.returncode, quit_.stdout) == (0, "quitting\n")
+        assert stack.proc.wait(20) == 0
+        assert _orphans(everyone) == []
+        log = stack.log()
+        assert log.index("stopping hello") < log.index("stopping mongrel2")
+        assert "mongrel2.1 |" in log
+
+
+def test_quit_under_load_finishes_requests_in_flight(base):
+    with demo(base, app="handlers.sleepy:app", workers=2) as (stack, port):
+        stack.wait_until(lambda: len(stack.pids("hello")) == 2, timeout=20)
+        stack.wait_until(lambda: stack.status("mongrel2")["state"] == "active")
+        results: list[tuple[int, bytes]] = []
+
+        def slow() -> None:
+            results.append(get(port, "/?seconds=1.5", timeout=10))
+
+        threads = [threading.Thread(target=slow) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        stack.wait_until(
+            lambda: sum(p["in_flight"] or 0 for p in stack.processes("hello")) == 6, timeout=5
+        )
+        everyone = stack_pids(stack)
+        stack.call("quit")
+        for thread in threads:
+            thread.join(10)
+        assert results == [(200, b"slept 1.5\n")] * 6
+        assert stack.proc.wait(20) == 0
+        assert _orphans(everyone) == []
+        ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True)
+        assert str(base) not in ps.stdout
+
+
+def test_killed_mongrel2_is_restarted_and_serves_again(base):
+    with demo(base, workers=1) as (stack, port):
+        wait_serving(stack, port, workers=1)
+        (m2pid,) = stack.pids("mongrel2")
+        psutil.Process(m2pid).send_signal(signal.SIGKILL)
+        stack.wait_until(lambda: stack.pids("mongrel2") not in ([], [m2pid]), timeout=15)
+        stack.wait_until(lambda: stack.status("mongrel2")["state"] == "active")
+        assert get(port) == (200, b"Hello, world!\n")
+        assert "mongrel2.1 (pid" in stack.log()
+
+
+def test_restart_reloads_the_mongrel2_config(base):
+    with demo(base, workers=1) as (stack, port):
+        wait_serving(stack, port, workers=1)
+        (old,) = stack.pids("mongrel2")
+        assert stack.call("restart", name="mongrel2") == {"watchers": ["mongrel2"]}
+        stack.wait_until(lambda: stack.pids("mongrel2") not in ([], [old]), timeout=15)
+        stack.wait_until(lambda: stack.status("mongrel2")["state"] == "active")
+        assert get(port) == (200, b"Hello, world!\n")
+        with pytest.raises(Exception, match="mongrel2 watcher: one process"):
+            stack.call("incr", name="mongrel2")
+
+
+def test_worker_that_crashes_at_import_is_backed_off_not_respawned_in_a_loop(base):
+    extra = (
+        "[watchers.hello.flapping]\nattempts = 2\nwindow = 10\nretry_in = 0.5\nmax_retries = 1\n"
+    )
+    with demo(base, app="handlers.no_such_module:app", workers=2, extra=extra) as (stack, _):
+        stack.wait_until(lambda: stack.status("hello")["state"] == "failed", timeout=25)
+        status = stack.status("hello")
+        assert "flapping: gave up after 1 back-offs" in status["reason"]
+        log = stack.log()
+        started = sum(
+            1 for line in log.splitlines() if " hello." in line and " started (pid" in line
+        )
+        # each round: numprocesses spawns + one respawn per exit below attempts; two rounds
+        assert started <= 2 * (2 + 2 - 1)
+        time.sleep(1.0)
+        assert stack.log().count(" started (pid") == log.count(" started (pid")
+        assert "is flapping" in log
+        assert "no_such_module" in log
+        assert stack.status("mongrel2")["state"] == "active"
+
+
+def test_daemonizing_mongrel2_config_is_refused(base):
+    text, _ = mongrel2_stack(base, settings={"server.daemonize": 1})
+    result = subprocess.run(
+        [*UP, str(write_stack(base, text))], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert "watchers.mongrel2.config" in result.stderr
+    assert "must set server.daemonize to 0" in result.stderr
+
+
+def test_broken_mongrel2_config_names_the_file_and_line(base):
+    text, _ = mongrel2_stack(base)
+    conf = base / "mongrel2.conf"
+    conf.write_text(conf.read_text().replace("servers = [main]", "servers = [main,]"))
+    result = subprocess.run(
+        [*UP, str(write_stack(base, text))], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert f"watchers.mongrel2.config: {conf}:" in result.stderr
+
+
+def test_fd_example_serves_on_the_supervisors_socket(base):
+    text = (EXAMPLES / "fd_stack.toml").read_text()
+    text = text.replace("[stack]\n", "", 1).replace("port = 8080", "port = 0")
+    with running_stack(base, text) as stack:
+        stack.wait_until(lambda: len(stack.pids("web")) == 2, timeout=20)
+        (listed,) = stack.call("listsockets")["sockets"]
+        port = int(listed["address"].rsplit(":", 1)[1])
+        assert get(port) == (200, b"Hello, world!\n")
+        stack.call("incr", name="web")
+        stack.wait_until(lambda: len(stack.pids("web")) == 3, timeout=20)
+        statuses = {get(port)[0] for _ in range(20)}
+        assert statuses == {200}
