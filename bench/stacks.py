@@ -190,7 +190,9 @@ def wait_ready(stack: Stack, timeout: float = READY_TIMEOUT_S) -> None:
         problem = answer_problem(stack.app, status, body)
         if problem is None:
             return
-        raise StackError(f"{stack.name}/{stack.app}: wrong answer to the probe: {problem}")
+        raise StackError(
+            f"{stack.name}/{stack.app}: wrong answer to the probe: {problem} {stack.log_tail(2)}"
+        )
     raise StackError(
         f"{stack.name}/{stack.app}: not ready after {timeout:.0f} s ({last}) {stack.log_tail()}"
     )
