@@ -120,6 +120,7 @@ def run_benchmark(config: cycles.BenchConfig) -> dict[str, Any]:
         "records": run.records,
         "idle": run.idle,
         "failures": run.failures,
+        "supervisor_stats": run.supervisor_stats,
         "notes": [f"wall time {(dt.datetime.now(dt.UTC) - started).total_seconds():.0f} s"],
     }
     return report.build_result(config, info, raw)

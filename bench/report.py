@@ -46,6 +46,7 @@ def build_result(
         "failures": raw["failures"],
         "records": records,
         "idle": raw["idle"],
+        "supervisor_stats": raw.get("supervisor_stats", []),
         **derived(records, raw["idle"]),
     }
 
@@ -155,6 +156,25 @@ def _idle_text(result: dict[str, Any], app: str, stack: str) -> tuple[str, str]:
     return "-", "-"
 
 
+def supervisor_lines(result: dict[str, Any], app: str) -> list[str]:
+    """Markdown bullets: requests served (and errors) per worker, from the supervisor's stats."""
+    lines = []
+    for entry in result.get("supervisor_stats", []):
+        if entry["app"] != app:
+            continue
+        for watcher in entry["stats"].get("watchers", []):
+            procs = [p for p in watcher.get("processes", []) if p.get("served") is not None]
+            if not procs:
+                continue
+            served = " / ".join(str(p["served"]) for p in procs)
+            errors = sum(int(p.get("errors") or 0) for p in procs)
+            lines.append(
+                f"- `{entry['stack']}` supervisor stats: `{watcher['name']}` workers served "
+                f"{served} requests ({errors} errors)"
+            )
+    return lines
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The Markdown summary of a result."""
     cfg, m = result["config"], result["machine"]
@@ -181,6 +201,8 @@ def markdown(result: dict[str, Any]) -> str:
         out += ["", f"## {app}: median req/s (x gunicorn-gevent, paired), latency", ""]
         out += app_table(result, app)
         out += ["", *resources_table(result, app)]
+        extra = supervisor_lines(result, app)
+        out += ["", *extra] if extra else []
     out += ["", "## Method and limits", "", *[f"- {note}" for note in result["notes"]]]
     if result["failures"]:
         out += [

@@ -9,8 +9,10 @@ close the app; every process is stopped by PID.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -55,6 +57,7 @@ class Run:
         self.records: list[dict[str, Any]] = []
         self.idle: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
+        self.supervisor_stats: list[dict[str, Any]] = []
         self.stack_how: dict[str, str] = {}
         self.scripts = {app: self._write_script(app) for app in config.apps}
 
@@ -97,6 +100,22 @@ def sample_idle(run: Run, app: str, running: dict[str, Stack], phase: str) -> No
     for name, stack in running.items():
         procs = measure.usage(before[name], measure.snapshot(stack))
         run.idle.append({"app": app, "stack": name, "phase": phase, "procs": procs})
+
+
+def collect_supervisor_stats(run: Run, app: str, running: dict[str, Stack]) -> None:
+    """The supervisor's own ``stats`` (per-worker requests served, CPU, RSS) after the run."""
+    for name, stack in running.items():
+        if not stack.stats_argv:
+            continue
+        try:
+            done = subprocess.run(
+                stack.stats_argv, capture_output=True, text=True, timeout=15, check=True
+            )
+            data = json.loads(done.stdout)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            run.fail(app, name, f"supervisor stats unavailable: {exc}")
+            continue
+        run.supervisor_stats.append({"app": app, "stack": name, "stats": data})
 
 
 def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
@@ -153,6 +172,7 @@ def run_app(run: Run, app: str, progress: Callable[[str], None]) -> None:
             run.records.append(record)
             progress(_describe(record))
         sample_idle(run, app, running, "after")
+        collect_supervisor_stats(run, app, running)
     finally:
         for stack in running.values():
             stack.stop()

@@ -49,6 +49,7 @@ class Stack:
         roots: the processes this module started, with their roles.
         child_role: role given to any descendant of a root (``worker`` unless ``role_of`` says).
         cleanup: callables run after the processes are stopped.
+        stats_argv: a command printing the supervisor's ``stats`` as JSON (supervised stacks).
     """
 
     name: str
@@ -60,6 +61,7 @@ class Stack:
     stop_signal: int = signal.SIGTERM
     cleanup: list[Callable[[], None]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
+    stats_argv: list[str] | None = None
 
     def start(
         self, role: str, argv: list[str], log_path: Path, pass_fds: tuple[int, ...] = ()

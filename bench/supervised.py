@@ -71,9 +71,10 @@ def fd_stack_text(app: str, workers: int, rundir: Path, port: int) -> str:
 
 def _start_up(name: str, app: str, stack_file: Path, url: str, how: str) -> Stack:
     stack = Stack(name, app, url, how, stop_signal=signal.SIGTERM)
-    stack.start(
-        "supervisor", [sys.executable, *UP, str(stack_file)], stack_file.with_suffix(".log")
-    )
+    argv = [sys.executable, *UP, str(stack_file)]
+    stack.start("supervisor", argv, stack_file.with_suffix(".log"))
+    ctl = [sys.executable, "-m", "m2bridge", "ctl", "-s", str(stack_file), "--timeout", "5"]
+    stack.stats_argv = [*ctl, "--json", "stats"]
     return stack
 
 

@@ -24,6 +24,14 @@ MACHINE = {
 }
 
 
+SUPERVISOR_STATS = {
+    "watchers": [
+        {"name": "mongrel2", "processes": [{"pid": 1, "served": None, "errors": None}]},
+        {"name": "app", "processes": [{"served": 15, "errors": 0}, {"served": 6, "errors": 2}]},
+    ]
+}
+
+
 def sample_result() -> dict[str, Any]:
     config = BenchConfig(
         apps=("hello",), stacks=("m2-zmq", "gunicorn-gevent"), concurrencies=(10, 50), rounds=1
@@ -44,6 +52,7 @@ def sample_result() -> dict[str, Any]:
         "records": records,
         "idle": [idle_sample("hello", "m2-zmq", [proc("supervisor", 0.5, 28.0), *procs])],
         "failures": [{"app": "hello", "stack": "uwsgi", "error": "did not start: boom"}],
+        "supervisor_stats": [{"app": "hello", "stack": "m2-zmq", "stats": SUPERVISOR_STATS}],
         "notes": ["wall time 10 s"],
     }
     return report.build_result(config, MACHINE, raw)
@@ -70,6 +79,8 @@ def test_markdown_shows_targets_cells_resources_and_failures() -> None:
         "| supervisor 0.5, worker 60.0, mongrel2 40.0 |" in text
     )
     assert "- uwsgi/hello: did not start: boom" in text
+    assert "`m2-zmq` supervisor stats: `app` workers served 15 / 6 requests (2 errors)" in text
+    assert "mongrel2` workers" not in text
     assert "wall time 10 s" in text
 
 
