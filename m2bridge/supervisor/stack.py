@@ -32,6 +32,8 @@ SIGNAL_NAMES = (
     "STOP", "TSTP", "TTIN", "TTOU",
 )  # fmt: skip
 READINESS = ("stats", "delay")
+#: ``serve --workers``: seconds past a worker's own graceful timeout before it is SIGKILLed.
+KILL_MARGIN = 2.0
 MONGREL2_PRIORITY = 10
 
 
@@ -306,7 +308,8 @@ def worker_stack(
     """The stack ``m2bridge serve --workers N`` runs: one watcher of ``argv`` copies.
 
     Each process is ready once it has published its stats file (a worker does that when its
-    sockets are connected), so a reload never stops an old worker before a new one serves.
+    sockets are connected), so a reload never stops an old worker before a new one serves. A
+    stopping worker drains for ``graceful_timeout`` itself; it is killed ``KILL_MARGIN`` later.
     """
     if not argv:
         raise ConfigError("serve: empty worker command")
@@ -316,7 +319,7 @@ def worker_stack(
         cmd=tuple(argv),
         numprocesses=numprocesses,
         working_dir=os.getcwd(),
-        graceful_timeout=graceful_timeout,
+        graceful_timeout=graceful_timeout + KILL_MARGIN,
         readiness="stats",
         ready_timeout=10.0,
     )

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
+import os
 import re
 import shutil
 import signal
@@ -314,3 +316,82 @@ def test_fd_example_serves_on_the_supervisors_socket(base):
         stack.wait_until(lambda: len(stack.pids("web")) == 3, timeout=20)
         statuses = {get(port)[0] for _ in range(20)}
         assert statuses == {200}
+
+
+def test_control_of_a_mongrel2_stack_refuses_another_user_and_a_tokenless_tcp_client(base):
+    from tests.component.test_supervisor_control import CONNECT_AS_NOBODY, NOBODY
+
+    ctl_port = free_port()
+    control = f'[control]\nendpoint = "tcp://127.0.0.1:{ctl_port}"\ntoken = "t0ken"\n'
+    text, port = mongrel2_stack(base, workers=1)
+    with running_stack(base, control + text, wait=False) as stack:
+        endpoint = f"tcp://127.0.0.1:{ctl_port}"
+        tokenless = [*CTL, "-e", endpoint, "--timeout", "2"]
+        stack.wait_until(lambda: "control at tcp://" in stack.log())
+        refused = subprocess.run([*tokenless, "list"], capture_output=True, text=True, timeout=20)
+        assert refused.returncode == 1
+        assert "missing or wrong token" in refused.stderr
+        allowed = subprocess.run(
+            [*tokenless, "list"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={**os.environ, "M2BRIDGE_TOKEN": "t0ken"},
+        )
+        assert (allowed.returncode, allowed.stdout) == (0, "mongrel2\nhello\n")
+        stack.wait_until(lambda: stack.ctl("status").stdout.count("active") == 2, timeout=20)
+        assert get(port) == (200, b"Hello, world!\n")
+    ipc_text, _ = mongrel2_stack(base, workers=1)
+    with running_stack(base, ipc_text) as stack:
+        as_nobody = subprocess.run(
+            [*NOBODY, "-c", CONNECT_AS_NOBODY, str(stack.rundir / "m2bridge.ctl")],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+        assert as_nobody.stdout.strip() == "PermissionError"
+
+
+def test_serve_workers_flag_runs_the_same_supervisor(base):
+    from tests.mongrel2_harness import run_mongrel2
+
+    handler = HandlerSpec(route="/")
+    with run_mongrel2(base / "m2", [handler]) as server:
+        env = {**os.environ, "XDG_RUNTIME_DIR": str(base)}
+        argv = [*UP[:3], "serve", "handlers.hello:app", "--workers", "2"]
+        argv += ["--send-spec", handler.send_spec, "--recv-spec", handler.recv_spec]
+        log_file = base / "serve.log"
+        with open(log_file, "wb") as out:
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            name = "serve-handlers-hello-app"
+            ctl = [*CTL, "--name", name, "--json"]
+
+            def ready_count() -> int:
+                result = subprocess.run(
+                    [*ctl, "stats"], capture_output=True, text=True, env=env, timeout=20
+                )
+                if result.returncode != 0:
+                    return -1
+                rows = json.loads(result.stdout)["watchers"][0]["processes"]
+                return sum(1 for row in rows if row["state"] == "ready")
+
+            deadline = time.monotonic() + 20
+            while ready_count() != 2 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert ready_count() == 2, log_file.read_text()
+            assert get(server.port) == (200, b"Hello, world!\n")
+            incr = subprocess.run(
+                [*ctl, "--wait", "15", "incr", name], capture_output=True, text=True, env=env
+            )
+            assert incr.returncode == 0, incr.stderr
+            assert ready_count() == 3
+            children = [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+            assert _orphans(children) == []
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)

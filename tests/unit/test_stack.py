@@ -235,7 +235,7 @@ def test_worker_stack_runs_one_watcher_ready_by_stats_file():
         ["python", "-m", "m2bridge", "serve", "--worker-slot", "$(wid)"], 3, 7.5, "hello"
     )
     watcher = stack.watchers["hello"]
-    assert (watcher.numprocesses, watcher.graceful_timeout, watcher.readiness) == (3, 7.5, "stats")
+    assert (watcher.numprocesses, watcher.graceful_timeout, watcher.readiness) == (3, 9.5, "stats")
     assert stack.control.endpoint.startswith("ipc://")
     assert stack.rundir.endswith("/hello")
 
