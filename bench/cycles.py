@@ -144,6 +144,13 @@ def role_totals(record: Record) -> tuple[dict[str, float], dict[str, float]]:
     return cpu, rss
 
 
+def others_cpu(record: Record) -> float:
+    """CPU % that neither the stack nor wrk used during the run (other processes' load)."""
+    ours = sum(float(p["cpu_pct"]) for p in record.get("procs", []))
+    ours += float(record.get("loadgen_cpu_pct", 0.0))
+    return max(0.0, float(record.get("machine_cpu_pct", 0.0)) - ours)
+
+
 def summarize_cell(rows: Sequence[Record]) -> Record:
     """Medians over rounds of one cell: rps, latency percentiles, CPU and RSS per role."""
     totals = [role_totals(r) for r in rows]
@@ -162,6 +169,7 @@ def summarize_cell(rows: Sequence[Record]) -> Record:
         "rss_mb": {role: median(rss.get(role, 0.0) for _, rss in totals) for role in roles},
         "loadgen_cpu_pct": median(float(r.get("loadgen_cpu_pct", 0.0)) for r in rows),
         "machine_cpu_pct": median(float(r.get("machine_cpu_pct", 0.0)) for r in rows),
+        "others_cpu_pct": median(others_cpu(r) for r in rows),
         "loadavg_1m": median(float(r["loadavg"][0]) for r in rows if r.get("loadavg")),
     }
 

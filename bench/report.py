@@ -156,6 +156,17 @@ def _idle_text(result: dict[str, Any], app: str, stack: str) -> tuple[str, str]:
     return "-", "-"
 
 
+def interference_line(result: dict[str, Any], app: str) -> str:
+    """How much CPU other processes took while this app's cycles ran (noise indicator)."""
+    rows = [r for r in result["records"] if r["app"] == app]
+    others = cycles.median(cycles.others_cpu(r) for r in rows)
+    load = cycles.median(float(r["loadavg"][0]) for r in rows if r.get("loadavg"))
+    return (
+        f"During these runs other processes used a median {_fmt(others)}% CPU "
+        f"(of 200%); median 1-min load average before a run {_fmt(load, '.2f')}."
+    )
+
+
 def supervisor_lines(result: dict[str, Any], app: str) -> list[str]:
     """Markdown bullets: requests served (and errors) per worker, from the supervisor's stats."""
     lines = []
@@ -199,6 +210,7 @@ def markdown(result: dict[str, Any]) -> str:
     ]
     for app in cfg["apps"]:
         out += ["", f"## {app}: median req/s (x gunicorn-gevent, paired), latency", ""]
+        out += [interference_line(result, app), ""]
         out += app_table(result, app)
         out += ["", *resources_table(result, app)]
         extra = supervisor_lines(result, app)

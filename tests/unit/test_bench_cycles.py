@@ -8,6 +8,7 @@ from bench.cycles import (
     BenchConfig,
     estimate_seconds,
     median,
+    others_cpu,
     paired_ratio,
     plan_steps,
     quick_config,
@@ -73,6 +74,13 @@ def test_role_totals_sum_cpu_and_keep_the_largest_process_rss() -> None:
     cpu, rss = role_totals(record)
     assert cpu == {"worker": 70.0, "master": 1.0}
     assert rss == {"worker": 25.0, "master": 30.0}
+
+
+def test_others_cpu_is_what_the_machine_used_beyond_the_stack_and_wrk() -> None:
+    record = make_record("hello", "s", 0, 1, 10.0, procs=[proc("worker", 50, 20), proc("m", 10, 5)])
+    assert others_cpu(record) == 190.0 - 60.0 - 30.0
+    record["machine_cpu_pct"] = 20.0
+    assert others_cpu(record) == 0.0
 
 
 def test_summary_takes_medians_over_rounds_and_sums_errors() -> None:

@@ -82,6 +82,8 @@ def test_markdown_shows_targets_cells_resources_and_failures() -> None:
     assert "`m2-zmq` supervisor stats: `app` workers served 15 / 6 requests (2 errors)" in text
     assert "mongrel2` workers" not in text
     assert "wall time 10 s" in text
+    # machine 190% - (worker 60 + mongrel2 40) - wrk 30 = 60% for the m2-zmq runs, 160% else
+    assert "other processes used a median 110% CPU" in text
 
 
 def test_load_json_refreshes_derived_parts_and_refuses_other_files(tmp_path: Path) -> None:
