@@ -9,6 +9,7 @@ close the app; every process is stopped by PID.
 from __future__ import annotations
 
 import datetime as dt
+import http.client
 import json
 import logging
 import os
@@ -25,6 +26,8 @@ from bench.stacks import Stack, StackError
 from bench.workload import WORKLOADS
 
 log = logging.getLogger("bench.runner")
+
+DRAIN_TIMEOUT_S = 15.0
 
 Starter = Callable[[str, int, Path], Stack]
 STARTERS: dict[str, Starter] = {
@@ -118,6 +121,18 @@ def collect_supervisor_stats(run: Run, app: str, running: dict[str, Stack]) -> N
         run.supervisor_stats.append({"app": app, "stack": name, "stats": data})
 
 
+def drain(stack: Stack, timeout: float = DRAIN_TIMEOUT_S) -> None:
+    """Wait until the stack answers one request: connections wrk left queued are served first.
+
+    A synchronous server still owes answers to the warm-up's (or the previous cycle's) queued
+    connections after wrk closed them; measuring before they drain would starve the run.
+    """
+    try:
+        stacks.fetch(stack.url, stack.app, timeout=timeout)
+    except (OSError, http.client.HTTPException) as exc:
+        log.warning("%s/%s: drain request failed: %s", stack.name, stack.app, exc)
+
+
 def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
     """Warm up, then one measured wrk run with CPU/RSS sampling; returns the record.
 
@@ -129,6 +144,7 @@ def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
     if step.warmup:
         warm = wrk.wrk_argv(stack.url, step.concurrency, run.config.warmup_s, script)
         measure.run_wrk(warm, run.config.warmup_s)
+    drain(stack)
     loadavg = [round(x, 2) for x in os.getloadavg()]
     argv = wrk.wrk_argv(stack.url, step.concurrency, run.config.duration_s, script)
     before = measure.snapshot(stack)
