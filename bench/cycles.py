@@ -151,6 +151,16 @@ def others_cpu(record: Record) -> float:
     return max(0.0, float(record.get("machine_cpu_pct", 0.0)) - ours)
 
 
+def cpu_per_request_us(record: Record, role: str | None = None) -> float | None:
+    """Server CPU time per completed request (all of the stack's processes, or one role), in
+    microseconds: a cost that depends much less on the machine's load than req/s does."""
+    procs = [p for p in record.get("procs", []) if role is None or p["role"] == role]
+    requests = int(record.get("requests", 0))
+    if not procs or requests <= 0 or any("cpu_s" not in p for p in procs):
+        return None
+    return 1e6 * sum(float(p["cpu_s"]) for p in procs) / requests
+
+
 def summarize_cell(rows: Sequence[Record]) -> Record:
     """Medians over rounds of one cell: rps, latency percentiles, CPU and RSS per role."""
     totals = [role_totals(r) for r in rows]
@@ -170,6 +180,9 @@ def summarize_cell(rows: Sequence[Record]) -> Record:
         "loadgen_cpu_pct": median(float(r.get("loadgen_cpu_pct", 0.0)) for r in rows),
         "machine_cpu_pct": median(float(r.get("machine_cpu_pct", 0.0)) for r in rows),
         "others_cpu_pct": median(others_cpu(r) for r in rows),
+        "cpu_us_per_request": median(
+            v for v in (cpu_per_request_us(r) for r in rows) if v is not None
+        ),
         "loadavg_1m": median(float(r["loadavg"][0]) for r in rows if r.get("loadavg")),
     }
 

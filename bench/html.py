@@ -57,13 +57,15 @@ def _per_cycle(result: dict[str, Any], app: str, pick: Any) -> list[Series]:
 
 
 def throughput_charts(result: dict[str, Any], app: str) -> list[str]:
-    """req/s per cycle and p99 per cycle, one line per stack."""
+    """req/s, p99 and server CPU per request, per cycle, one line per stack."""
     labels = [f"c={c}" for c in result["config"]["concurrencies"]]
     rps = _per_cycle(result, app, lambda s: s["rps"])
     p99 = _per_cycle(result, app, lambda s: s["latency_ms"].get("p99"))
+    cost = _per_cycle(result, app, lambda s: s.get("cpu_us_per_request"))
     return [
         line_chart(f"{app}: requests/s (median)", labels, rps, "req/s"),
         line_chart(f"{app}: p99 latency (median)", labels, p99, "ms"),
+        line_chart(f"{app}: server CPU per request (median)", labels, cost, "us"),
     ]
 
 

@@ -78,7 +78,8 @@ def snapshot(stack: Stack) -> Snapshot:
 
 
 def usage(before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:
-    """Per process: role, pid, name, CPU % over the interval (100 = one core) and RSS in MB."""
+    """Per process: role, pid, name, CPU % over the interval (100 = one core), CPU seconds and
+    RSS in MB."""
     wall = max(after.at - before.at, 1e-6)
     rows = []
     for pid, now in sorted(after.procs.items()):
@@ -90,6 +91,7 @@ def usage(before: Snapshot, after: Snapshot) -> list[dict[str, Any]]:
                 "pid": pid,
                 "name": now.name,
                 "cpu_pct": round(100.0 * cpu / wall, 2),
+                "cpu_s": round(cpu, 4),
                 "rss_mb": round(now.rss_bytes / MB, 2),
             }
         )

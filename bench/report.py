@@ -132,9 +132,9 @@ def resources_table(result: dict[str, Any], app: str) -> list[str]:
     """Markdown lines: CPU % per role at the highest cycle, and RSS per process after the run."""
     top = str(max(result["config"]["concurrencies"]))
     lines = [
-        f"| stack | CPU % at c={top} (per role) | wrk CPU % | machine CPU % "
+        f"| stack | CPU % at c={top} (per role) | CPU us/request | wrk CPU % | machine CPU % "
         "| idle CPU % after | RSS MB after |",
-        "|---|---|---:|---:|---|---|",
+        "|---|---|---:|---:|---:|---|---|",
     ]
     for stack, cells in result["summary"].get(app, {}).items():
         s = cells.get(top)
@@ -142,7 +142,8 @@ def resources_table(result: dict[str, Any], app: str) -> list[str]:
         wrk = _fmt(s["loadgen_cpu_pct"]) if s else "-"
         busy = _fmt(s.get("machine_cpu_pct")) if s else "-"
         idle_cpu, rss = _idle_text(result, app, stack)
-        lines.append(f"| {stack} | {cpu} | {wrk} | {busy} | {idle_cpu} | {rss} |")
+        per_req = _fmt(s.get("cpu_us_per_request")) if s else "-"
+        lines.append(f"| {stack} | {cpu} | {per_req} | {wrk} | {busy} | {idle_cpu} | {rss} |")
     return lines
 
 

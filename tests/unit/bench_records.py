@@ -33,7 +33,14 @@ def make_record(
 
 
 def proc(role: str, cpu: float, rss: float, pid: int = 1) -> dict[str, Any]:
-    return {"role": role, "pid": pid, "name": "x", "cpu_pct": cpu, "rss_mb": rss}
+    return {
+        "role": role,
+        "pid": pid,
+        "name": "x",
+        "cpu_pct": cpu,
+        "cpu_s": cpu / 100,
+        "rss_mb": rss,
+    }
 
 
 def idle_sample(app: str, stack: str, procs: list[dict[str, Any]]) -> dict[str, Any]:

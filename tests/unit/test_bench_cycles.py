@@ -6,6 +6,7 @@ import pytest
 
 from bench.cycles import (
     BenchConfig,
+    cpu_per_request_us,
     estimate_seconds,
     median,
     others_cpu,
@@ -81,6 +82,17 @@ def test_others_cpu_is_what_the_machine_used_beyond_the_stack_and_wrk() -> None:
     assert others_cpu(record) == 190.0 - 60.0 - 30.0
     record["machine_cpu_pct"] = 20.0
     assert others_cpu(record) == 0.0
+
+
+def test_cpu_per_request_counts_every_process_or_one_role() -> None:
+    record = make_record(
+        "hello", "s", 0, 1, 1000.0, procs=[proc("worker", 50, 20), proc("m", 10, 5)]
+    )
+    assert cpu_per_request_us(record) == pytest.approx(1e6 * 0.6 / 1000)
+    assert cpu_per_request_us(record, "worker") == pytest.approx(500.0)
+    assert cpu_per_request_us(make_record("hello", "s", 0, 1, 1000.0)) is None
+    record["requests"] = 0
+    assert cpu_per_request_us(record) is None
 
 
 def test_summary_takes_medians_over_rounds_and_sums_errors() -> None:

@@ -75,7 +75,7 @@ def test_markdown_shows_targets_cells_resources_and_failures() -> None:
     assert "| m2-zmq | 9000 (x3.00) p50 1.2 p99 5.0 ms | 12000 (x3.00) p50 1.2 p99 5.0 ms |" in text
     assert "4000 (x1.00) p50 30.0 p99 120.0 ms, 7 err" in text
     assert (
-        "| m2-zmq | mongrel2 40, worker 60 | 30 | 190 "
+        "| m2-zmq | mongrel2 40, worker 60 | 83 | 30 | 190 "
         "| supervisor 0.5, worker 60.0, mongrel2 40.0 |" in text
     )
     assert "- uwsgi/hello: did not start: boom" in text
@@ -102,7 +102,7 @@ def test_load_json_refreshes_derived_parts_and_refuses_other_files(tmp_path: Pat
 
 def test_html_page_embeds_one_svg_chart_per_view_and_escapes_text() -> None:
     page = html.render(sample_result(), diff_md="| a <b> |")
-    assert page.count("<svg") == 5
+    assert page.count("<svg") == 6
     assert "supervised &lt;zmq&gt;" in page
     assert "a &lt;b&gt;" in page
     for chunk in page.split("<svg")[1:]:
