@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from typing import Any
 
@@ -319,6 +320,11 @@ def test_websocket_frame_opcode_is_low_nibble(flags: int, opcode: int) -> None:
 
 # ----------------------------------------------------------------------------- encoding replies
 
+
+class Target(enum.IntEnum):
+    SECOND = 2
+
+
 REPLY_CASES = [
     pytest.param(
         SENDER,
@@ -329,6 +335,7 @@ REPLY_CASES = [
     ),
     pytest.param(b"a-1", [81, 82, 83], b"x", b"a-1 8:81 82 83, x", id="three"),
     pytest.param(b"a", [0], b"", b"a 1:0, ", id="close"),
+    pytest.param(b"a", [Target.SECOND, 3], b"z", b"a 3:2 3, z", id="int-enum"),
     pytest.param(b"a", (i for i in (5, 6)), b"\x00", b"a 3:5 6, \x00", id="generator"),
     pytest.param(
         b"a",

@@ -3,7 +3,8 @@
 (a) no byte string makes ``parse_message`` raise anything but ``ProtocolError``: random bytes and
 mutated real messages (bit flips, truncations, insertions, deletions, length-prefix changes);
 (b) a request encoded with tnetstring headers and with JSON headers parses to equal ``Request``s;
-(c) ``encode_reply`` / ``encode_broadcast`` output always matches Mongrel2's reply grammar.
+(c) ``encode_reply`` / ``encode_broadcast`` output always matches Mongrel2's reply grammar;
+(d) the ujson fast path for JSON headers decides exactly as ``json.loads(strict=False)`` would.
 
 The default run is quick. Scale it with ``M2BRIDGE_FUZZ_EXAMPLES`` (examples per test), e.g.
 ``M2BRIDGE_FUZZ_EXAMPLES=1000000 python -m pytest tests/unit/test_protocol_fuzz.py -o timeout=0``.
@@ -11,6 +12,7 @@ The default run is quick. Scale it with ``M2BRIDGE_FUZZ_EXAMPLES`` (examples per
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from m2bridge import protocol
 from m2bridge.errors import ProtocolError
 from m2bridge.protocol import (
     MAX_TARGETS,
@@ -208,3 +211,58 @@ def test_encode_broadcast_messages_each_match_grammar(
     for index, message in enumerate(messages):
         batch = ids[index * MAX_TARGETS : (index + 1) * MAX_TARGETS]
         assert_reply_grammar(message, sender, batch, body)
+
+
+# ----------------------------------------------------------------------------- (d) ujson == json
+
+JSON_TOKENS = ["{", "}", "[", "]", '"', ",", ":", "\\", "\\u", "\\ud800", "\\udc00", "\\u00e9"]
+JSON_TOKENS += ["\\u0100", "0", "01", "-", "1e400", ".", "true", "null", "NaN", " ", "\t", "\x00"]
+JSON_TOKENS += ["\x0c", "\x85", "\xa0", "\xff", "\\/", '\\"', "\\\\"]
+JSON_CHARS = st.sampled_from(JSON_TOKENS) | LATIN1
+
+
+def json_head(message: bytes) -> bytes:
+    """The headers payload of a corpus message (JSON or tnetstring alike)."""
+    length, _, tail = message.split(b" ", 3)[3].partition(b":")
+    return tail[: int(length)]
+
+
+JSON_HEADS = [head for head in map(json_head, MESSAGES) if head.startswith(b"{")]
+
+
+def reference_headers(payload: bytes) -> dict[str, HeaderValue] | None:
+    """What m2bridge must accept, decoded with the json module as MONGREL2.md 2.3 says."""
+    try:
+        decoded = json.loads(payload.decode("latin-1"), strict=False)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(decoded, dict):
+        return None
+    for key, value in decoded.items():
+        if not isinstance(value, str | list):
+            return None
+        texts = [key, *([value] if isinstance(value, str) else value)]
+        if not all(isinstance(text, str) for text in texts):
+            return None
+        if any(char > "\xff" for text in texts for char in text):
+            return None
+    return decoded
+
+
+@st.composite
+def json_header_payloads(draw: st.DrawFn) -> bytes:
+    text = list(draw(st.sampled_from(JSON_HEADS)).decode("latin-1"))
+    for _ in range(draw(st.integers(0, 5))):
+        index = draw(st.integers(0, len(text)))
+        text[index : index + draw(st.integers(0, 3))] = [draw(JSON_CHARS)]
+    return "".join(text).encode("latin-1")
+
+
+@FUZZ
+@given(json_header_payloads() | st.lists(JSON_CHARS, max_size=40).map("".join).map(str.encode))
+def test_json_header_fast_path_agrees_with_json_module(payload: bytes) -> None:
+    try:
+        ours: dict[str, HeaderValue] | None = protocol._json_headers(payload)
+    except ProtocolError:
+        ours = None
+    assert ours == reference_headers(payload)
