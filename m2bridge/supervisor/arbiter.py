@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
+from m2bridge.errors import ControlError
 from m2bridge.supervisor import commands
 from m2bridge.supervisor.launcher import CommandLauncher, Launcher
 from m2bridge.supervisor.rundir import lock_rundir, prepare_rundir
@@ -165,7 +166,10 @@ class Supervisor:
                 return
             if signum != signal.SIGCHLD:
                 log.info("got %s", signal.Signals(signum).name)
-            self._handlers[signum]()
+            try:
+                self._handlers[signum]()
+            except ControlError as exc:  # e.g. HUP while quitting, or a broken config
+                log.warning("%s ignored: %s", signal.Signals(signum).name, exc)
 
     # -- quitting: lowest priority first (handlers drain while mongrel2 still delivers) --
 

@@ -47,9 +47,10 @@ class Mongrel2Launcher:
         self.db = rundir / f"{spec.name}.sqlite" if self.source.suffix == ".conf" else self.source
         self.server: ServerRow | None = None
         self.chroot = Path(spec.working_dir)
+        self.chroot_dirs: tuple[str, ...] = ()
 
     def prepare(self) -> None:
-        """(Re)load the config, check it, and lay out the chroot.
+        """(Re)load the config and check it; the running server is not touched.
 
         Raises:
             ConfigError: the config does not load, names no such server, or would daemonize.
@@ -65,14 +66,20 @@ class Mongrel2Launcher:
                 f"{where}: {self.source} must set server.daemonize to 0 in its settings "
                 "(a daemonizing mongrel2 escapes the supervisor)"
             )
-        Path(self.spec.working_dir).mkdir(parents=True, exist_ok=True)
         self.chroot = (Path(self.spec.working_dir) / (self.server.chroot or ".")).resolve()
-        mongrel2.prepare_chroot(self.chroot, _temp_store_dirs(settings))
+        self.chroot_dirs = _temp_store_dirs(settings)
 
     def command(self, wid: int) -> Command:
+        """The command; lays out the chroot first (the previous server has exited by now).
+
+        Raises:
+            ConfigError: the chroot's pid file names a live mongrel2.
+        """
         if self.server is None:
             self.prepare()
         assert self.server is not None
+        Path(self.spec.working_dir).mkdir(parents=True, exist_ok=True)
+        mongrel2.prepare_chroot(self.chroot, self.chroot_dirs)
         env = dict(os.environ) if self.spec.copy_env else {}
         env.update(self.spec.env)
         argv = tuple(mongrel2.mongrel2_argv(self.db, self.server.uuid))

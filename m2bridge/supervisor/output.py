@@ -46,8 +46,9 @@ class LineRelay:
             lines.append(self._partial)
             self._partial = b""
         if lines:
-            self.sink.write(b"".join(self.prefix + line + b"\n" for line in lines))
+            # A closed or broken log stream must not take the supervisor down: drop the output.
             with contextlib.suppress(OSError, ValueError):
+                self.sink.write(b"".join(self.prefix + line + b"\n" for line in lines))
                 self.sink.flush()
 
     def close(self) -> None:

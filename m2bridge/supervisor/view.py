@@ -7,10 +7,11 @@ Control commands and Unix signals both go through it, so ``incr`` and SIGTTIN (a
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from m2bridge.errors import ControlError
+from m2bridge.errors import ConfigError, ControlError
 from m2bridge.supervisor.control import Errno
 from m2bridge.supervisor.process import signal_number
 from m2bridge.supervisor.stats import self_sample
@@ -63,7 +64,10 @@ class ArbiterView:
         return after
 
     def process_stats(self, name: str) -> list[dict[str, Any]]:
-        return self._watcher(name).process_stats(time.monotonic(), self._sup.sampler)
+        rows = self._watcher(name).process_stats(time.monotonic(), self._sup.sampler)
+        live = {pid for w in self._sup.watchers.values() for pid in w.processes}
+        self._sup.sampler.forget_except(live | {os.getpid()})
+        return rows
 
     def supervisor_stats(self) -> dict[str, Any]:
         sup = self._sup
@@ -79,17 +83,19 @@ class ArbiterView:
         }
 
     def reload(self, name: str) -> dict[str, Any]:
-        names = [name] if name else self.scalable()
-        for watcher in [self._changing(n) for n in names]:
-            log.info("%s: reloading (rolling)", watcher.name)
-            watcher.reload(rolling=True)
-        return {"watchers": names}
+        return self._replace([name] if name else self.scalable(), rolling=True)
 
     def restart(self, name: str) -> dict[str, Any]:
-        names = [name] if name else self.watcher_names()
+        return self._replace([name] if name else self.watcher_names(), rolling=False)
+
+    def _replace(self, names: list[str], rolling: bool) -> dict[str, Any]:
         for watcher in [self._changing(n) for n in names]:
-            log.info("%s: restarting", watcher.name)
-            watcher.reload(rolling=False)
+            log.info("%s: %s", watcher.name, "reloading (rolling)" if rolling else "restarting")
+            try:
+                watcher.reload(rolling=rolling)
+            except ConfigError as exc:
+                log.error("%s: not replaced: %s", watcher.name, exc)
+                raise ControlError(f"{watcher.name}: {exc}", Errno.COMMAND_FAILED) from exc
         return {"watchers": names}
 
     def start(self, name: str) -> dict[str, Any]:

@@ -56,17 +56,25 @@ class Watcher:
         return self.desired.numprocesses
 
     def reload(self, rolling: bool = True) -> None:
-        """Replace every process by a new one (rolling: each new one serves before an old stops)."""
+        """Replace every process by a new one (rolling: each new one serves before an old stops).
+
+        The launcher prepares first (a mongrel2 watcher reloads its config), so a broken
+        config is refused while the running processes keep serving.
+
+        Raises:
+            ConfigError: the launcher cannot prepare; nothing changed.
+        """
+        self.prepare()
         self.desired = replace(
             self.desired, generation=self.desired.generation + 1, rolling=rolling, active=True
         )
-        self._prepared = False
 
     def start(self) -> None:
         """Run again; forget flapping and failures."""
         self.desired = replace(self.desired, active=True)
         self.history = plan.reset(self.history)
         self.reason = ""
+        self._prepared = False  # the operator may have fixed the config: load it again
 
     def stop(self) -> None:
         self.desired = replace(self.desired, active=False)
@@ -166,12 +174,15 @@ class Watcher:
             log.info("%s (pid %d) %s", label, pid, what)
             return
         log.warning("%s (pid %d) %s after %.1f s", label, pid, what, process.age(now))
-        self.reason = f"{label} {what}"
+        if not self.history.gave_up:
+            self.reason = f"{label} {what}"
         if not self.spec.respawn:
             self.set_numprocesses(self.desired.numprocesses - 1)
             return
         before = self.history
         self.history = plan.record_exit(before, now, process.age(now), self.spec.flapping)
+        if before.gave_up:
+            return
         if self.history.gave_up:
             self.reason = f"flapping: gave up after {before.retries} back-offs; last: {what}"
             log.error(

@@ -471,3 +471,15 @@ def test_second_supervisor_on_the_same_rundir_is_refused(base):
         assert result.returncode == 1
         assert "another supervisor is running" in result.stderr
         assert stack.call("list") == {"watchers": ["w"]}
+
+
+def test_scaling_signals_during_quit_are_ignored_not_fatal(base):
+    with running_stack(base, fake_watcher(numprocesses=1, env={"DRAIN": "1"})) as stack:
+        stack.wait_until(lambda: len(stack.pids("w")) == 1)
+        os.kill(stack.proc.pid, signal.SIGTERM)
+        stack.wait_until(lambda: "quitting" in stack.log())
+        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            os.kill(stack.proc.pid, signum)
+        assert stack.proc.wait(10) == 0
+        assert "SIGTTIN ignored: the supervisor is quitting" in stack.log()
+        assert "worker drained" in stack.log()

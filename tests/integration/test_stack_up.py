@@ -395,3 +395,21 @@ def test_serve_workers_flag_runs_the_same_supervisor(base):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(5)
+
+
+def test_restart_with_a_broken_mongrel2_config_is_refused_and_keeps_serving(base):
+    with demo(base, workers=1) as (stack, port):
+        wait_serving(stack, port, workers=1)
+        (m2pid,) = stack.pids("mongrel2")
+        conf = base / "mongrel2.conf"
+        good = conf.read_text()
+        conf.write_text(good.replace("servers = [main]", "servers = [main,]"))
+        refused = stack.ctl("restart", "mongrel2")
+        assert refused.returncode == 1
+        assert "mongrel2: watchers.mongrel2.config:" in refused.stderr
+        assert stack.pids("mongrel2") == [m2pid]
+        assert get(port) == (200, b"Hello, world!\n")
+        conf.write_text(good)
+        assert stack.ctl("--wait", "15", "restart", "mongrel2").returncode == 0
+        assert stack.pids("mongrel2") not in ([], [m2pid])
+        assert get(port) == (200, b"Hello, world!\n")
