@@ -9,7 +9,7 @@ import pytest
 from m2bridge.errors import ControlError
 from m2bridge.supervisor import commands
 from m2bridge.supervisor.commands import COMMANDS, UsageError
-from m2bridge.supervisor.commands.base import human_bytes, table
+from m2bridge.supervisor.commands.base import Command, human_bytes, table
 from m2bridge.supervisor.control import Errno
 
 
@@ -111,6 +111,14 @@ def test_every_command_has_a_help_text_starting_with_its_usage():
     for name, command in COMMANDS.items():
         assert command.usage.startswith(name), name
         assert len(command.help) > len(name) + 10
+
+
+def test_base_command_defaults():
+    command = Command()
+    assert command.parse_args([]) == {}
+    assert command.format({"a": 1, "b": "x"}) == "a: 1\nb: x"
+    with pytest.raises(NotImplementedError):
+        command.execute(FakeView(), {})
 
 
 def test_unknown_command_has_its_errno():

@@ -127,6 +127,8 @@ BAD_STACKS = [
     ("[watchers.w]\ncmd=''", "watchers.w.cmd: empty command"),
     ("[watchers.w]\ncmd=3", "watchers.w.cmd: expected a list of strings, got 3"),
     ("[watchers.w]\ncmd=[]", "watchers.w.cmd: empty command"),
+    (W + "stop_signal=''", "watchers.w.stop_signal: expected a non-empty string, got ''"),
+    (W + "use_sockets='web'", "watchers.w.use_sockets: no socket named 'web'"),
     (W + "stop_signal='BOGUS'", "watchers.w.stop_signal: unknown signal 'BOGUS'"),
     (W + "graceful_timeout=-1", "watchers.w.graceful_timeout: expected a number >= 0.0"),
     (W + "respawn='yes'", "watchers.w.respawn: expected true or false"),
