@@ -11,7 +11,16 @@ Two Mongrel2 facts shape this module (MONGREL2.md 2.2 and 3.3):
   message. A flusher greenlet sends held-back bytes when the application blocks meanwhile.
 
 A ``Connection`` lives while it has work: it is created for the first job and forgotten when
-its queue is empty, so idle keep-alive connections cost nothing.
+its queue is empty, so idle keep-alive connections cost nothing, and a keep-alive client that
+sends its next request after reading the last response starts with a full bucket (its Mongrel2
+queue is empty by then): only streams and pipelined responses are ever paced.
+
+Measured through the real Mongrel2 1.12.2 on 2 cores (``/stream`` yielding to the hub between
+10,000 tiny chunks, so every chunk could be its own message): burst 8 / 2 ms lost the
+connection in 4 of 10 runs, burst 8 / 5 ms in 1 of 10, burst 4 / 5 ms in 0 of 10, then 0 of 12
+with 4 such streams at once and 0 of 40 with 8 concurrent non-yielding 10,000-chunk streams.
+A slow *reader* can still fill Mongrel2's queue: without ``download.flow_control`` credits there
+is no signal of what the client consumed.
 """
 
 from __future__ import annotations
@@ -30,9 +39,9 @@ from m2bridge.protocol import encode_close, encode_reply
 log = logging.getLogger("m2bridge.connection")
 
 #: Messages one connection may send back to back before merging starts.
-BURST = 8
+BURST = 4
 #: Seconds per message once the burst is spent (the bucket refills one token per interval).
-MERGE_INTERVAL = 0.002
+MERGE_INTERVAL = 0.005
 
 
 class Sink(Protocol):

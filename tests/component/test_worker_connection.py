@@ -1,0 +1,164 @@
+"""connection.Connection / ConnectionTable in this process, with gevent and a list-backed sink."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+from gevent.pool import Pool
+
+from m2bridge.connection import BURST, MERGE_INTERVAL, ConnectionTable
+from m2bridge.testing import parse_reply
+
+
+class ListSink:
+    """A channel that records what would have been published."""
+
+    index = 0
+    recv_spec = "ipc://test"
+    reply_ident = None
+
+    def __init__(self):
+        self.sent = []
+
+    def send(self, message):
+        self.sent.append(parse_reply(message))
+
+    def bodies(self, conn_id=1):
+        return [reply.body for reply in self.sent if conn_id in reply.conn_ids]
+
+
+@pytest.fixture
+def sink():
+    return ListSink()
+
+
+@pytest.fixture
+def table():
+    return ConnectionTable(Pool(10))
+
+
+def run_job(table, sink, job, conn_id=1, sender=b"m2"):
+    table.submit(sink, conn_id, sender, (job, None))
+    gevent.sleep(0)
+
+
+def wait_idle(table, timeout=5):
+    with gevent.Timeout(timeout):
+        while len(table):
+            gevent.sleep(0.001)
+
+
+def test_a_small_response_is_one_message_and_close_follows_it(table, sink):
+    def job(conn, _):
+        conn.write(b"HTTP/1.1 200 OK\r\n\r\nhi")
+        conn.end(close=True)
+
+    run_job(table, sink, job)
+    wait_idle(table)
+    assert sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\nhi", b""]
+    assert {reply.sender for reply in sink.sent} == {b"m2"}
+
+
+def test_a_burst_of_writes_is_merged_in_order(table, sink):
+    pieces = [b"%d," % i for i in range(10000)]
+
+    def job(conn, _):
+        for piece in pieces:
+            conn.write(piece)
+        conn.end(close=False)
+
+    run_job(table, sink, job)
+    wait_idle(table)
+    assert b"".join(sink.bodies()) == b"".join(pieces)
+    assert len(sink.bodies()) <= BURST + 1
+
+
+def test_held_back_bytes_leave_while_the_application_blocks(table, sink):
+    def job(conn, _):
+        for i in range(BURST + 3):
+            conn.write(b"%d;" % i)
+        gevent.sleep(0.5)  # the app is busy: the flusher must not wait for it
+        conn.end(close=False)
+
+    run_job(table, sink, job)
+    gevent.sleep(MERGE_INTERVAL * 4)
+    assert b"".join(sink.bodies()) == b"".join(b"%d;" % i for i in range(BURST + 3))
+    wait_idle(table)
+
+
+def test_sustained_stream_is_paced_to_one_message_per_interval(table, sink):
+    def job(conn, _):
+        for _ in range(200):
+            conn.write(b"x")
+            gevent.sleep(0.0001)
+        conn.end(close=False)
+
+    started = gevent.get_hub().loop.now()
+    run_job(table, sink, job)
+    wait_idle(table)
+    elapsed = gevent.get_hub().loop.now() - started
+    assert b"".join(sink.bodies()) == b"x" * 200
+    assert len(sink.bodies()) <= BURST + elapsed / MERGE_INTERVAL + 2
+
+
+def test_jobs_of_one_connection_run_in_order_and_connections_run_concurrently(table, sink):
+    order = []
+
+    def slow(conn, tag):
+        gevent.sleep(0.05)
+        order.append(tag)
+
+    table.submit(sink, 1, b"m2", (slow, "1a"))
+    table.submit(sink, 1, b"m2", (slow, "1b"))
+    table.submit(sink, 2, b"m2", (slow, "2a"))
+    assert len(table) == 2
+    wait_idle(table)
+    assert order in (["1a", "2a", "1b"], ["2a", "1a", "1b"])
+
+
+def test_disconnect_skips_queued_jobs_and_cancels_the_running_one(table, sink):
+    seen = []
+
+    def job(conn, tag):
+        seen.append((tag, conn.closed))
+        if not conn.closed:
+            conn.write(b"partial")
+            gevent.sleep(10)
+            seen.append("not cancelled")
+
+    table.submit(sink, 1, b"m2", (job, "running"))
+    table.submit(sink, 1, b"m2", (job, "queued"))
+    gevent.sleep(0.01)
+    assert table.disconnect(0, 1, grace=0.05)
+    wait_idle(table, timeout=2)
+    assert seen == [("running", False), ("queued", True)]
+    assert sink.bodies() == [b"partial"]  # nothing after the disconnect, not even a close
+
+
+def test_disconnect_of_an_idle_connection_is_ignored(table):
+    assert table.disconnect(0, 99, grace=0) is False
+
+
+def test_killed_connection_closes_its_client(table, sink):
+    def job(conn, _):
+        conn.write(b"HTTP/1.1 200 OK\r\n\r\nstart")
+        gevent.sleep(10)
+
+    pool = Pool(10)
+    table = ConnectionTable(pool)
+    run_job(table, sink, job)
+    gevent.sleep(0.01)
+    pool.kill(timeout=1)
+    assert sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\nstart", b""]
+    assert len(table) == 0
+
+
+def test_explicit_sender_id_wins_over_the_request_sender(sink):
+    table = ConnectionTable(Pool(2), sender_id=b"explicit-id")
+
+    def job(conn, _):
+        conn.respond(b"ok", close=False)
+
+    run_job(table, sink, job, sender=b"from-request")
+    wait_idle(table)
+    assert [reply.sender for reply in sink.sent] == [b"explicit-id"]
