@@ -161,6 +161,10 @@ def cpu_per_request_us(record: Record, role: str | None = None) -> float | None:
     return 1e6 * sum(float(p["cpu_s"]) for p in procs) / requests
 
 
+def _median_cost(rows: Sequence[Record], role: str | None) -> float | None:
+    return median(v for v in (cpu_per_request_us(r, role) for r in rows) if v is not None)
+
+
 def summarize_cell(rows: Sequence[Record]) -> Record:
     """Medians over rounds of one cell: rps, latency percentiles, CPU and RSS per role."""
     totals = [role_totals(r) for r in rows]
@@ -180,9 +184,8 @@ def summarize_cell(rows: Sequence[Record]) -> Record:
         "loadgen_cpu_pct": median(float(r.get("loadgen_cpu_pct", 0.0)) for r in rows),
         "machine_cpu_pct": median(float(r.get("machine_cpu_pct", 0.0)) for r in rows),
         "others_cpu_pct": median(others_cpu(r) for r in rows),
-        "cpu_us_per_request": median(
-            v for v in (cpu_per_request_us(r) for r in rows) if v is not None
-        ),
+        "cpu_us_per_request": _median_cost(rows, None),
+        "cpu_us_per_request_by_role": {role: _median_cost(rows, role) for role in roles},
         "loadavg_1m": median(float(r["loadavg"][0]) for r in rows if r.get("loadavg")),
     }
 

@@ -142,9 +142,17 @@ def resources_table(result: dict[str, Any], app: str) -> list[str]:
         wrk = _fmt(s["loadgen_cpu_pct"]) if s else "-"
         busy = _fmt(s.get("machine_cpu_pct")) if s else "-"
         idle_cpu, rss = _idle_text(result, app, stack)
-        per_req = _fmt(s.get("cpu_us_per_request")) if s else "-"
+        per_req = _cost_text(s) if s else "-"
         lines.append(f"| {stack} | {cpu} | {per_req} | {wrk} | {busy} | {idle_cpu} | {rss} |")
     return lines
+
+
+def _cost_text(cell: dict[str, Any]) -> str:
+    """``152 (mongrel2 40, worker 112)``: CPU us per request, in total and by busy role."""
+    total = cell.get("cpu_us_per_request")
+    roles = cell.get("cpu_us_per_request_by_role", {})
+    parts = [f"{role} {value:.0f}" for role, value in roles.items() if value and value >= 0.5]
+    return _fmt(total) + (f" ({', '.join(parts)})" if len(parts) > 1 else "")
 
 
 def _idle_text(result: dict[str, Any], app: str, stack: str) -> tuple[str, str]:

@@ -75,7 +75,7 @@ def test_markdown_shows_targets_cells_resources_and_failures() -> None:
     assert "| m2-zmq | 9000 (x3.00) p50 1.2 p99 5.0 ms | 12000 (x3.00) p50 1.2 p99 5.0 ms |" in text
     assert "4000 (x1.00) p50 30.0 p99 120.0 ms, 7 err" in text
     assert (
-        "| m2-zmq | mongrel2 40, worker 60 | 83 | 30 | 190 "
+        "| m2-zmq | mongrel2 40, worker 60 | 83 (mongrel2 33, worker 50) | 30 | 190 "
         "| supervisor 0.5, worker 60.0, mongrel2 40.0 |" in text
     )
     assert "- uwsgi/hello: did not start: boom" in text
