@@ -40,7 +40,6 @@ from typing import Any
 
 import tnetstring
 import zmq
-
 from scenarios import PROFILES, SCENARIOS, SHARED, Scenario
 
 HERE = Path(__file__).resolve().parent
@@ -113,7 +112,9 @@ def expected_event(raw: bytes, kind: str) -> dict[str, Any]:
     return {"type": kind, "fields": fields}
 
 
-def mongrel2_json(sender: bytes, conn_id: int, path: bytes, headers: dict[bytes, Any], body: bytes) -> bytes:
+def mongrel2_json(
+    sender: bytes, conn_id: int, path: bytes, headers: dict[bytes, Any], body: bytes
+) -> bytes:
     """Encode a message with JSON headers exactly as Mongrel2's ``protocol='json'`` does."""
 
     def string(raw: bytes) -> bytes:
@@ -135,11 +136,17 @@ def reply_for(raw: bytes) -> list[bytes]:
     method = headers.get("METHOD")
     ids = b"%d" % conn_id
     reply = b"%s %d:%s, " % (sender, len(ids), ids)
-    if path == b"@*" or method in ("JSON", "WEBSOCKET") or "x-mongrel2-upload-done" not in headers and "x-mongrel2-upload-start" in headers:
+    if (
+        path == b"@*"
+        or method in ("JSON", "WEBSOCKET")
+        or ("x-mongrel2-upload-done" not in headers and "x-mongrel2-upload-start" in headers)
+    ):
         return []
     if method == "WEBSOCKET_HANDSHAKE":
-        return [reply + b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + body + b"\r\n\r\n"]
+        return [
+            reply + b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + body + b"\r\n\r\n"
+        ]
     if "UPLOAD_STREAM" in headers and "UPLOAD_STREAM_DONE" not in headers:
         if method is None:
             return []
@@ -199,21 +206,40 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(root: Path, tag: str, settings: dict[str, Any]) -> tuple[subprocess.Popen[bytes], int, tuple[int, int]]:
+def start_server(
+    root: Path, tag: str, settings: dict[str, Any]
+) -> tuple[subprocess.Popen[bytes], int, tuple[int, int]]:
     chroot = root / tag
     for sub in ("run", "logs", "tmp"):
         (chroot / sub).mkdir(parents=True)
     port, send, recv = free_port(), free_port(), free_port()
-    conf = CONF.format(send=send, recv=recv, uuid=UUID, protocol=PROTOCOLS[tag], tag=tag,
-                       port=port, settings=json.dumps({"server.daemonize": 0, **settings}))
+    conf = CONF.format(
+        send=send,
+        recv=recv,
+        uuid=UUID,
+        protocol=PROTOCOLS[tag],
+        tag=tag,
+        port=port,
+        settings=json.dumps({"server.daemonize": 0, **settings}),
+    )
     (chroot / "mongrel2.conf").write_text(conf)
     env = {**os.environ, "LOGNAME": "root"}
-    load = subprocess.run(["m2sh", "load", "-config", "mongrel2.conf", "-db", "config.sqlite"],
-                          cwd=chroot, env=env, capture_output=True, text=True, check=True)
+    load = subprocess.run(
+        ["m2sh", "load", "-config", "mongrel2.conf", "-db", "config.sqlite"],
+        cwd=chroot,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     if "[ERROR]" in load.stderr:
         raise SystemExit(f"m2sh load failed: {load.stderr}")
-    proc = subprocess.Popen(["mongrel2", "config.sqlite", f"capture-{tag}"], cwd=chroot,
-                            stdout=subprocess.DEVNULL, stderr=(chroot / "stderr.log").open("wb"))
+    proc = subprocess.Popen(
+        ["mongrel2", "config.sqlite", f"capture-{tag}"],
+        cwd=chroot,
+        stdout=subprocess.DEVNULL,
+        stderr=(chroot / "stderr.log").open("wb"),
+    )
     return proc, port, (send, recv)
 
 
@@ -247,7 +273,9 @@ def write_pair(out: Path, name: str, kind: str, raws: dict[str, bytes]) -> None:
     expected = {tag: expected_event(raw, kind) for tag, raw in raws.items()}
     record = expected.get("tnet") or expected["json"]
     if "json" in expected and "tnet" in expected:
-        overrides = {k: v for k, v in expected["json"]["fields"].items() if record["fields"][k] != v}
+        overrides = {
+            k: v for k, v in expected["json"]["fields"].items() if record["fields"][k] != v
+        }
         if overrides:
             record["json_overrides"] = overrides
     for tag, raw in raws.items():
@@ -265,14 +293,18 @@ def capture_profile(out: Path, profile: str, scenarios: list[Scenario]) -> None:
         recorder = Recorder(endpoints)
         recorder.start()
         for tag in PROTOCOLS:  # warm-up: readiness, slow joiner, equal conn ids on both
-            run_client(ports[tag], Scenario("warmup", [b"GET /warmup HTTP/1.1\r\nHost: localhost\r\n\r\n"], []))
+            run_client(
+                ports[tag],
+                Scenario("warmup", [b"GET /warmup HTTP/1.1\r\nHost: localhost\r\n\r\n"], []),
+            )
             recorder.drain(tag)
         for scenario in scenarios:
             raws = {}
             for tag in PROTOCOLS:
                 reply = run_client(ports[tag], scenario)
                 raws[tag] = recorder.drain(tag)
-                print(f"{scenario.name:<22} {tag}: {len(raws[tag])} messages, client got {reply[:60]!r}")
+                count = len(raws[tag])
+                print(f"{scenario.name:<22} {tag}: {count} messages, client got {reply[:60]!r}")
             save_scenario(out, scenario, raws)
         recorder.stopping.set()
         recorder.join(5)
@@ -301,11 +333,18 @@ def _kind_of(raw: bytes) -> str:
         return "Credits" if "DOWNLOAD_CREDITS" in headers else "Disconnect"
     if method is None:
         return "UploadChunk"
-    table = {"JSON": "JSONMessage", "WEBSOCKET": "WebSocketFrame", "WEBSOCKET_HANDSHAKE": "WebSocketHandshake"}
+    table = {
+        "JSON": "JSONMessage",
+        "WEBSOCKET": "WebSocketFrame",
+        "WEBSOCKET_HANDSHAKE": "WebSocketHandshake",
+    }
     if method in table:
         return table[method]
-    for header, kind in (("x-mongrel2-upload-done", "UploadDone"), ("x-mongrel2-upload-start", "UploadStarted"),
-                         ("UPLOAD_STREAM", "StreamedRequest")):
+    for header, kind in (
+        ("x-mongrel2-upload-done", "UploadDone"),
+        ("x-mongrel2-upload-start", "UploadStarted"),
+        ("UPLOAD_STREAM", "StreamedRequest"),
+    ):
         if header in headers:
             return kind
     return "Request"
@@ -314,7 +353,11 @@ def _kind_of(raw: bytes) -> str:
 def import_shared(out: Path) -> None:
     """Copy selected tnetstring messages from the shared captures and add their JSON twins."""
     for name, kind, filename, label, occurrence in SHARED:
-        lines = [line for line in (SHARED_DIR / filename).read_text().splitlines() if line.startswith(label)]
+        lines = [
+            line
+            for line in (SHARED_DIR / filename).read_text().splitlines()
+            if line.startswith(label)
+        ]
         raw = ast.literal_eval(lines[occurrence][len(label) :].strip())
         raw = raw[0] if isinstance(raw, list) else raw
         sender, conn_id, path, _, body = split_message(raw)
