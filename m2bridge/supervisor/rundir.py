@@ -18,32 +18,36 @@ LOCK_FILE = "supervisor.lock"
 
 
 def prepare_rundir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` (and its parent) mode 0700 and check that we own them.
+    """Create ``path`` mode 0700 (and missing parents) and check that nobody else controls it.
 
     Raises:
-        ConfigError: it is not a directory, a symlink, or owned by another user.
+        ConfigError: it is not a directory, a symlink, or owned by another user; or its
+            parent can be changed by another user.
     """
     rundir = Path(path)
-    for directory in (rundir.parent, rundir):
-        _private_dir(directory, strict=directory == rundir)
+    try:
+        rundir.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _check_parent(rundir.parent)
+        rundir.mkdir(mode=0o700, exist_ok=True)
+        info = rundir.lstat()
+    except OSError as exc:
+        raise ConfigError(f"runtime directory {rundir}: {exc.strerror}") from exc
+    if not stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"runtime directory {rundir}: not a directory (or a symlink)")
+    if info.st_uid != os.getuid():
+        raise ConfigError(f"runtime directory {rundir}: owned by uid {info.st_uid}")
+    rundir.chmod(0o700)
     (rundir / "stats").mkdir(mode=0o700, exist_ok=True)
     return rundir
 
 
-def _private_dir(directory: Path, strict: bool) -> None:
-    try:
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = directory.lstat()
-    except OSError as exc:
-        raise ConfigError(f"runtime directory {directory}: {exc.strerror}") from exc
-    if not stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"runtime directory {directory}: not a directory (or a symlink)")
-    if info.st_uid != os.getuid():
-        if strict or stat.S_IMODE(info.st_mode) & 0o022:
-            raise ConfigError(f"runtime directory {directory}: owned by uid {info.st_uid}")
-        return
-    if strict:
-        directory.chmod(0o700)
+def _check_parent(parent: Path) -> None:
+    """Only we (or root) may rename entries in the parent, unless it is sticky like /tmp."""
+    info = parent.stat()
+    if info.st_uid not in (os.getuid(), 0):
+        raise ConfigError(f"runtime directory {parent}: owned by uid {info.st_uid}")
+    if stat.S_IMODE(info.st_mode) & 0o022 and not info.st_mode & stat.S_ISVTX:
+        raise ConfigError(f"runtime directory {parent}: writable by other users")
 
 
 def lock_rundir(rundir: Path) -> int:

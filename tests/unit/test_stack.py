@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import textwrap
 
@@ -9,6 +11,12 @@ import pytest
 
 from m2bridge.errors import ConfigError
 from m2bridge.supervisor import template
+from m2bridge.supervisor.rundir import (
+    lock_rundir,
+    prepare_rundir,
+    remove_pid_file,
+    write_pid_file,
+)
 from m2bridge.supervisor.stack import (
     default_endpoint,
     load_stack,
@@ -245,3 +253,64 @@ def test_worker_stack_runs_one_watcher_ready_by_stats_file():
 def test_worker_stack_refuses_an_empty_command():
     with pytest.raises(ConfigError, match="empty worker command"):
         worker_stack([], 1, 1.0, "x")
+
+
+# -- the runtime directory --
+
+
+def test_rundir_is_created_private_with_a_stats_dir(tmp_path):
+    rundir = prepare_rundir(tmp_path / "a" / "run")
+    assert stat.S_IMODE(rundir.stat().st_mode) == 0o700
+    assert (rundir / "stats").is_dir()
+
+
+def test_rundir_mode_is_tightened(tmp_path):
+    (tmp_path / "run").mkdir(mode=0o755)
+    assert stat.S_IMODE(prepare_rundir(tmp_path / "run").stat().st_mode) == 0o700
+
+
+def test_rundir_symlink_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "run").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match="not a directory"):
+        prepare_rundir(tmp_path / "run")
+
+
+def test_rundir_in_a_world_writable_parent_is_refused(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(ConfigError, match="writable by other users"):
+        prepare_rundir(shared / "run")
+    shared.chmod(0o1777)  # sticky, like /tmp: fine
+    assert prepare_rundir(shared / "run").is_dir()
+
+
+def test_second_lock_on_a_rundir_is_refused(tmp_path):
+    rundir = prepare_rundir(tmp_path / "run")
+    fd = lock_rundir(rundir)
+    try:
+        with pytest.raises(ConfigError, match="another supervisor is running"):
+            lock_rundir(rundir)
+    finally:
+        os.close(fd)
+    os.close(lock_rundir(rundir))
+
+
+def test_pid_file_naming_a_live_process_is_refused(tmp_path):
+    pid_file = tmp_path / "m2b.pid"
+    pid_file.write_text("1\n")
+    with pytest.raises(ConfigError, match="names a running process"):
+        write_pid_file(pid_file)
+    pid_file.write_text("not a pid")
+    write_pid_file(pid_file)
+    assert pid_file.read_text() == f"{os.getpid()}\n"
+    remove_pid_file(pid_file)
+    assert not pid_file.exists()
+
+
+def test_pid_file_of_another_process_is_left_alone(tmp_path):
+    pid_file = tmp_path / "m2b.pid"
+    pid_file.write_text("1\n")
+    remove_pid_file(pid_file)
+    assert pid_file.exists()
