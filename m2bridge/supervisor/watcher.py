@@ -164,6 +164,8 @@ class Watcher:
         exited = [p for p in self.processes.values() if p.poll() is not None]
         for process in exited:
             del self.processes[process.pid]
+            if process.stats_file is not None:
+                process.stats_file.unlink(missing_ok=True)
             self._account_exit(process, now)
         return exited
 

@@ -483,3 +483,13 @@ def test_scaling_signals_during_quit_are_ignored_not_fatal(base):
         assert stack.proc.wait(10) == 0
         assert "SIGTTIN ignored: the supervisor is quitting" in stack.log()
         assert "worker drained" in stack.log()
+
+
+def test_stats_files_of_exited_processes_are_removed(base):
+    with running_stack(base, fake_watcher(numprocesses=2)) as stack:
+        stack.wait_until(lambda: len(stack.pids("w")) == 2)
+        stats_dir = stack.rundir / "stats"
+        assert sorted(p.name for p in stats_dir.glob("*.json")) == ["w.1.json", "w.2.json"]
+        stack.call("decr", name="w")
+        stack.wait_until(lambda: len(stack.processes("w")) == 1)
+        assert sorted(p.name for p in stats_dir.glob("*.json")) == ["w.1.json"]
