@@ -10,10 +10,12 @@ import argparse
 import datetime as dt
 import logging
 import shutil
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from bench import cycles, diff, html, report
@@ -121,9 +123,17 @@ def run_benchmark(config: cycles.BenchConfig) -> dict[str, Any]:
         "idle": run.idle,
         "failures": run.failures,
         "supervisor_stats": run.supervisor_stats,
-        "notes": [f"wall time {(dt.datetime.now(dt.UTC) - started).total_seconds():.0f} s"],
+        "notes": [
+            f"wall time {(dt.datetime.now(dt.UTC) - started).total_seconds():.0f} s",
+            *run.notes,
+        ],
     }
     return report.build_result(config, info, raw)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends the run like Ctrl-C: stacks stopped, partial results written."""
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if shutil.which("wrk") is None:
                 log.error("wrk not found: apt-get install wrk")
                 return 1
+            signal.signal(signal.SIGTERM, _interrupt)
             result = run_benchmark(config_from(args))
         path = write_reports(result, args.out, args.diff)
     except (OSError, ValueError) as exc:

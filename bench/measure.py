@@ -120,6 +120,10 @@ def run_wrk(argv: list[str], duration_s: float) -> WrkRun:
     try:
         out, err = _read_all(proc)
         _, status, rusage = os.wait4(proc.pid, 0)
+    except BaseException:  # interrupted: never leave wrk running
+        _kill(proc.pid)
+        proc.wait()
+        raise
     finally:
         watchdog.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -140,6 +144,6 @@ def _read_all(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
 
 
 def _kill(pid: int) -> None:
-    log.error("wrk pid %d overran its duration; killing it", pid)
+    log.error("stopping wrk pid %d (overran its duration, or the bench was interrupted)", pid)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)

@@ -61,6 +61,7 @@ class Run:
         self.idle: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
         self.supervisor_stats: list[dict[str, Any]] = []
+        self.notes: list[str] = []
         self.stack_how: dict[str, str] = {}
         self.scripts = {app: self._write_script(app) for app in config.apps}
 
@@ -207,6 +208,10 @@ def execute(config: cycles.BenchConfig, progress: Callable[[str], None]) -> Run:
     """Run the whole benchmark in a temporary work directory (removed afterwards)."""
     with tempfile.TemporaryDirectory(prefix="m2bridge-bench-") as tmp:
         run = Run(config, Path(tmp))
-        for app in config.apps:
-            run_app(run, app, progress)
+        try:
+            for app in config.apps:
+                run_app(run, app, progress)
+        except KeyboardInterrupt:
+            log.error("interrupted: reporting the %d runs measured so far", len(run.records))
+            run.notes.append(f"INTERRUPTED after {len(run.records)} measured runs: partial result")
     return run
