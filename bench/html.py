@@ -64,7 +64,7 @@ def throughput_charts(result: dict[str, Any], app: str) -> list[str]:
     cost = _per_cycle(result, app, lambda s: s.get("cpu_us_per_request"))
     return [
         line_chart(f"{app}: requests/s (median)", labels, rps, "req/s"),
-        line_chart(f"{app}: p99 latency (median)", labels, p99, "ms"),
+        line_chart(f"{app}: p99 latency (median)", labels, p99, "ms", log=True),
         line_chart(f"{app}: server CPU per request (median)", labels, cost, "us"),
     ]
 

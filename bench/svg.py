@@ -12,6 +12,7 @@ from html import escape
 
 WIDTH, HEIGHT = 640, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 150, 28, 40
+PLOT_W, PLOT_H = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#7f7f7f", "#17becf")
 
 
@@ -23,6 +24,39 @@ class Series:
     values: Sequence[float | None]
     color: str = PALETTE[0]
     dashed: bool = False
+
+
+@dataclass(frozen=True)
+class Scale:
+    """The y axis: linear from 0 to ``top``, or logarithmic from ``bottom`` to ``top``."""
+
+    top: float
+    bottom: float = 0.0
+    log: bool = False
+
+    @classmethod
+    def for_values(cls, values: Sequence[float], log: bool = False) -> Scale:
+        positive = [v for v in values if v > 0]
+        if log and positive:
+            low = 10 ** math.floor(math.log10(min(positive)))
+            high = 10 ** math.ceil(math.log10(max(positive)))
+            return cls(float(max(high, low * 10)), float(low), log=True)
+        return cls(nice_max(max(values, default=0.0)))
+
+    def ticks(self) -> list[float]:
+        if self.log:
+            count = round(math.log10(self.top / self.bottom))
+            return [self.bottom * 10**i for i in range(count + 1)]
+        return [self.top * i / 4 for i in range(5)]
+
+    def y(self, value: float) -> float:
+        """The SVG y coordinate of ``value`` (clipped to the axis)."""
+        if self.log:
+            value = min(max(value, self.bottom), self.top)
+            frac = math.log10(value / self.bottom) / math.log10(self.top / self.bottom)
+        else:
+            frac = min(max(value, 0.0), self.top) / self.top
+        return TOP + PLOT_H - PLOT_H * frac
 
 
 def color_for(name: str, names: Sequence[str]) -> str:
@@ -42,20 +76,19 @@ def nice_max(value: float) -> float:
     return float(10 * power)
 
 
-def _frame(title: str, y_label: str, y_max: float, x_labels: Sequence[str]) -> list[str]:
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+def _frame(title: str, y_label: str, scale: Scale, x_labels: Sequence[str]) -> list[str]:
+    mid = TOP + PLOT_H / 2
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="11">',
         f'<text x="{LEFT}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-        f'<text x="12" y="{TOP + plot_h / 2}" transform="rotate(-90 12 {TOP + plot_h / 2})" '
+        f'<text x="12" y="{mid}" transform="rotate(-90 12 {mid})" '
         f'text-anchor="middle">{escape(y_label)}</text>',
     ]
-    for i in range(5):
-        value = y_max * i / 4
-        y = TOP + plot_h - plot_h * i / 4
+    for value in scale.ticks():
+        y = scale.y(value)
         parts.append(
-            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" y2="{y:.1f}" stroke="#ddd"/>'
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + PLOT_W}" y2="{y:.1f}" stroke="#ddd"/>'
             f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end">{_short(value)}</text>'
         )
     for i, label in enumerate(x_labels):
@@ -72,13 +105,7 @@ def _short(value: float) -> str:
 
 
 def _x(i: int, n: int) -> float:
-    plot_w = WIDTH - LEFT - RIGHT
-    return LEFT + plot_w * (i + 0.5) / max(n, 1)
-
-
-def _y(value: float, y_max: float) -> float:
-    plot_h = HEIGHT - TOP - BOTTOM
-    return TOP + plot_h - plot_h * min(value, y_max) / y_max
+    return LEFT + PLOT_W * (i + 0.5) / max(n, 1)
 
 
 def _legend(series: Sequence[Series]) -> list[str]:
@@ -94,19 +121,24 @@ def _legend(series: Sequence[Series]) -> list[str]:
     return parts
 
 
-def _top(series: Sequence[Series]) -> float:
-    values = [v for s in series for v in s.values if v is not None]
-    return nice_max(max(values, default=0.0))
+def _values(series: Sequence[Series]) -> list[float]:
+    return [v for s in series for v in s.values if v is not None]
 
 
-def line_chart(title: str, x_labels: Sequence[str], series: Sequence[Series], y_label: str) -> str:
-    """An SVG line chart with categorical x positions (one per label)."""
-    y_max = _top(series)
-    parts = _frame(title, y_label, y_max, x_labels)
+def line_chart(
+    title: str,
+    x_labels: Sequence[str],
+    series: Sequence[Series],
+    y_label: str,
+    log: bool = False,
+) -> str:
+    """An SVG line chart with categorical x positions (one per label); ``log`` y axis."""
+    scale = Scale.for_values(_values(series), log)
+    parts = _frame(title, y_label + (" (log)" if scale.log else ""), scale, x_labels)
     n = len(x_labels)
     for s in series:
         points = [
-            f"{_x(i, n):.1f},{_y(v, y_max):.1f}" for i, v in enumerate(s.values) if v is not None
+            f"{_x(i, n):.1f},{scale.y(v):.1f}" for i, v in enumerate(s.values) if v is not None
         ]
         dash = ' stroke-dasharray="4 3"' if s.dashed else ""
         if len(points) > 1:
@@ -124,18 +156,18 @@ def line_chart(title: str, x_labels: Sequence[str], series: Sequence[Series], y_
 
 def bar_chart(title: str, categories: Sequence[str], series: Sequence[Series], y_label: str) -> str:
     """An SVG grouped bar chart: one group per category, one bar per series."""
-    y_max = _top(series)
-    parts = _frame(title, y_label, y_max, categories)
+    scale = Scale.for_values(_values(series))
+    parts = _frame(title, y_label, scale, categories)
     n = len(categories)
-    group_w = (WIDTH - LEFT - RIGHT) / max(n, 1) * 0.8
+    group_w = PLOT_W / max(n, 1) * 0.8
     bar_w = group_w / max(len(series), 1)
-    base = _y(0.0, y_max)
+    base = scale.y(0.0)
     for k, s in enumerate(series):
         for i, v in enumerate(s.values):
             if v is None:
                 continue
             x = _x(i, n) - group_w / 2 + k * bar_w
-            y = _y(v, y_max)
+            y = scale.y(v)
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar_w * 0.9:.1f}" '
                 f'height="{base - y:.1f}" fill="{s.color}"><title>{escape(s.name)} '

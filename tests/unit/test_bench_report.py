@@ -133,6 +133,23 @@ def test_nice_max_rounds_up_to_1_2_2_5_5() -> None:
     assert svg.nice_max(41000) == 50000.0
 
 
+def test_log_scale_spans_whole_decades_and_clips_zero() -> None:
+    scale = svg.Scale.for_values([0.0, 2.0, 450.0], log=True)
+    assert (scale.bottom, scale.top) == (1.0, 1000.0)
+    assert scale.ticks() == [1.0, 10.0, 100.0, 1000.0]
+    assert scale.y(0.0) == scale.y(1.0) == svg.TOP + svg.PLOT_H
+    assert scale.y(1000.0) == svg.TOP
+    assert scale.y(10.0) == pytest.approx(svg.TOP + svg.PLOT_H * 2 / 3)
+    chart = svg.line_chart("p99", ["a", "b"], [svg.Series("s", [2.0, 450.0])], "ms", log=True)
+    assert "ms (log)" in chart
+    assert ">1k<" in chart
+
+
+def test_log_scale_of_one_value_still_has_a_decade() -> None:
+    scale = svg.Scale.for_values([5.0], log=True)
+    assert scale.top / scale.bottom == 10.0
+
+
 def test_bar_chart_has_a_bar_per_present_value() -> None:
     chart = svg.bar_chart(
         "cpu", ["a", "b"], [svg.Series("w", [1.0, None]), svg.Series("m", [2.0, 3.0])], "%"
