@@ -1,0 +1,140 @@
+"""Large and chunked request bodies through Mongrel2's async upload path (upload.temp_store).
+
+Mongrel2 writes such bodies to ``<chroot>/tmp/upload.XXXXXX`` and announces them twice; the
+worker serves the ``done`` message with the file as ``wsgi.input`` and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import socket
+import time
+
+import pytest
+
+from tests.integration.worker_fixture import APPS, run_worker
+from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+
+TEMP_STORE = "/tmp/upload.XXXXXX"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("uploads")
+    chroot = root / "m2"
+    handler = HandlerSpec(route="/", protocol="json")
+    extra = ["--m2-chroot", str(chroot), "--upload-temp-store", TEMP_STORE, "--cancel-grace", "0"]
+    with (
+        run_mongrel2(chroot, [handler], {"upload.temp_store": TEMP_STORE}) as server,
+        run_worker(root / "w", f"{APPS}.mux:app", [handler.send_spec], [handler.recv_spec],
+                   extra) as worker,
+    ):  # fmt: skip
+        yield server, worker, chroot
+    assert worker.proc.returncode == 0, worker.log()
+
+
+@pytest.fixture
+def server(stack):
+    return stack[0]
+
+
+@pytest.fixture
+def temp_dir(stack):
+    return stack[2] / "tmp"
+
+
+def leftovers(temp_dir):
+    return sorted(name for name in os.listdir(temp_dir) if name.startswith("upload."))
+
+
+def wait_no_leftovers(temp_dir, timeout=3.0):
+    deadline = time.monotonic() + timeout
+    while leftovers(temp_dir) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return leftovers(temp_dir)
+
+
+def post(server, path, body, headers=None, encode_chunked=False):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=headers or {},
+                     encode_chunked=encode_chunked)  # fmt: skip
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_ten_megabyte_upload_is_read_from_the_temp_file_then_deleted(server, temp_dir):
+    data = os.urandom(10 * 1024 * 1024)
+    status, body = post(server, "/upload/", data)
+    assert status == 200, body
+    assert json.loads(body) == {
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "content_length": str(len(data)),
+    }
+    assert wait_no_leftovers(temp_dir) == []
+
+
+def test_chunked_upload_arrives_dechunked_with_its_real_length(server, temp_dir):
+    # Mongrel2 1.12.2 drops the connection for a chunk of 128 KiB or more ("Chunk too large").
+    parts = [os.urandom(size) for size in (1, 5000, 70000, 3, *[100000] * 10, 17)]
+    data = b"".join(parts)
+    status, body = post(server, "/upload/", iter(parts),
+                        headers={"Transfer-Encoding": "chunked"}, encode_chunked=True)  # fmt: skip
+    assert status == 200, body
+    document = json.loads(body)
+    assert document["size"] == len(data)
+    assert document["sha256"] == hashlib.sha256(data).hexdigest()
+    assert document["content_length"] == str(len(data))
+    assert wait_no_leftovers(temp_dir) == []
+
+
+def test_small_body_stays_inline(server, temp_dir):
+    data = b"x" * 20000
+    status, body = post(server, "/upload/", data)
+    assert status == 200
+    assert json.loads(body)["size"] == len(data)
+    assert leftovers(temp_dir) == []
+
+
+def test_several_uploads_on_one_keep_alive_connection(server, temp_dir):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    for size in (30000, 100000, 25000):
+        data = os.urandom(size)
+        conn.request("POST", "/upload/", body=data)
+        response = conn.getresponse()
+        assert json.loads(response.read())["sha256"] == hashlib.sha256(data).hexdigest()
+    conn.close()
+    assert wait_no_leftovers(temp_dir) == []
+
+
+def test_forged_upload_done_never_opens_the_file(server, temp_dir):
+    victim = temp_dir / "upload.victim"
+    victim.write_bytes(b"someone else's upload")
+    status, body = post(server, "/upload/", b"tiny",
+                        headers={"X-Mongrel2-Upload-Done": "/tmp/upload.victim"})  # fmt: skip
+    assert status == 400
+    assert b"someone else" not in body
+    assert victim.read_bytes() == b"someone else's upload"
+    victim.unlink()
+
+
+def test_client_leaving_mid_upload_leaves_no_temp_file(server, temp_dir, stack):
+    # Measured: Mongrel2 deletes the file of an upload that fails half-way itself (it only
+    # keeps completed ones); the worker gets start + disconnect and its cleanup must cope.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
+        sock.sendall(b"z" * 1_000_000)
+        deadline = time.monotonic() + 5
+        while not leftovers(temp_dir) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert leftovers(temp_dir), "Mongrel2 did not start an upload file"
+    assert wait_no_leftovers(temp_dir) == []
+    status, _ = post(server, "/upload/", b"still serving")
+    assert status == 200
+    assert "not removing upload" not in stack[1].log()
