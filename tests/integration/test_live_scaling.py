@@ -13,6 +13,7 @@ import time
 
 from tests.integration.test_stack_up import (
     LoadLoop,
+    _mongrel2_installed,
     base,
     demo,
     finish_wrk,
@@ -20,7 +21,7 @@ from tests.integration.test_stack_up import (
     wait_serving,
 )
 
-__all__ = ["base"]
+__all__ = ["_mongrel2_installed", "base"]  # fixtures used here
 
 LOAD_SECONDS = 5
 
