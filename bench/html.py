@@ -126,7 +126,7 @@ def render(result: dict[str, Any], diff_md: str = "") -> str:
     """The whole page."""
     name = report.result_name(result)
     body = [f"<h1>m2bridge benchmark {escape(name)}</h1>"]
-    body += [f"<p>{escape(line)}</p>" for line in _header_lines(result)]
+    body += [f"<p>{escape(line)}</p>" for line in report.header_lines(result)[2:] if line]
     body += ["<h2>Targets</h2>", table_html(report.targets_table(result))]
     stacks = "".join(
         f"<li><b>{escape(name)}</b>: {escape(how)}</li>" for name, how in result["stacks"].items()
@@ -149,8 +149,3 @@ def render(result: dict[str, Any], diff_md: str = "") -> str:
         f'<!doctype html><html><head><meta charset="utf-8"><title>{escape(name)}</title>'
         f"<style>{STYLE}</style></head><body>{''.join(body)}</body></html>\n"
     )
-
-
-def _header_lines(result: dict[str, Any]) -> list[str]:
-    lines = report.markdown(result).splitlines()
-    return [line for line in lines[2:5] if line]

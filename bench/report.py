@@ -195,10 +195,10 @@ def supervisor_lines(result: dict[str, Any], app: str) -> list[str]:
     return lines
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The Markdown summary of a result."""
+def header_lines(result: dict[str, Any]) -> list[str]:
+    """Title, machine and run shape."""
     cfg, m = result["config"], result["machine"]
-    out = [
+    return [
         f"# m2bridge benchmark {result_name(result)}",
         "",
         f"Machine: {m['cpus']} x {m['cpu_model']}, Python {m['python']}, {m['wrk']}, "
@@ -208,6 +208,14 @@ def markdown(result: dict[str, Any]) -> str:
         f"{cfg['duration_s']} s each after a {cfg['warmup_s']} s warm-up, {cfg['rounds']} rounds"
         + (" (--quick)" if cfg["quick"] else "")
         + f"; load average at start {m['loadavg_at_start']}.",
+    ]
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The Markdown summary of a result."""
+    cfg = result["config"]
+    out = [
+        *header_lines(result),
         "",
         "## Targets",
         "",

@@ -153,6 +153,15 @@ def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
     after = measure.snapshot(stack)
     stack.check_alive()
     result = wrk.parse_wrk_output(done.stdout + "\n" + done.stderr)
+    record = make_record(step, result, loadavg)
+    record["procs"] = measure.usage(before, after)
+    record["loadgen_cpu_pct"] = round(100.0 * done.cpu_s / max(done.wall_s, 1e-6), 1)
+    record["machine_cpu_pct"] = measure.machine_busy_pct(before, after)
+    return record
+
+
+def make_record(step: cycles.Step, result: wrk.WrkResult, loadavg: list[float]) -> dict[str, Any]:
+    """The JSON record of one measured run (the resource fields are added by the caller)."""
     return {
         "app": step.app,
         "stack": step.stack,
@@ -164,9 +173,6 @@ def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
         "errors": result.errors,
         "latency_ms": {k: round(v, 3) for k, v in result.latency_ms.items()},
         "loadavg": loadavg,
-        "procs": measure.usage(before, after),
-        "loadgen_cpu_pct": round(100.0 * done.cpu_s / max(done.wall_s, 1e-6), 1),
-        "machine_cpu_pct": measure.machine_busy_pct(before, after),
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
