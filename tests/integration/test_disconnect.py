@@ -1,0 +1,137 @@
+"""Clients, workers and Mongrel2 going away mid-flight, with the real Mongrel2.
+
+Requests whose client left are cancelled after ``--cancel-grace``; notices are never answered
+(an answer would start an endless notice ping-pong); a stopping worker finishes what it has; a
+restarted Mongrel2 is served again without restarting the worker.
+"""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import socket
+import time
+
+import pytest
+
+from tests.integration.worker_fixture import APPS, run_worker
+from tests.mongrel2_harness import HandlerSpec, free_port, run_mongrel2
+
+MUX = f"{APPS}.mux:app"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("disconnect")
+    handler = HandlerSpec(route="/", protocol="json")
+    with (
+        run_mongrel2(root / "m2", [handler]) as server,
+        run_worker(root / "w", MUX, [handler.send_spec], [handler.recv_spec],
+                   ["--cancel-grace", "0.2"]) as worker,
+    ):  # fmt: skip
+        yield server, worker
+    assert worker.proc.returncode == 0, worker.log()
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def send_and_leave(server, request, read_first=0):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        while len(received) < read_first:
+            received += sock.recv(65536)
+        return received
+
+
+def error_log_settles(server, seconds=1.0):
+    """True when Mongrel2's error log stops growing (no notice ping-pong going on)."""
+    before = len(server.error_log())
+    time.sleep(seconds)
+    return len(server.error_log()) == before
+
+
+def test_client_leaving_mid_request_cancels_it_after_the_grace_period(stack):
+    server, worker = stack
+    wait_for(lambda: worker.stats().get("in_flight") == 0, 5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"GET /sleepy/?seconds=20 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert wait_for(lambda: worker.stats().get("in_flight") == 1, 3)
+    started = time.monotonic()
+    assert wait_for(lambda: worker.stats().get("in_flight") == 0, 3), worker.stats()
+    assert time.monotonic() - started < 2
+    assert error_log_settles(server)
+
+
+def test_client_leaving_mid_stream_stops_the_stream(stack):
+    server, worker = stack
+    head = send_and_leave(
+        server, b"GET /stream/?chunks=100000&delay=0.01 HTTP/1.1\r\nHost: x\r\n\r\n", 20
+    )
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    assert wait_for(lambda: worker.stats().get("in_flight") == 0, 3), worker.stats()
+    assert error_log_settles(server)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("GET", "/hello/")
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def test_many_clients_leaving_at_once_leave_the_worker_healthy(stack):
+    server, worker = stack
+    for _ in range(50):
+        send_and_leave(server, b"GET /sleepy/?seconds=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert wait_for(lambda: worker.stats().get("in_flight") == 0, 5), worker.stats()
+    assert error_log_settles(server)
+    assert worker.proc.poll() is None
+
+
+def test_stopping_worker_finishes_its_requests_and_a_new_worker_takes_over(tmp_path):
+    handler = HandlerSpec(route="/", protocol="json")
+    with run_mongrel2(tmp_path / "m2", [handler]) as server:
+        specs = ([handler.send_spec], [handler.recv_spec])
+        with run_worker(tmp_path / "w1", MUX, *specs, ["--graceful-timeout", "5"]) as worker:
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            conn.request("GET", "/sleepy/?seconds=0.5")
+            time.sleep(0.2)
+            worker.proc.send_signal(signal.SIGTERM)
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, b"slept 0.5\n")
+            assert worker.wait_exit(5) == 0
+        conn.request("GET", "/hello/")  # queued in Mongrel2 until the next worker connects
+        with run_worker(tmp_path / "w2", MUX, *specs):
+            assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_worker_survives_a_mongrel2_restart_and_serves_it_again(tmp_path):
+    handler = HandlerSpec(route="/", protocol="json")
+    port = free_port()
+    chroot = tmp_path / "m2"
+    with (
+        run_mongrel2(chroot, [handler], port=port) as server,
+        run_worker(tmp_path / "w", MUX, [handler.send_spec], [handler.recv_spec]) as worker,
+    ):
+        assert fetch(server) == 200
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(10)
+        assert wait_for(lambda: "went away" in worker.log(), 5), worker.log()
+        with run_mongrel2(chroot, [handler], port=port) as restarted:
+            assert fetch(restarted) == 200
+        assert worker.log().count("Mongrel2 connected") == 2
+
+
+def fetch(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.request("GET", "/hello/")
+        return conn.getresponse().status
+    finally:
+        conn.close()
