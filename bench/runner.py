@@ -169,6 +169,7 @@ def make_record(step: cycles.Step, result: wrk.WrkResult, loadavg: list[float]) 
         "concurrency": step.concurrency,
         "rps": round(result.rps, 1),
         "requests": result.requests,
+        "bytes": result.bytes_read,
         "duration_s": round(result.duration_s, 3),
         "errors": result.errors,
         "latency_ms": {k: round(v, 3) for k, v in result.latency_ms.items()},
