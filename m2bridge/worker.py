@@ -71,11 +71,24 @@ def wants_validation(config: WorkerConfig) -> bool:
 
 
 def validating(app: WSGIApp) -> WSGIApp:
-    """Wrap ``app`` so that any PEP 3333 violation (either side) fails its request with a 500."""
-    from wsgiref.validate import WSGIWarning, validator
+    """Wrap ``app`` so that any PEP 3333 violation (either side) fails its request with a 500.
 
-    warnings.simplefilter("error", WSGIWarning)
-    return validator(app)
+    One relaxation: ``wsgi.input.read()`` without a size is allowed, because this server sets
+    ``wsgi.input_terminated`` (the input ends at the body's end), the extension werkzeug and
+    others rely on to read the body in one call.
+    """
+    import wsgiref.validate as wsgi_validate
+
+    class TerminatedInput(wsgi_validate.InputWrapper):
+        def read(self, *args: int) -> bytes:
+            if not args:
+                data: bytes = self.input.read()
+                return data
+            return super().read(*args)
+
+    wsgi_validate.InputWrapper = TerminatedInput  # type: ignore[misc]
+    warnings.simplefilter("error", wsgi_validate.WSGIWarning)
+    return wsgi_validate.validator(app)
 
 
 def default_sender_id(slot: int | None, hostname: str | None = None) -> str:
