@@ -155,9 +155,11 @@ class Worker:
         waiting = self._waiting
         while not self.stopping.is_set():
             waiting.add(channel.index)
-            frame = channel.recv()
+            frame: bytes | None = channel.recv()
             waiting.discard(channel.index)
-            dispatch(channel, frame)
+            while frame is not None:  # then take what else is queued without waiting
+                dispatch(channel, frame)
+                frame = None if self.stopping.is_set() else channel.recv_nowait()
 
     def _stop_receiving(self, receiver: gevent.Greenlet[[Channel], None], channel: Channel) -> None:
         if channel.index in self._waiting:
