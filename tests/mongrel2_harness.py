@@ -22,18 +22,16 @@ import pytest
 
 from m2bridge import mongrel2
 
-REQUIRE_ENV = "M2BRIDGE_REQUIRE_MONGREL2"
-
 
 def require_mongrel2() -> None:
-    """Skip locally when mongrel2/m2sh are missing; fail when CI requires them."""
+    """Fail (never skip) when mongrel2/m2sh are missing: integration tests need the real binary."""
     missing = [name for name in ("mongrel2", "m2sh") if not _which(name)]
-    if not missing:
-        return
-    message = f"{', '.join(missing)} not installed (apt-get install mongrel2-core)"
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    if missing:
+        pytest.fail(
+            f"{', '.join(missing)} not installed: run `bash scripts/setup` "
+            "(apt-get install mongrel2-core)",
+            pytrace=False,
+        )
 
 
 def _which(name: str) -> bool:
