@@ -109,134 +109,57 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "(or over HTTP with --fd/--bind).",
     )
     parser.add_argument("app", metavar="MODULE:APP", help="the WSGI application, e.g. pkg.mod:app")
-    _add_endpoint_options(parser)
-    _add_process_options(parser)
-    _add_request_options(parser)
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for title, flag, options in _OPTIONS:
+        if title not in groups:
+            groups[title] = parser.add_argument_group(title)
+        groups[title].add_argument(flag, **options)
     parser.set_defaults(run=run, parser=parser)
 
 
-def _add_endpoint_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Mongrel2 endpoints")
-    group.add_argument(
-        "--send-spec",
-        dest="send_specs",
-        action="append",
-        type=endpoint,
-        metavar="SPEC",
-        help=f"Mongrel2's send_spec (repeatable; default {DEFAULT_SEND_SPEC})",
-    )
-    group.add_argument(
-        "--recv-spec",
-        dest="recv_specs",
-        action="append",
-        type=endpoint,
-        metavar="SPEC",
-        help=f"Mongrel2's recv_spec, paired in order (default {DEFAULT_RECV_SPEC})",
-    )
-    group.add_argument(
-        "--sender-id",
-        type=sender_ident,
-        metavar="ID",
-        help="identity at the start of replies (default: the request's sender)",
-    )
-    group.add_argument(
-        "--config", metavar="PATH", help="read the endpoints from this Mongrel2 config"
-    )
-    group.add_argument(
-        "--handler", metavar="NAME", help="the handler (route, send_ident or name) in --config"
-    )
-    group.add_argument(
-        "--m2-chroot",
-        default=".",
-        metavar="DIR",
-        help="Mongrel2's chroot, for async upload files (default: .)",
-    )
-    group.add_argument(
-        "--upload-temp-store",
-        metavar="TEMPLATE",
-        help="Mongrel2's upload.temp_store; other upload paths are refused",
-    )
-    group.add_argument(
-        "--fd",
-        type=non_negative_int,
-        metavar="N",
-        help="serve HTTP on this inherited listening socket instead",
-    )
-    group.add_argument("--bind", metavar="HOST:PORT", help="serve HTTP on HOST:PORT instead")
-
-
-def _add_process_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("processes")
-    group.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        metavar="N",
-        help="worker processes, supervised (default 1: this process)",
-    )
-    group.add_argument(
-        "--concurrency",
-        type=positive_int,
-        default=DEFAULT_CONCURRENCY,
-        metavar="C",
-        help=f"greenlets per worker (default {DEFAULT_CONCURRENCY})",
-    )
-    group.add_argument(
-        "--graceful-timeout",
-        type=non_negative_float,
-        default=DEFAULT_GRACEFUL_TIMEOUT,
-        metavar="S",
-        help="seconds to finish requests when stopping",
-    )
-    group.add_argument(
-        "--max-requests",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="exit (to be replaced) after N requests (0: never)",
-    )
-    group.add_argument(
-        "--max-requests-jitter",
-        type=non_negative_int,
-        default=0,
-        metavar="N",
-        help="add up to N random requests to --max-requests",
-    )
-    group.add_argument("--worker-slot", type=non_negative_int, metavar="N", help=argparse.SUPPRESS)
-    group.add_argument(
-        "--stats-file", metavar="F", help=f"publish counters as JSON here (default: ${STATS_ENV})"
-    )
-    group.add_argument("--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
-    group.add_argument("--access-log", metavar="-|FILE", help="one line per request, - for stderr")
-
-
-def _add_request_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("requests")
-    group.add_argument(
-        "--script-name",
-        default="",
-        metavar="S",
-        help="SCRIPT_NAME: '', a /prefix, or 'route' (Mongrel2's route pattern)",
-    )
-    group.add_argument(
-        "--timeout",
-        type=non_negative_float,
-        default=0.0,
-        metavar="S",
-        help="answer 504 and cancel requests running longer (0: no limit)",
-    )
-    group.add_argument(
-        "--cancel-grace",
-        type=non_negative_float,
-        default=DEFAULT_CANCEL_GRACE,
-        metavar="S",
-        help="seconds a request may run after its client left",
-    )
-    group.add_argument(
-        "--validate",
-        action="store_true",
-        help="check PEP 3333 on both sides (wsgiref.validate); violations give 500",
-    )
+_M2, _PROC, _REQ = "Mongrel2 endpoints", "processes", "requests"
+#: (group, flag, argparse options); flags are WorkerConfig field names with dashes.
+_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    (_M2, "--send-spec", {"dest": "send_specs", "action": "append", "type": endpoint,
+        "metavar": "SPEC", "help": f"Mongrel2's send_spec, repeatable ({DEFAULT_SEND_SPEC})"}),
+    (_M2, "--recv-spec", {"dest": "recv_specs", "action": "append", "type": endpoint,
+        "metavar": "SPEC", "help": f"its recv_spec, in --send-spec order ({DEFAULT_RECV_SPEC})"}),
+    (_M2, "--sender-id", {"type": sender_ident, "metavar": "ID",
+        "help": "identity at the start of replies (default: the request's sender)"}),
+    (_M2, "--config", {"metavar": "PATH", "help": "read the endpoints from this Mongrel2 config"}),
+    (_M2, "--handler", {"metavar": "NAME",
+        "help": "the handler (route, send_ident or name) in --config"}),
+    (_M2, "--m2-chroot", {"default": ".", "metavar": "DIR",
+        "help": "Mongrel2's chroot, for async upload files (default: .)"}),
+    (_M2, "--upload-temp-store", {"metavar": "TEMPLATE",
+        "help": "Mongrel2's upload.temp_store; other upload paths are refused"}),
+    (_M2, "--fd", {"type": non_negative_int, "metavar": "N",
+        "help": "serve HTTP on this inherited listening socket instead"}),
+    (_M2, "--bind", {"metavar": "HOST:PORT", "help": "serve HTTP on HOST:PORT instead"}),
+    (_PROC, "--workers", {"type": positive_int, "default": 1, "metavar": "N",
+        "help": "worker processes, supervised (default 1: this process)"}),
+    (_PROC, "--concurrency", {"type": positive_int, "default": DEFAULT_CONCURRENCY, "metavar": "C",
+        "help": f"greenlets per worker (default {DEFAULT_CONCURRENCY})"}),
+    (_PROC, "--graceful-timeout", {"type": non_negative_float, "metavar": "S",
+        "default": DEFAULT_GRACEFUL_TIMEOUT, "help": "seconds to finish requests when stopping"}),
+    (_PROC, "--max-requests", {"type": non_negative_int, "default": 0, "metavar": "N",
+        "help": "exit (to be replaced) after N requests (0: never)"}),
+    (_PROC, "--max-requests-jitter", {"type": non_negative_int, "default": 0, "metavar": "N",
+        "help": "add up to N random requests to --max-requests"}),
+    (_PROC, "--worker-slot", {"type": non_negative_int, "metavar": "N", "help": argparse.SUPPRESS}),
+    (_PROC, "--stats-file", {"metavar": "F",
+        "help": f"publish counters as JSON here (default: ${STATS_ENV})"}),
+    (_PROC, "--log-level", {"default": "info", "choices": LOG_LEVELS, "type": str.lower}),
+    (_PROC, "--access-log", {"metavar": "-|FILE", "help": "one line per request, - for stderr"}),
+    (_REQ, "--script-name", {"default": "", "metavar": "S",
+        "help": "SCRIPT_NAME: '', a /prefix, or 'route' (Mongrel2's route pattern)"}),
+    (_REQ, "--timeout", {"type": non_negative_float, "default": 0.0, "metavar": "S",
+        "help": "answer 504 and cancel requests running longer (0: no limit)"}),
+    (_REQ, "--cancel-grace", {"type": non_negative_float, "default": DEFAULT_CANCEL_GRACE,
+        "metavar": "S", "help": "seconds a request may run after its client left"}),
+    (_REQ, "--validate", {"action": "store_true",
+        "help": "check PEP 3333 on both sides (wsgiref.validate); violations give 500"}),
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------- config
