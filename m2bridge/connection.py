@@ -122,6 +122,9 @@ class Connection:
         except gevent.GreenletExit:
             self.close()  # the worker is shutting down mid-request: do not leave the client hanging
             raise
+        except (Exception, gevent.Timeout):  # a bug: ours, or a Timeout the app let escape
+            log.exception("connection %d: request failed outside the application", self.conn_id)
+            self.close()
         finally:
             self.closed = self.closed or bool(self.jobs)
             while self.jobs:  # let dropped jobs clean up (upload files) without serving

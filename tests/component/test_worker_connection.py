@@ -162,3 +162,14 @@ def test_explicit_sender_id_wins_over_the_request_sender(sink):
     run_job(table, sink, job, sender=b"from-request")
     wait_idle(table)
     assert [reply.sender for reply in sink.sent] == [b"explicit-id"]
+
+
+def test_a_failing_job_closes_its_client_and_the_table_forgets_it(table, sink, caplog):
+    def job(conn, _):
+        conn.write(b"HTTP/1.1 200 OK\r\n\r\npartial")
+        raise gevent.Timeout()  # e.g. an app's own timeout escaping run_wsgi
+
+    run_job(table, sink, job)
+    wait_idle(table)
+    assert sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\npartial", b""]
+    assert "request failed outside the application" in caplog.text
