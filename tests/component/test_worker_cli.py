@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -17,12 +18,14 @@ from tests.integration.worker_fixture import REPO_ROOT
 from tests.mongrel2_harness import free_port
 
 
-def start(argv, log_path):
+def start(argv, log_path, runtime_dir=None):
+    env = {k: v for k, v in os.environ.items() if k != "M2BRIDGE_STATS_FILE"}
+    if runtime_dir is not None:  # the supervisor's run dir, never shared with other test runs
+        env["XDG_RUNTIME_DIR"] = str(runtime_dir)
     with open(log_path, "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "m2bridge", "serve", *argv],
-            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if k != "M2BRIDGE_STATS_FILE"},
+            cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
         )  # fmt: skip
 
 
@@ -44,11 +47,18 @@ def wait_for_text(path, pattern, count=1, timeout=15):
         time.sleep(0.05)
 
 
-def test_workers_n_runs_n_supervised_workers_that_share_the_load(tmp_path):
+@pytest.fixture
+def runtime_dir():
+    """A short directory: the control socket path must fit in 107 bytes."""
+    with tempfile.TemporaryDirectory(prefix="m2b-", dir="/tmp") as path:
+        yield path
+
+
+def test_workers_n_runs_n_supervised_workers_that_share_the_load(tmp_path, runtime_dir):
     log_path = tmp_path / "serve.log"
     with FakeMongrel2(tmp_path) as fake:
         proc = start(["handlers.hello:app", "--workers", "2", "--send-spec", fake.send_spec,
-                      "--recv-spec", fake.recv_spec], log_path)  # fmt: skip
+                      "--recv-spec", fake.recv_spec], log_path, runtime_dir)  # fmt: skip
         try:
             wait_for_text(log_path, r"is ready", count=2)
             for _ in range(20):
