@@ -6,6 +6,7 @@ Must not import zmq, gevent, socket, subprocess.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 DEFAULT_SEND_SPEC = "tcp://127.0.0.1:9997"
@@ -42,6 +43,7 @@ class WorkerConfig:
         bind: serve HTTP directly on HOST:PORT (the fd path, for development).
         worker_slot: the stable slot number the supervisor gave this worker (``$(wid)``).
         stats_file: where the worker publishes its counters for the supervisor.
+        validate: wrap the app in ``wsgiref.validate`` (PEP 3333 violations become 500s).
         config: a Mongrel2 config (``.conf`` or ``.sqlite``) to read the specs from.
         handler: the handler (by route path or send_ident) to serve from ``config``.
     """
@@ -69,4 +71,12 @@ class WorkerConfig:
     stats_file: str | None = None
     config: str | None = None
     handler: str | None = None
+    validate: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+
+
+def request_limit(max_requests: int, jitter: int, rng: random.Random | None = None) -> int:
+    """Requests after which a worker drains and exits (0: never); jitter staggers restarts."""
+    if max_requests <= 0:
+        return 0
+    return max_requests + (rng or random.Random()).randint(0, max(jitter, 0))

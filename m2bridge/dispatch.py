@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
@@ -221,7 +222,11 @@ class Dispatcher:
                 self._send_error(conn, ErrorReply(exc.error_status_hint, event.method))
                 return
             with stream:
-                headers = {**event.headers, "content-length": str(size)}
+                # The temp file holds the de-chunked body: its size is the only framing left.
+                headers = {
+                    key: value for key, value in event.headers.items() if key != "transfer-encoding"
+                }
+                headers["content-length"] = str(size)
                 request = dataclasses.replace(event, headers=headers)
                 self._run_app(conn, request, stream)
         finally:
@@ -239,8 +244,10 @@ class Dispatcher:
         timer = gevent.Timeout.start_new(self._timeout) if self._timeout > 0 else None
         try:
             environ = build_environ(request, body, self._settings, sys.stderr)
-            for piece in run_wsgi(self.app, environ, response):
-                conn.write(piece)
+            # closing(): a timeout or kill mid-write still runs the app's close() at once.
+            with contextlib.closing(run_wsgi(self.app, environ, response)) as pieces:
+                for piece in pieces:
+                    conn.write(piece)
             conn.end(response.should_close)
             status = response.status_code if response.finished else None
         except gevent.Timeout as exc:

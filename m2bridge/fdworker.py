@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import signal
 import socket
 import sys
@@ -29,6 +28,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import LoggingLogAdapter, WSGIHandler, WSGIServer
 
+from m2bridge.config import request_limit
 from m2bridge.errors import AppImportError, ConfigError
 from m2bridge.loader import load_app
 from m2bridge.logs import AccessLog, setup_logging
@@ -61,13 +61,6 @@ def parse_bind(spec: str) -> tuple[str, int]:
         raise ConfigError(f"--bind {spec!r}: unbalanced brackets around the IPv6 host")
     host = host.strip("[]") or "0.0.0.0"
     return host, int(port_text)
-
-
-def request_limit(max_requests: int, jitter: int, rng: random.Random | None = None) -> int:
-    """The number of requests after which this worker drains and exits (0: never)."""
-    if max_requests <= 0:
-        return 0
-    return max_requests + (rng or random.Random()).randint(0, max(jitter, 0))
 
 
 def open_listener(config: WorkerConfig) -> socket.socket:

@@ -50,4 +50,5 @@ def _resolve(module: object, module_name: str, attr: str) -> WSGIApp:
         if not callable(target):
             raise AppImportError(f"{module_name}:{name} is not callable")
         return cast("WSGIApp", target)
-    raise AppImportError(f"module {module_name!r} has no attribute {' or '.join(names)!r}")
+    wanted = " or ".join(repr(name) for name in names)
+    raise AppImportError(f"module {module_name!r} has no attribute {wanted}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import re
 import signal
 import socket
@@ -28,6 +27,7 @@ from gevent import monkey
 from gevent.event import Event
 from gevent.pool import Pool
 
+from m2bridge.config import request_limit
 from m2bridge.connection import ConnectionTable
 from m2bridge.dispatch import Dispatcher
 from m2bridge.loader import load_app
@@ -67,7 +67,7 @@ def main(config: WorkerConfig) -> int:
 
 def wants_validation(config: WorkerConfig) -> bool:
     """Whether ``--validate`` was given (wrap the app in ``wsgiref.validate.validator``)."""
-    return bool(getattr(config, "validate", False)) or config.extra.get("validate") == "1"
+    return config.validate
 
 
 def validating(app: WSGIApp) -> WSGIApp:
@@ -96,13 +96,6 @@ def default_sender_id(slot: int | None, hostname: str | None = None) -> str:
     host = socket.gethostname() if hostname is None else hostname
     suffix = slot if slot is not None else os.getpid()
     return re.sub(r"[^A-Za-z0-9-]+", "-", f"m2bridge-{host}-{suffix}")
-
-
-def request_limit(max_requests: int, jitter: int) -> int:
-    """Requests after which this worker exits (0: never); jitter spreads worker restarts."""
-    if max_requests <= 0:
-        return 0
-    return max_requests + (random.randint(0, jitter) if jitter > 0 else 0)
 
 
 class Worker:

@@ -194,7 +194,7 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
         bind=args.bind,
         worker_slot=args.worker_slot,
         stats_file=args.stats_file or os.environ.get(STATS_ENV) or None,
-        extra={"validate": "1"} if args.validate else {},
+        validate=args.validate,
     )
     if args.config:
         config = _from_mongrel2_config(config, args.config, args.handler)
@@ -247,7 +247,7 @@ def child_argv(config: WorkerConfig) -> list[str]:
         value = getattr(config, name)
         if value is not None and value != getattr(defaults, name):
             argv += ["--" + name.replace("_", "-"), str(value)]
-    if config.extra.get("validate") == "1":
+    if config.validate:
         argv.append("--validate")
     return [*argv, "--workers", "1", "--worker-slot", "$(wid)"]
 

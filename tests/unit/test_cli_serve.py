@@ -69,7 +69,7 @@ def test_every_flag_reaches_its_config_field(monkeypatch):
         cancel_grace=0.5,
         worker_slot=3,
         stats_file="/run/s.json",
-        extra={"validate": "1"},
+        validate=True,
     )
 
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from m2bridge.config import WorkerConfig
+from m2bridge.config import WorkerConfig, request_limit
 from m2bridge.errors import ConfigError
-from m2bridge.fdworker import WorkerState, open_listener, parse_bind, request_limit
+from m2bridge.fdworker import WorkerState, open_listener, parse_bind
 
 
 @pytest.mark.parametrize(

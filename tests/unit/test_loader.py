@@ -68,7 +68,7 @@ def test_missing_attribute_is_reported(modules):
     name = modules("m2b_loader_noattr", "x = 1\n")
     with pytest.raises(AppImportError, match="has no attribute 'app'"):
         load_app(f"{name}:app")
-    with pytest.raises(AppImportError, match="has no attribute 'application or app'"):
+    with pytest.raises(AppImportError, match="has no attribute 'application' or 'app'"):
         load_app(name)
 
 
