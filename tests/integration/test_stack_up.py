@@ -37,6 +37,7 @@ from tests.mongrel2_harness import HandlerSpec, free_port, make_conf
 __all__ = ["base"]
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEMO_CONF = Path(__file__).resolve().parents[2] / "mongrel2_conf" / "examples" / "demo.conf"
 
 
 @pytest.fixture(autouse=True)
@@ -189,13 +190,12 @@ def stack_pids(stack: RunningStack) -> list[int]:
 
 
 def test_demo_example_stack_serves_and_quits_without_orphans(base):
-    for name in ("stack.toml", "mongrel2.conf"):
-        shutil.copy(EXAMPLES / name, base / name)
     port, send, recv = free_port(), free_port(), free_port()
-    conf = (base / "mongrel2.conf").read_text()
+    conf = DEMO_CONF.read_text()
     conf = conf.replace("6767", str(port)).replace("9997", str(send)).replace("9996", str(recv))
-    (base / "mongrel2.conf").write_text(conf)
-    text = (base / "stack.toml").read_text().replace("[stack]\n", "", 1)
+    (base / "demo.conf").write_text(conf)
+    text = (EXAMPLES / "stack.toml").read_text().replace("[stack]\n", "", 1)
+    text = text.replace("../mongrel2_conf/examples/demo.conf", "demo.conf")
     with running_stack(base, text) as stack:
         wait_serving(stack, port, workers=2)
         assert [w["name"] for w in stack.call("status")["watchers"]] == ["mongrel2", "hello"]
