@@ -8,8 +8,11 @@
 - ``Disconnect``: the connection's queued work is dropped and its request cancelled after
   ``cancel_grace``; notices (``Disconnect``, ``Credits``) are never answered, as a reply to a
   dead connection brings another notice, without end;
-- ``WebSocketHandshake``, ``StreamedRequest``, ``UploadChunk``: not served yet: 501 and close;
-  ``WebSocketFrame`` and ``JSONMessage``: dropped with a debug log;
+- ``WebSocketHandshake`` and ``WebSocketFrame``: handed to ``wsapp.WebSocketHub`` when the
+  app has a ``websocket`` handler; otherwise a handshake gets 501 and close, a frame is
+  dropped with a debug log;
+- ``StreamedRequest``, ``UploadChunk``: not served yet: 501 and close;
+  ``JSONMessage``: dropped with a debug log;
 - a malformed message: a warning, and 400 + close when its sender and connection id are
   readable (and it is not a notice).
 """
@@ -46,6 +49,7 @@ from m2bridge.protocol import (
 )
 from m2bridge.response import Response, keep_alive_requested, make_simple_response
 from m2bridge.uploads import UploadTracker
+from m2bridge.wsapp import WebSocketHub, find_websocket_handler
 
 if TYPE_CHECKING:
     from m2bridge._types import WSGIApp
@@ -114,6 +118,7 @@ class Dispatcher:
         self.uploads = UploadTracker()
         self._on_request = on_request or (lambda: None)
         self._settings = EnvironSettings(script_name=config.script_name)
+        self.websockets = WebSocketHub(find_websocket_handler(app), table, self._settings)
         self._timeout = config.timeout
         self._serve_job = self._serve_request  # bound once, not per request
         self._routes: dict[type, Callable[[Sink, Any], None]] = {
@@ -122,9 +127,9 @@ class Dispatcher:
             UploadDone: self._on_upload_done,
             Disconnect: self._on_disconnect,
             StreamedRequest: self._on_unsupported,
-            WebSocketHandshake: self._on_unsupported,
+            WebSocketHandshake: self._on_websocket,
             UploadChunk: self._on_unsupported,
-            WebSocketFrame: self._on_ignored,
+            WebSocketFrame: self._on_websocket,
             JSONMessage: self._on_ignored,
             Credits: self._on_ignored,
         }
@@ -174,6 +179,7 @@ class Dispatcher:
 
     def _on_disconnect(self, channel: Sink, event: Disconnect) -> None:
         self.table.disconnect(channel.index, event.conn_id, self.config.cancel_grace)
+        self.websockets.disconnected(channel, event.conn_id)
         path = self.uploads.forget((channel.index, event.conn_id))
         if path is not None:
             remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)
@@ -181,6 +187,14 @@ class Dispatcher:
     def _on_unsupported(self, channel: Sink, event: Request | UploadChunk) -> None:
         log.info("connection %d: %s not supported yet: 501", event.conn_id, type(event).__name__)
         self._refuse(channel, event, 501)
+
+    def _on_websocket(self, channel: Sink, event: WebSocketHandshake | WebSocketFrame) -> None:
+        if self.websockets.enabled:
+            self.websockets.handle(channel, event)
+        elif isinstance(event, WebSocketHandshake):
+            self._on_unsupported(channel, event)
+        else:
+            self._on_ignored(channel, event)
 
     def _on_ignored(self, channel: Sink, event: object) -> None:
         log.debug("ignored %s", type(event).__name__)
