@@ -81,6 +81,7 @@ class WatcherSpec:
     warmup_delay: float = 0.0
     max_requests: int = 0
     max_requests_jitter: int = 0
+    max_rss: int = 0  # MiB; a ready process using more is replaced (rolling, so staggered)
     respawn: bool = True
     readiness: str = "delay"
     ready_timeout: float = 30.0
@@ -214,6 +215,7 @@ def _parse_watcher(
         warmup_delay=table.number("warmup_delay", 0.0),
         max_requests=table.integer("max_requests", 0),
         max_requests_jitter=table.integer("max_requests_jitter", 0),
+        max_rss=table.integer("max_rss", 0),
         respawn=table.boolean("respawn", True),
         readiness=table.choice("readiness", READINESS, "delay"),
         ready_timeout=table.number("ready_timeout", 30.0),

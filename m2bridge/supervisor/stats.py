@@ -63,6 +63,15 @@ class Sampler:
             del self._procs[pid]
 
 
+def rss_of(pid: int) -> int | None:
+    """The resident set size of ``pid`` in bytes, or None when it is gone."""
+    try:
+        rss: int = psutil.Process(pid).memory_info().rss
+    except (psutil.Error, OSError):
+        return None
+    return rss
+
+
 def self_sample(sampler: Sampler) -> dict[str, Any]:
     """The supervisor's own sample."""
     return {"pid": os.getpid(), **sampler.sample(os.getpid())}

@@ -18,12 +18,15 @@ from m2bridge.supervisor import plan
 from m2bridge.supervisor.launcher import Launcher
 from m2bridge.supervisor.process import Slot, WorkerProcess, signal_number
 from m2bridge.supervisor.stack import WatcherSpec
-from m2bridge.supervisor.stats import COUNTERS, Sampler, read_counters
+from m2bridge.supervisor.stats import COUNTERS, Sampler, read_counters, rss_of
 
 log = logging.getLogger("m2bridge.supervisor")
 
 #: signals after which the operator expects the process to end (its exit is not a crash).
 ENDING_SIGNALS = frozenset(signal_number(name) for name in ("TERM", "INT", "QUIT", "KILL", "ABRT"))
+#: Seconds between two RSS checks of a watcher's processes (``max_rss``).
+RSS_CHECK_INTERVAL = 1.0
+MIB = 1 << 20
 
 
 class Watcher:
@@ -43,6 +46,7 @@ class Watcher:
         self.reason = ""
         self.stop_signum = signal_number(spec.stop_signal)
         self._prepared = False
+        self._rss_checked_at = 0.0
 
     def prepare(self) -> None:
         """Let the launcher load what it needs before the first spawn. Raises ConfigError."""
@@ -142,22 +146,33 @@ class Watcher:
         log.info("%s started (pid %d)", slot.label, process.pid)
 
     def _refresh(self, now: float) -> None:
+        check_rss = self.spec.max_rss > 0 and now - self._rss_checked_at >= RSS_CHECK_INTERVAL
+        if check_rss:
+            self._rss_checked_at = now
         for process in self.processes.values():
             if process.stopping_since is not None:
                 continue
             if not process.ready and self.launcher.is_ready(process, now):
                 process.ready = True
                 log.info("%s (pid %d) is ready", process.slot.label, process.pid)
-            if process.max_requests and not process.retire:
-                counters = read_counters(process.stats_file, process.pid) or {}
-                if int(counters.get("served", 0)) >= process.max_requests:
-                    process.retire = True
-                    log.info(
-                        "%s (pid %d) served %d requests: replacing it",
-                        process.slot.label,
-                        process.pid,
-                        process.max_requests,
-                    )
+            if process.retire:
+                continue
+            reason = self._retire_reason(process, check_rss and process.ready)
+            if reason:
+                process.retire = True  # the plan replaces it rolling: one at a time
+                log.info("%s (pid %d) %s: replacing it", process.slot.label, process.pid, reason)
+
+    def _retire_reason(self, process: WorkerProcess, check_rss: bool) -> str:
+        """Why ``process`` should be replaced (``max_requests``, ``max_rss``), or ""."""
+        if process.max_requests:
+            counters = read_counters(process.stats_file, process.pid) or {}
+            if int(counters.get("served", 0)) >= process.max_requests:
+                return f"served {process.max_requests} requests"
+        if check_rss:
+            rss = rss_of(process.pid)
+            if rss is not None and rss > self.spec.max_rss * MIB:
+                return f"uses {rss / MIB:.0f} MiB, over max_rss = {self.spec.max_rss}"
+        return ""
 
     def reap(self, now: float) -> list[WorkerProcess]:
         """Collect processes that ended and account for each exit."""
