@@ -45,6 +45,13 @@ class Probe(WebSocketHandler):
             ws.ping(b"probe")
         elif message == "boom":
             raise RuntimeError("boom")
+        elif isinstance(message, str) and message.startswith("burst "):
+            for i in range(int(message.split()[1])):  # no yield: pacing must merge them
+                ws.send(f"b{i}")
+        elif isinstance(message, str) and message.startswith("fanburst "):
+            targets = [s for s in self.sockets.values() if s.open]
+            for i in range(int(message.split()[1])):
+                broadcast(targets, f"f{i}")
         elif message == "fanout":
             targets = [s for s in self.sockets.values() if s.open]
             count = broadcast(targets * 2, "fan")  # duplicates are sent once per listing

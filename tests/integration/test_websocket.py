@@ -168,3 +168,30 @@ def test_probe_app_error_closes_with_1011(server):
         ws.send("boom")
         opcode, frame = ws.recv_data_frame(control_frame=True)
         assert (opcode, frame.data) == (websocket.ABNF.OPCODE_CLOSE, (1011).to_bytes(2, "big"))
+
+
+def test_a_burst_of_sends_is_paced_and_every_message_arrives(server):
+    # 2000 sends without yielding would be 2000 Mongrel2 messages (more than 16 queued kills
+    # the connection); the paced writer merges them, and the client gets each frame in order.
+    with client(server, "/probe") as ws:
+        ws.recv()
+        started = time.monotonic()
+        ws.send("burst 2000")
+        assert [ws.recv() for _ in range(2000)] == [f"b{i}" for i in range(2000)]
+        assert time.monotonic() - started < 10
+
+
+def test_a_burst_of_broadcasts_reaches_every_client_in_order(server):
+    with contextlib.ExitStack() as stack:
+        clients = [stack.enter_context(client(server, "/probe")) for _ in range(3)]
+        for ws in clients:
+            ws.recv()
+        clients[0].send("fanburst 300")
+        expected = [f"f{i}" for i in range(300)]
+        for ws in clients:
+            got: list[str] = []
+            while len(got) < len(expected):  # skip "closed ..." notices of earlier tests
+                message = ws.recv()
+                if message.startswith("f"):
+                    got.append(message)
+            assert got == expected
