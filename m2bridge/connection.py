@@ -21,6 +21,16 @@ connection in 4 of 10 runs, burst 8 / 5 ms in 1 of 10, burst 4 / 5 ms in 0 of 10
 with 4 such streams at once and 0 of 40 with 8 concurrent non-yielding 10,000-chunk streams.
 A slow *reader* can still fill Mongrel2's queue: without ``download.flow_control`` credits there
 is no signal of what the client consumed.
+
+With ``download.flow_control`` (the connection's first request carried ``DOWNLOAD_CREDITS``)
+the table keeps a ``flow.CreditWindow`` per connection for as long as the client is connected,
+and a connection sends each write at once, in pieces that fit the credits Mongrel2 returned:
+the writing greenlet waits for credit notices, so a slow reader slows the application down
+instead of making anyone buffer the response. Pacing by messages is then unnecessary (Mongrel2
+counts bytes, not messages).
+
+When the client goes away, ``cancel`` sets the ``disconnected`` event (the environ's
+``m2bridge.disconnected``), drops what is held back and never sends to that id again.
 """
 
 from __future__ import annotations
@@ -32,8 +42,10 @@ from time import monotonic
 from typing import Any, Protocol
 
 import gevent
+from gevent.event import Event
 from gevent.pool import Pool
 
+from m2bridge.flow import CreditWindow
 from m2bridge.protocol import encode_close, encode_reply
 
 log = logging.getLogger("m2bridge.connection")
@@ -42,6 +54,9 @@ log = logging.getLogger("m2bridge.connection")
 BURST = 4
 #: Seconds per message once the burst is spent (the bucket refills one token per interval).
 MERGE_INTERVAL = 0.005
+#: Seconds a flow-controlled write waits for credits before giving the client up (Mongrel2's
+#: own reaper drops a connection that reads nothing for about 128 s).
+CREDIT_STALL_TIMEOUT = 130.0
 
 
 class Sink(Protocol):
@@ -78,6 +93,8 @@ class Connection:
     """
 
     __slots__ = (
+        "_credited",
+        "_disconnected",
         "_flusher",
         "_pending",
         "_running",
@@ -91,6 +108,7 @@ class Connection:
         "greenlet",
         "jobs",
         "sender",
+        "window",
     )
 
     def __init__(self, table: ConnectionTable, channel: Sink, conn_id: int, sender: bytes) -> None:
@@ -107,6 +125,16 @@ class Connection:
         self._flusher: gevent.Greenlet[[], None] | None = None
         self._tokens = float(BURST)
         self._stamp = 0.0
+        self._disconnected: Event | None = None
+        self._credited: Event | None = None
+        self.window: CreditWindow | None = None
+
+    @property
+    def disconnected(self) -> Event:
+        """Set when Mongrel2 said the client went away (created on first use)."""
+        if self._disconnected is None:
+            self._disconnected = Event()
+        return self._disconnected
 
     # ------------------------------------------------------------------ jobs
 
@@ -138,6 +166,9 @@ class Connection:
         ``grace`` seconds."""
         self.closed = True
         self._pending.clear()
+        self.window = None
+        self.disconnected.set()
+        self.wake()
         glet = self.greenlet
         if glet is None or not self._running:
             return  # not started yet: it will skip every job as the connection is closed
@@ -158,6 +189,9 @@ class Connection:
     def write(self, data: bytes) -> None:
         """Queue response bytes; they leave now or merged with the next ones."""
         if self.closed or not data:
+            return
+        if self.window is not None:
+            self._send_credited(data)
             return
         self._pending.append(data)
         if not self._sending and self._flusher is None:
@@ -186,7 +220,38 @@ class Connection:
             return
         self.closed = True
         self._pending.clear()
+        self._table.forget_window(self)
         self.channel.send(encode_close(self.sender, (self.conn_id,)))
+
+    def wake(self) -> None:
+        """Credits arrived (or the client left): a write waiting for credits goes on."""
+        if self._credited is not None:
+            self._credited.set()
+
+    def _send_credited(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and not self.closed:
+            window = self.window
+            if window is None:  # the client left meanwhile
+                return
+            size = window.take(len(view))
+            if size == 0:
+                self._wait_for_credits()
+                continue
+            piece, view = view[:size], view[size:]
+            self.channel.send(encode_reply(self.sender, (self.conn_id,), bytes(piece)))
+
+    def _wait_for_credits(self) -> None:
+        if self._credited is None:
+            self._credited = Event()
+        self._credited.clear()
+        if not self._credited.wait(CREDIT_STALL_TIMEOUT) and not self.closed:
+            log.warning(
+                "connection %d: no download credits for %ss; closing it",
+                self.conn_id,
+                CREDIT_STALL_TIMEOUT,
+            )
+            self.close()
 
     def _pump(self) -> None:
         while self._pending and not self.closed:
@@ -237,6 +302,7 @@ class ConnectionTable:
         self._pool = pool
         self._sender_id = sender_id
         self._conns: dict[tuple[int, int], Connection] = {}
+        self._windows: dict[tuple[int, int], CreditWindow] = {}
 
     def __len__(self) -> int:
         return len(self._conns)
@@ -251,8 +317,8 @@ class ConnectionTable:
         if conn is not None:
             conn.jobs.append(job)
             return
-        reply_sender = self._sender_id or channel.reply_ident or sender
-        conn = Connection(self, channel, conn_id, reply_sender)
+        conn = Connection(self, channel, conn_id, self.reply_sender(channel, sender))
+        conn.window = self._windows.get(key)
         conn.jobs.append(job)
         conn.greenlet = self._pool.spawn(conn.run)
         self._conns[key] = conn
@@ -263,17 +329,60 @@ class ConnectionTable:
         Returns:
             Whether the connection had work in flight.
         """
-        conn = self._conns.get((channel_index, conn_id))
+        key = (channel_index, conn_id)
+        self._windows.pop(key, None)
+        conn = self._conns.get(key)
         if conn is None:
             return False
         conn.cancel(grace)
         return True
+
+    def reply_sender(self, channel: Sink, sender: bytes) -> bytes:
+        """The identity replies on ``channel`` start with (``sender``: the request's)."""
+        return self._sender_id or channel.reply_ident or sender
+
+    def has_work(self, channel_index: int, conn_id: int) -> bool:
+        """Whether this connection has jobs queued or running."""
+        return (channel_index, conn_id) in self._conns
+
+    def refuse(self, channel: Sink, conn_id: int, sender: bytes, page: bytes) -> None:
+        """Answer an idle connection at once with ``page`` and close it (no greenlet)."""
+        self._windows.pop((channel.index, conn_id), None)
+        reply_sender = self.reply_sender(channel, sender)
+        channel.send(encode_reply(reply_sender, (conn_id,), page))
+        channel.send(encode_close(reply_sender, (conn_id,)))
+
+    def open_window(self, channel_index: int, conn_id: int, credits: int) -> None:
+        """A connection's first request granted ``credits`` (``download.flow_control`` is on)."""
+        self._windows[(channel_index, conn_id)] = CreditWindow(credits)
+
+    def credit(self, channel_index: int, conn_id: int, credits: int) -> bool:
+        """Mongrel2 wrote ``credits`` bytes to the client; return whether the window is known."""
+        key = (channel_index, conn_id)
+        window = self._windows.get(key)
+        if window is None:
+            return False
+        window.grant(credits)
+        conn = self._conns.get(key)
+        if conn is not None:
+            conn.wake()
+        return True
+
+    def forget_window(self, conn: Connection) -> None:
+        """We closed ``conn``: Mongrel2 sends no disconnect for it, so forget its credits."""
+        self._windows.pop((conn.channel.index, conn.conn_id), None)
+
+    @property
+    def windows(self) -> int:
+        """How many flow-controlled connections are known."""
+        return len(self._windows)
 
     def abort_all(self) -> None:
         """Worker exit, after the pool was killed: close and clean up what is left."""
         for conn in list(self._conns.values()):
             conn.abort()
         self._conns.clear()
+        self._windows.clear()
 
     def discard(self, conn: Connection) -> None:
         """Forget ``conn`` (its greenlet is ending)."""

@@ -2,12 +2,17 @@
 
 ``Dispatcher.dispatch(channel, frame)`` parses one message and routes the event:
 
-- ``Request``: queued on its connection and served through the WSGI app, in order;
+- ``Request``: queued on its connection and served through the WSGI app, in order; with
+  ``--max-in-flight`` connections already busy, a request on an idle connection is answered
+  ``503`` with ``Retry-After`` at once instead (nothing queues without limit); a first request
+  carrying ``DOWNLOAD_CREDITS`` opens the connection's credit window (``Credits`` notices
+  refill it, see ``connection``);
 - ``UploadStarted``: remembered (no reply); ``UploadDone``: served with the temp file as
   ``wsgi.input`` only if the same connection announced the same path; forged ones get 400;
-- ``Disconnect``: the connection's queued work is dropped and its request cancelled after
-  ``cancel_grace``; notices (``Disconnect``, ``Credits``) are never answered, as a reply to a
-  dead connection brings another notice, without end;
+- ``Disconnect``: the connection's queued work is dropped, its ``m2bridge.disconnected`` event
+  set, its response stream stopped, and its request cancelled after ``cancel_grace``; notices
+  (``Disconnect``, ``Credits``) are never answered, as a reply to a dead connection brings
+  another notice, without end;
 - ``WebSocketHandshake`` and ``WebSocketFrame``: handed to ``wsapp.WebSocketHub`` when the
   app has a ``websocket`` handler; otherwise a handshake gets 501 and close, a frame is
   dropped with a debug log;
@@ -33,6 +38,7 @@ import gevent
 from m2bridge.body import inline_body, open_upload, remove_upload
 from m2bridge.environ import EnvironSettings, build_environ
 from m2bridge.errors import ProtocolError
+from m2bridge.flow import parse_credits
 from m2bridge.handler import run_wsgi
 from m2bridge.protocol import (
     Credits,
@@ -65,8 +71,13 @@ _REASONS = {
     400: "Bad Request",
     500: "Internal Server Error",
     501: "Not Implemented",
+    503: "Service Unavailable",
     504: "Gateway Timeout",
 }
+#: Seconds a client refused with 503 is asked to wait before retrying.
+RETRY_AFTER = 1
+#: The environ key of the gevent ``Event`` set when the client went away.
+DISCONNECTED_KEY = "m2bridge.disconnected"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,6 +87,7 @@ class ErrorReply:
     status: int
     method: str = "GET"
     version: str = "HTTP/1.1"
+    retry_after: int | None = None
 
 
 def reply_target(frame: bytes) -> tuple[bytes, int] | None:
@@ -88,12 +100,14 @@ def error_page(reply: ErrorReply) -> bytes:
     """The bytes of a short plain-text error response that closes the connection."""
     reason = _REASONS.get(reply.status, "Error")
     version = reply.version if reply.version in ("HTTP/1.0", "HTTP/1.1") else "HTTP/1.1"
+    headers = () if reply.retry_after is None else (("Retry-After", str(reply.retry_after)),)
     data, _ = make_simple_response(
         f"{reply.status} {reason}",
         f"{reason}\n".encode(),
         method=reply.method,
         version=version,
         keep_alive=False,
+        headers=headers,
     )
     return data
 
@@ -120,6 +134,8 @@ class Dispatcher:
         self._settings = EnvironSettings(script_name=config.script_name)
         self.websockets = WebSocketHub(find_websocket_handler(app), table, self._settings)
         self._timeout = config.timeout
+        limit = config.max_in_flight or config.concurrency
+        self._max_in_flight = min(limit, config.concurrency)  # the pool must never block
         self._serve_job = self._serve_request  # bound once, not per request
         self._routes: dict[type, Callable[[Sink, Any], None]] = {
             Request: self._on_request_event,
@@ -131,7 +147,7 @@ class Dispatcher:
             UploadChunk: self._on_unsupported,
             WebSocketFrame: self._on_websocket,
             JSONMessage: self._on_ignored,
-            Credits: self._on_ignored,
+            Credits: self._on_credits,
         }
 
     def dispatch(self, channel: Sink, frame: bytes) -> None:
@@ -151,8 +167,39 @@ class Dispatcher:
     # ------------------------------------------------------------------ routing
 
     def _on_request_event(self, channel: Sink, event: Request) -> None:
+        if self._overloaded(channel, event):
+            return
         self._on_request()
+        credits = event.headers.get("DOWNLOAD_CREDITS")
+        if credits is not None:
+            self._open_window(channel, event.conn_id, credits)
         self.table.submit(channel, event.conn_id, event.sender, (self._serve_job, event))
+
+    def _overloaded(self, channel: Sink, event: Request) -> bool:
+        """Refuse ``event`` with 503 when the in-flight bound is reached (O(1))."""
+        table = self.table
+        if len(table) < self._max_in_flight or table.has_work(channel.index, event.conn_id):
+            return False
+        gevent.sleep(0)  # a burst of quick requests: let the ready ones finish first
+        if len(table) < self._max_in_flight:
+            return False
+        self.stats.rejected += 1
+        self.stats.served += 1
+        log.debug("connection %d: %d requests in flight: 503", event.conn_id, len(table))
+        reply = ErrorReply(503, event.method, event.version, RETRY_AFTER)
+        table.refuse(channel, event.conn_id, event.sender, error_page(reply))
+        return True
+
+    def _open_window(self, channel: Sink, conn_id: int, value: object) -> None:
+        credits = parse_credits(value)
+        if credits is None:
+            log.warning("connection %d: ignored bad DOWNLOAD_CREDITS %r", conn_id, value)
+            return
+        self.table.open_window(channel.index, conn_id, credits)
+
+    def _on_credits(self, channel: Sink, event: Credits) -> None:
+        if not self.table.credit(channel.index, event.conn_id, event.credits):
+            log.debug("connection %d: credits for an unknown connection", event.conn_id)
 
     def _on_upload_started(self, channel: Sink, event: UploadStarted) -> None:
         if self.uploads.start((channel.index, event.conn_id), event):
@@ -167,6 +214,11 @@ class Dispatcher:
 
     def _on_upload_done(self, channel: Sink, event: UploadDone) -> None:
         if self.uploads.claim((channel.index, event.conn_id), event):
+            if self._overloaded(channel, event):
+                remove_upload(
+                    event.upload_path, self.config.m2_chroot, self.config.upload_temp_store
+                )
+                return
             self._on_request()
             self.table.submit(channel, event.conn_id, event.sender, (self._serve_upload, event))
             return
@@ -258,10 +310,13 @@ class Dispatcher:
         timer = gevent.Timeout.start_new(self._timeout) if self._timeout > 0 else None
         try:
             environ = build_environ(request, body, self._settings, sys.stderr)
-            # closing(): a timeout or kill mid-write still runs the app's close() at once.
+            environ[DISCONNECTED_KEY] = conn.disconnected
+            # closing(): a timeout, kill or disconnect mid-write runs the app's close() at once.
             with contextlib.closing(run_wsgi(self.app, environ, response)) as pieces:
                 for piece in pieces:
                     conn.write(piece)
+                    if conn.closed:  # the client left (or we gave it up): stop the stream
+                        break
             conn.end(response.should_close)
             status = response.status_code if response.finished else None
         except gevent.Timeout as exc:
@@ -279,6 +334,7 @@ class Dispatcher:
                 self.access_log.log(environ, status, response.body_bytes, monotonic() - started)
 
     def _timed_out(self, conn: Connection, request: Request, response: Response) -> int | None:
+        self.stats.timed_out += 1
         log.warning(
             "connection %d: %s %s ran past --timeout %ss; cancelled",
             conn.conn_id,

@@ -1,6 +1,7 @@
 """A worker's counters, published as a small JSON file the supervisor reads.
 
-The file holds ``{"pid", "served", "in_flight", "started_at", "errors"}``. It is replaced
+The file holds ``{"pid", "served", "in_flight", "started_at", "errors", "rejected",
+"timed_out"}``. It is replaced
 atomically (written to a temp file in the same directory, then renamed) and rewritten at most
 once per ``PUBLISH_INTERVAL`` while the counters change, so publishing costs nothing per request.
 
@@ -31,9 +32,11 @@ class WorkerStats:
         served: requests answered (whatever the status).
         in_flight: requests being served now.
         errors: requests answered 5xx or cut off by an application error.
+        rejected: requests answered 503 because ``--max-in-flight`` were being served.
+        timed_out: requests cancelled by ``--timeout`` (answered 504 when nothing was sent).
     """
 
-    __slots__ = ("errors", "in_flight", "pid", "served", "started_at")
+    __slots__ = ("errors", "in_flight", "pid", "rejected", "served", "started_at", "timed_out")
 
     def __init__(self, pid: int | None = None, started_at: float | None = None) -> None:
         self.pid = os.getpid() if pid is None else pid
@@ -41,6 +44,8 @@ class WorkerStats:
         self.served = 0
         self.in_flight = 0
         self.errors = 0
+        self.rejected = 0
+        self.timed_out = 0
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as published."""
@@ -50,6 +55,8 @@ class WorkerStats:
             "in_flight": self.in_flight,
             "started_at": self.started_at,
             "errors": self.errors,
+            "rejected": self.rejected,
+            "timed_out": self.timed_out,
         }
 
 
@@ -80,7 +87,7 @@ class StatsFile:
     def __init__(self, path: str, stats: WorkerStats) -> None:
         self.path = path
         self.stats = stats
-        self._last: tuple[int, int, int] | None = None
+        self._last: tuple[int, ...] | None = None
         self._warned = False
 
     def publish(self, force: bool = False) -> bool:
@@ -90,7 +97,7 @@ class StatsFile:
             Whether the file was written.
         """
         stats = self.stats
-        current = (stats.served, stats.in_flight, stats.errors)
+        current = (stats.served, stats.in_flight, stats.errors, stats.rejected, stats.timed_out)
         if current == self._last and not force:
             return False
         try:

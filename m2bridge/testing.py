@@ -301,6 +301,26 @@ class FakeMongrel2:
         """Send the disconnect notice of ``conn_id``."""
         self.send_frame(make_disconnect_frame(conn_id, sender=self.sender, protocol=self.protocol))
 
+    def credits(self, conn_id: int, credits: int) -> None:
+        """Send the ``download.flow_control`` notice: the client of ``conn_id`` read ``credits``."""
+        headers = {"DOWNLOAD_CREDITS": str(credits)}
+        frame = make_json_frame(
+            NOTICE_PATH,
+            {"type": "credits"},
+            conn_id=conn_id,
+            headers=headers,
+            sender=self.sender,
+            protocol=self.protocol,
+        )
+        self.send_frame(frame)
+
+    def upload_chunk(self, conn_id: int, path: str, offset: int, data: bytes, done: bool) -> None:
+        """Send one later piece of an ``upload.stream`` body (only ``UPLOAD_STREAM`` headers)."""
+        headers: dict[str, str | list[str]] = {"UPLOAD_STREAM": str(offset)}
+        if done:
+            headers["UPLOAD_STREAM_DONE"] = "1"
+        self.send_frame(encode_message(self.sender, conn_id, path, headers, data, self.protocol))
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``predicate()`` (checked as replies arrive) holds; return whether it did."""
         with self._changed:

@@ -173,3 +173,94 @@ def test_a_failing_job_closes_its_client_and_the_table_forgets_it(table, sink, c
     wait_idle(table)
     assert sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\npartial", b""]
     assert "request failed outside the application" in caplog.text
+
+
+def test_disconnect_sets_the_disconnected_event(table, sink):
+    events = []
+
+    def job(conn, _):
+        events.append(conn.disconnected)
+        conn.disconnected.wait(5)
+
+    run_job(table, sink, job)
+    assert not events[0].is_set()
+    table.disconnect(0, 1, grace=1)
+    wait_idle(table, timeout=2)
+    assert events[0].is_set()
+    assert sink.sent == []
+
+
+def test_flow_controlled_writes_wait_for_credits_and_never_exceed_the_window(table, sink):
+    table.open_window(0, 1, 1000)
+    progress = []
+
+    def job(conn, _):
+        for _ in range(5):
+            conn.write(b"x" * 400)
+            progress.append(sum(len(b) for b in sink.bodies()))
+        conn.end(close=False)
+
+    run_job(table, sink, job)
+    gevent.sleep(0.01)
+    assert sink.bodies() == [b"x" * 400, b"x" * 400, b"x" * 200]  # 1000 credits, then wait
+    assert len(table) == 1
+    table.credit(0, 1, 600)
+    gevent.sleep(0.01)
+    assert sum(len(b) for b in sink.bodies()) == 1600
+    table.credit(0, 1, 1000)
+    wait_idle(table)
+    assert sum(len(b) for b in sink.bodies()) == 2000
+    assert progress[-1] == 2000
+
+
+def test_flow_controlled_messages_stay_below_the_fatal_size(table, sink):
+    table.open_window(0, 1, 102400)
+
+    def job(conn, _):
+        conn.write(b"y" * 100000)
+        conn.end(close=False)
+
+    run_job(table, sink, job)
+    wait_idle(table)
+    sizes = [len(b) for b in sink.bodies()]
+    assert sum(sizes) == 100000
+    assert max(sizes) <= 65536
+
+
+def test_a_disconnect_wakes_a_write_waiting_for_credits(table, sink):
+    table.open_window(0, 1, 10)
+
+    def job(conn, _):
+        conn.write(b"z" * 100)
+        conn.write(b"more")
+
+    run_job(table, sink, job)
+    gevent.sleep(0.01)
+    assert table.windows == 1
+    table.disconnect(0, 1, grace=5)
+    wait_idle(table, timeout=1)  # woken at once, not after the grace period
+    assert sink.bodies() == [b"z" * 10]
+    assert table.windows == 0
+
+
+def test_credits_for_an_unknown_connection_are_ignored(table):
+    assert table.credit(0, 42, 100) is False
+
+
+def test_closing_forgets_the_credit_window(table, sink):
+    table.open_window(0, 1, 100)
+
+    def job(conn, _):
+        conn.write(b"ok")
+        conn.end(close=True)
+
+    run_job(table, sink, job)
+    wait_idle(table)
+    assert table.windows == 0
+    assert sink.bodies() == [b"ok", b""]
+
+
+def test_refuse_answers_and_closes_without_a_greenlet(table, sink):
+    table.refuse(sink, 7, b"m2", b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
+    assert sink.bodies(7) == [b"HTTP/1.1 503 Service Unavailable\r\n\r\n", b""]
+    assert len(table) == 0

@@ -11,13 +11,26 @@ from m2bridge.stats import StatsFile, WorkerStats, write_atomically
 def test_snapshot_has_the_published_keys():
     stats = WorkerStats(pid=42, started_at=1000.5)
     stats.served, stats.in_flight, stats.errors = 7, 2, 1
+    stats.rejected, stats.timed_out = 4, 3
     assert stats.snapshot() == {
         "pid": 42,
         "served": 7,
         "in_flight": 2,
         "started_at": 1000.5,
         "errors": 1,
+        "rejected": 4,
+        "timed_out": 3,
     }
+
+
+def test_a_new_rejection_republishes_the_file(tmp_path):
+    stats = WorkerStats(pid=42, started_at=1.0)
+    published = StatsFile(str(tmp_path / "s.json"), stats)
+    assert published.publish()
+    assert not published.publish()
+    stats.rejected += 1
+    assert published.publish()
+    assert json.loads((tmp_path / "s.json").read_text())["rejected"] == 1
 
 
 def test_write_atomically_replaces_the_file_and_leaves_no_temp(tmp_path):
