@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import time
 
+import gevent
 import pytest
+from gevent.pool import Pool
 
-from m2bridge.protocol import MAX_TARGETS
-from m2bridge.testing import FakeMongrel2, make_disconnect_frame, make_request_frame
+from m2bridge.connection import ConnectionTable
+from m2bridge.environ import EnvironSettings
+from m2bridge.protocol import MAX_TARGETS, parse_message
+from m2bridge.testing import FakeMongrel2, make_disconnect_frame, make_request_frame, parse_reply
 from m2bridge.websocket import (
     OP_BINARY,
     OP_CLOSE,
@@ -21,7 +25,7 @@ from m2bridge.websocket import (
     decode_frames,
     encode_close_payload,
 )
-from m2bridge.wsapp import WebSocket, WebSocketHandler, broadcast, with_websocket
+from m2bridge.wsapp import WebSocket, WebSocketHandler, WebSocketHub, broadcast, with_websocket
 from tests.integration.worker_fixture import run_worker
 
 ACCEPT = "BACScCJPNqyz+UBoqMH89VmURoA="
@@ -249,3 +253,36 @@ def test_chat_page_and_room(tmp_path):
         expected = (OP_TEXT, b"hi all")
         assert expected in frames(fake, first, 3)
         assert expected in frames(fake, second, 2)
+
+
+class ListSink:
+    """An in-process channel: replies appended to a list."""
+
+    index = 0
+    recv_spec = "inproc://test"
+    reply_ident = None
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, message: bytes) -> None:
+        self.sent.append(message)
+
+
+def test_close_all_sends_going_away_then_closes_each_socket():
+    sink = ListSink()
+    hub = WebSocketHub(Probe(), ConnectionTable(Pool(4)), EnvironSettings())
+    for conn_id in (7, 8):
+        frame = make_request_frame(
+            "/ws", conn_id=conn_id, method="WEBSOCKET_HANDSHAKE", body=ACCEPT.encode()
+        )
+        hub.handle(sink, parse_message(frame))
+    gevent.sleep(0.05)
+    assert sorted(hub.sockets) == [(0, 7), (0, 8)]
+    sink.sent.clear()
+    hub.close_all()
+    replies = [parse_reply(message) for message in sink.sent]
+    for conn_id in (7, 8):
+        mine = [r.body for r in replies if r.conn_ids == (conn_id,)]
+        assert mine == [b"\x88\x13\x03\xe9server going away", b""]
+    assert hub.sockets == {}
