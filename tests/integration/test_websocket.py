@@ -114,6 +114,10 @@ def test_ping_is_answered_with_pong(server):
         opcode, frame = ws.recv_data_frame(control_frame=True)
         assert opcode == websocket.ABNF.OPCODE_PONG
         assert frame.data == b"are you there"
+        # Mongrel2 itself answers nothing: the next frame is the echo, not a second pong.
+        ws.send("after ping")
+        opcode, frame = ws.recv_data_frame(control_frame=True)
+        assert (opcode, frame.data) == (websocket.ABNF.OPCODE_TEXT, b"after ping")
 
 
 def test_client_close_is_answered_and_the_connection_closed(server):
