@@ -1,8 +1,13 @@
-"""Coverage-guided fuzzing of ``m2bridge.protocol.parse_message`` with atheris (libFuzzer).
+"""Coverage-guided fuzzing of ``parse_message``, ``build_environ`` and the upload-path check
+with atheris (libFuzzer).
 
-The only exception allowed to escape ``parse_message`` is ``ProtocolError``; anything else (or a
-crash in the C codecs underneath) is reported by libFuzzer with the input that caused it.
-Not part of the pytest run. Usage::
+The only exception allowed to escape ``parse_message`` is ``ProtocolError``; every request it
+accepts must give an environ (``build_environ`` raises nothing) whose CGI keys and values are
+``str`` (a ``%00`` in a path decodes to NUL in ``PATH_INFO``, as in other WSGI servers); an
+``x-mongrel2-upload-*`` header either is refused with ``ProtocolError`` or names a file
+strictly inside the chroot. Anything else (or a crash in the C
+codecs underneath) is reported by libFuzzer with the input that caused it.
+``tests/reliability/test_fuzz.py`` runs it for 1,000,000 inputs. Usage::
 
     pip install atheris
     python tests/fuzz/fuzz_protocol.py -max_total_time=600          # seeded from the corpus
@@ -17,7 +22,7 @@ nothing but ProtocolError.
 
 from __future__ import annotations
 
-import contextlib
+import io
 import shutil
 import sys
 import tempfile
@@ -26,21 +31,54 @@ from pathlib import Path
 import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 with atheris.instrument_imports():
+    from m2bridge.body import upload_path
+    from m2bridge.environ import EnvironSettings, build_environ
     from m2bridge.errors import ProtocolError
-    from m2bridge.protocol import parse_message
+    from m2bridge.protocol import Request, parse_message
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "requests"
+SETTINGS = EnvironSettings(script_name="route")
+CHROOT = "/nonexistent-m2bridge-chroot"
+UPLOAD_HEADERS = ("x-mongrel2-upload-start", "x-mongrel2-upload-done")
 
 
 def test_one_input(data: bytes) -> None:
     """Parse one input; a ProtocolError is the expected way to refuse it."""
-    with contextlib.suppress(ProtocolError):
-        parse_message(data)
+    try:
+        event = parse_message(data)
+    except ProtocolError:
+        return
+    if isinstance(event, Request):
+        check_environ(event)
+        check_upload_paths(event)
 
 
-def seed_directory() -> str:
-    """A temp dir holding every corpus message, for libFuzzer to start from and write into."""
-    target = Path(tempfile.mkdtemp(prefix="m2bridge-fuzz-"))
+def check_environ(request: Request) -> None:
+    """``build_environ`` accepts every parsed request and gives native strings only."""
+    environ = build_environ(request, io.BytesIO(request.body), SETTINGS, io.StringIO())
+    for key, value in environ.items():
+        if key.isupper() and not isinstance(value, str):
+            raise AssertionError(f"environ[{key!r}] is {type(value).__name__}, not str")
+
+
+def check_upload_paths(request: Request) -> None:
+    """An announced upload file is refused, or it lies strictly inside the chroot."""
+    for name in UPLOAD_HEADERS:
+        value = request.headers.get(name)
+        if not isinstance(value, str):
+            continue
+        try:
+            real = upload_path(value, CHROOT, None)
+        except ProtocolError:
+            continue
+        if not real.startswith(CHROOT + "/"):
+            raise AssertionError(f"upload path {value!r} escapes the chroot: {real!r}")
+
+
+def seed_directory(target: Path | None = None) -> str:
+    """A dir (fresh temp dir by default) holding every corpus message, for libFuzzer to start
+    from and write into."""
+    target = target or Path(tempfile.mkdtemp(prefix="m2bridge-fuzz-"))
     for path in [*CORPUS.glob("*.tnet"), *CORPUS.glob("*.json")]:
         if ".expected" not in path.suffixes:
             shutil.copy(path, target / path.name)
