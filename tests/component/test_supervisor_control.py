@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 
+import psutil
 import pytest
 import zmq
 
@@ -344,7 +345,10 @@ def test_socket_is_bound_once_and_inherited_by_fd(base):
         assert listed["name"] == "web"
         first = _get(host, int(port))
         assert first.endswith("wid 1")
-        os.kill(int(first.split()[1]), signal.SIGKILL)
+        killed = psutil.Process(int(first.split()[1]))
+        killed.kill()
+        # SIGKILL is asynchronous: until it lands, the dying process may still accept.
+        stack.wait_until(lambda: not killed.is_running() or killed.status() == "zombie")
         second = _get(host, int(port))  # queued on the kept socket until the respawn accepts
         assert second != first
         assert second.endswith("wid 1")
