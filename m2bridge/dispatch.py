@@ -16,8 +16,10 @@
 - ``WebSocketHandshake`` and ``WebSocketFrame``: handed to ``wsapp.WebSocketHub`` when the
   app has a ``websocket`` handler; otherwise a handshake gets 501 and close, a frame is
   dropped with a debug log;
-- ``StreamedRequest``, ``UploadChunk``: not served yet: 501 and close;
-  ``JSONMessage``: dropped with a debug log;
+- ``StreamedRequest`` (``upload.stream=1``): served at once, ``wsgi.input`` a
+  ``StreamingInput`` that grants Mongrel2 credits as the app reads; ``UploadChunk`` feeds it
+  (a piece of no open stream is dropped, never answered);
+- ``JSONMessage``: dropped with a debug log;
 - a malformed message: a warning, and 400 + close when its sender and connection id are
   readable (and it is not a notice).
 """
@@ -31,7 +33,7 @@ import re
 import sys
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import gevent
 
@@ -51,9 +53,11 @@ from m2bridge.protocol import (
     UploadStarted,
     WebSocketFrame,
     WebSocketHandshake,
+    encode_control,
     parse_message,
 )
 from m2bridge.response import Response, keep_alive_requested, make_simple_response
+from m2bridge.streaming_input import StreamingInput, UploadStreams
 from m2bridge.uploads import UploadTracker
 from m2bridge.wsapp import WebSocketHub, find_websocket_handler
 
@@ -130,6 +134,7 @@ class Dispatcher:
         self.stats = stats
         self.access_log = access_log
         self.uploads = UploadTracker()
+        self.streams = UploadStreams()
         self._on_request = on_request or (lambda: None)
         self._settings = EnvironSettings(script_name=config.script_name)
         self.websockets = WebSocketHub(find_websocket_handler(app), table, self._settings)
@@ -142,9 +147,9 @@ class Dispatcher:
             UploadStarted: self._on_upload_started,
             UploadDone: self._on_upload_done,
             Disconnect: self._on_disconnect,
-            StreamedRequest: self._on_unsupported,
+            StreamedRequest: self._on_streamed_request,
             WebSocketHandshake: self._on_websocket,
-            UploadChunk: self._on_unsupported,
+            UploadChunk: self._on_upload_chunk,
             WebSocketFrame: self._on_websocket,
             JSONMessage: self._on_ignored,
             Credits: self._on_credits,
@@ -161,6 +166,7 @@ class Dispatcher:
 
     def close(self) -> None:
         """Worker exit: delete the temp files of uploads that never completed."""
+        self.streams.abort_all()
         for path in self.uploads.forget_all():
             remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)
 
@@ -229,14 +235,32 @@ class Dispatcher:
         )
         self._refuse(channel, event, 400)
 
+    def _on_streamed_request(self, channel: Sink, event: StreamedRequest) -> None:
+        if self._overloaded(channel, event):
+            return
+        self._on_request()
+        sender = self.table.reply_sender(channel, event.sender)
+
+        def grant(credits: int) -> None:
+            channel.send(encode_control(sender, event.conn_id, {"credits": credits}))
+
+        body = self.streams.open((channel.index, event.conn_id), event.body, grant)
+        self.table.submit(channel, event.conn_id, event.sender, (self._serve_stream, (event, body)))
+
+    def _on_upload_chunk(self, channel: Sink, event: UploadChunk) -> None:
+        key = (channel.index, event.conn_id)
+        if not self.streams.feed(key, event.offset, event.data, event.done):
+            log.debug("connection %d: upload stream piece of no request: dropped", event.conn_id)
+
     def _on_disconnect(self, channel: Sink, event: Disconnect) -> None:
+        self.streams.abort((channel.index, event.conn_id))
         self.table.disconnect(channel.index, event.conn_id, self.config.cancel_grace)
         self.websockets.disconnected(channel, event.conn_id)
         path = self.uploads.forget((channel.index, event.conn_id))
         if path is not None:
             remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)
 
-    def _on_unsupported(self, channel: Sink, event: Request | UploadChunk) -> None:
+    def _on_unsupported(self, channel: Sink, event: Request) -> None:
         log.info("connection %d: %s not supported yet: 501", event.conn_id, type(event).__name__)
         self._refuse(channel, event, 501)
 
@@ -275,6 +299,20 @@ class Dispatcher:
     def _serve_request(self, conn: Connection, request: Request) -> None:
         if not conn.closed:
             self._run_app(conn, request, inline_body(request))
+
+    def _serve_stream(self, conn: Connection, job: tuple[StreamedRequest, StreamingInput]) -> None:
+        event, body = job
+        try:
+            if conn.closed:
+                return
+            # The body arrives de-chunked: a chunked one simply ends (wsgi.input_terminated).
+            headers = {k: v for k, v in event.headers.items() if k != "transfer-encoding"}
+            self._run_app(conn, dataclasses.replace(event, headers=headers), cast("BinaryIO", body))
+            if not body.done and not conn.closed:
+                log.info("connection %d: answered before its body was in: closed", conn.conn_id)
+                conn.close()  # else Mongrel2 waits for credits for the rest, forever
+        finally:
+            self.streams.end((conn.channel.index, conn.conn_id), body)
 
     def _serve_upload(self, conn: Connection, event: UploadDone) -> None:
         chroot, store = self.config.m2_chroot, self.config.upload_temp_store
