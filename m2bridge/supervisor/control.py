@@ -22,6 +22,11 @@ from m2bridge.errors import ControlError
 MAX_MESSAGE = 65536
 
 
+#: Most processes one watcher may be asked to run (a typo such as ``incr w 100000`` must not
+#: fork-bomb the host).
+MAX_PROCESSES = 1024
+
+
 class Errno(IntEnum):
     """Why a command failed."""
 

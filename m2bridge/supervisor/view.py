@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from m2bridge.errors import ConfigError, ControlError
-from m2bridge.supervisor.control import Errno
+from m2bridge.supervisor.control import MAX_PROCESSES, Errno
 from m2bridge.supervisor.process import signal_number
 from m2bridge.supervisor.stats import self_sample
 
@@ -57,6 +57,11 @@ class ArbiterView:
         watcher = self._changing(name)
         if watcher.spec.mongrel2 is not None and count > 1:
             raise ControlError(f"{name} is a mongrel2 watcher: one process", Errno.BAD_ARGUMENTS)
+        if count > MAX_PROCESSES:
+            raise ControlError(
+                f"{name}: {count} processes is over the limit of {MAX_PROCESSES}",
+                Errno.BAD_ARGUMENTS,
+            )
         before = watcher.desired.numprocesses
         after = watcher.set_numprocesses(count)
         if after != before:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from m2bridge.errors import ControlError
-from m2bridge.supervisor.control import Errno
+from m2bridge.supervisor.control import MAX_PROCESSES, Errno
 
 
 class UsageError(ControlError):
@@ -119,8 +119,11 @@ def count_arg(args: dict[str, Any], default: int | None) -> int | None:
     n = args.get("n", default)
     if n is None:
         return None
-    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-        raise ControlError(f"argument 'n' must be an integer >= 0, got {n!r}", Errno.BAD_ARGUMENTS)
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_PROCESSES:
+        raise ControlError(
+            f"argument 'n' must be an integer from 0 to {MAX_PROCESSES}, got {n!r:.40}",
+            Errno.BAD_ARGUMENTS,
+        )
     return n
 
 
