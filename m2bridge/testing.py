@@ -122,11 +122,24 @@ def _tnet_value(value: str | list[str]) -> bytes | list[bytes]:
 
 @dataclass(frozen=True)
 class Reply:
-    """One message a handler sent back: ``SENDER LEN:IDS, BODY`` (empty body: close)."""
+    """One message a handler sent back: ``SENDER LEN:IDS, BODY`` (empty body: close).
+
+    ``control`` marks an extended reply (``SENDER LEN:X ID, ['ctl', {...}]``): ``body`` is
+    then the tnetstring, and ``ctl`` its decoded dict (``{"credits": 30000}``).
+    """
 
     sender: bytes
     conn_ids: tuple[int, ...]
     body: bytes
+    control: bool = False
+
+    @property
+    def ctl(self) -> dict[str, Any]:
+        """The ``ctl`` dict of an extended reply (``ValueError`` for another reply)."""
+        decoded = tnetstring.loads(self.body) if self.control else None
+        if not (isinstance(decoded, list) and len(decoded) == 2 and decoded[0] == b"ctl"):
+            raise ValueError(f"not a ctl reply: {self.body[:80]!r}")
+        return {key.decode(): value for key, value in decoded[1].items()}
 
 
 def parse_reply(message: bytes) -> Reply:
@@ -136,7 +149,10 @@ def parse_reply(message: bytes) -> Reply:
     ids, tail = rest[: int(length)], rest[int(length) :]
     if not tail.startswith(b", "):
         raise ValueError(f"reply without ', ' after the ids: {message[:80]!r}")
-    return Reply(sender, tuple(int(i) for i in ids.split(b" ")), tail[2:])
+    control = ids.startswith(b"X ")
+    if control:
+        ids = ids[2:]
+    return Reply(sender, tuple(int(i) for i in ids.split(b" ")), tail[2:], control)
 
 
 @dataclass
@@ -267,6 +283,9 @@ class FakeMongrel2:
     def _record(self, reply: Reply) -> None:
         with self._changed:
             self.replies.append(reply)
+            if reply.control:
+                self._changed.notify_all()
+                return
             for conn_id in reply.conn_ids:
                 inbox = self._inboxes.setdefault(conn_id, _Inbox())
                 inbox.messages += 1
@@ -320,6 +339,11 @@ class FakeMongrel2:
         if done:
             headers["UPLOAD_STREAM_DONE"] = "1"
         self.send_frame(encode_message(self.sender, conn_id, path, headers, data, self.protocol))
+
+    def controls(self, conn_id: int) -> list[dict[str, Any]]:
+        """The ``ctl`` dicts (upload.stream credits, say) the handler sent for ``conn_id``."""
+        with self._changed:
+            return [r.ctl for r in self.replies if r.control and conn_id in r.conn_ids]
 
     def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until ``predicate()`` (checked as replies arrive) holds; return whether it did."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
 import pytest
@@ -70,3 +72,29 @@ def test_without_download_credits_the_response_leaves_at_once(tmp_path, fake):
     with run_worker(tmp_path / "w", MUX, [fake.send_spec], [fake.recv_spec]):
         response = fake.response(fake.request("/big/", query="bytes=300000"))
         assert len(response.body) == 300000
+
+
+def test_streamed_upload_grants_credits_and_reads_the_pieces(tmp_path, fake):
+    with run_worker(tmp_path / "w", MUX, [fake.send_spec], [fake.recv_spec]) as worker:
+        conn_id = fake.request(
+            "/upload/",
+            method="POST",
+            body=b"abc",
+            headers={"UPLOAD_STREAM": "0", "content-length": "7"},
+        )
+        assert fake.wait_for(lambda: fake.controls(conn_id) == [{"credits": 65536}], 5)
+        assert wait_for(lambda: worker.stats().get("in_flight") == 1)  # reading, body not in
+        fake.upload_chunk(conn_id, "/upload/", 3, b"def", done=False)
+        fake.upload_chunk(conn_id, "/upload/", 6, b"g", done=True)
+        response = fake.response(conn_id)
+        assert response.status == 200
+        result = json.loads(response.body)
+        assert result["size"] == 7
+        assert result["sha256"] == hashlib.sha256(b"abcdefg").hexdigest()
+
+
+def test_a_stream_piece_of_no_request_is_dropped_without_a_reply(tmp_path, fake):
+    with run_worker(tmp_path / "w", MUX, [fake.send_spec], [fake.recv_spec]):
+        fake.upload_chunk(99, "/upload/", 0, b"stray", done=True)
+        assert fake.response(fake.request("/hello/")).status == 200
+        assert fake.message_count(99) == 0
