@@ -45,7 +45,8 @@ def test_every_flag_reaches_its_config_field(monkeypatch):
         "--send-spec", "tcp://127.0.0.1:7001", "--recv-spec", "tcp://127.0.0.1:7002",
         "--send-spec", "ipc:///tmp/m2-send", "--recv-spec", "ipc:///tmp/m2-recv",
         "--sender-id", "my-worker-1", "--concurrency", "50", "--graceful-timeout", "2.5",
-        "--timeout", "9", "--max-requests", "100", "--max-requests-jitter", "10",
+        "--timeout", "9", "--max-in-flight", "40", "--max-requests", "100",
+        "--max-requests-jitter", "10",
         "--access-log", "-", "--log-level", "DEBUG", "--script-name", "route",
         "--m2-chroot", "/srv/m2", "--upload-temp-store", "/tmp/upload.XXXXXX",
         "--cancel-grace", "0.5", "--worker-slot", "3", "--stats-file", "/run/s.json",
@@ -59,6 +60,7 @@ def test_every_flag_reaches_its_config_field(monkeypatch):
         concurrency=50,
         graceful_timeout=2.5,
         timeout=9.0,
+        max_in_flight=40,
         max_requests=100,
         max_requests_jitter=10,
         access_log="-",
@@ -101,7 +103,7 @@ def test_malformed_endpoints_are_usage_errors(capsys, spec):
     ("flag", "value"),
     [("--concurrency", "0"), ("--workers", "-1"), ("--timeout", "-2"), ("--timeout", "nan"),
      ("--graceful-timeout", "soon"), ("--max-requests", "1.5"), ("--sender-id", "bad_uuid"),
-     ("--log-level", "loud")],
+     ("--log-level", "loud"), ("--max-in-flight", "-1")],
 )  # fmt: skip
 def test_bad_option_values_are_usage_errors(capsys, flag, value):
     err = usage_error(capsys, "a:b", flag, value)
@@ -131,6 +133,7 @@ def test_child_command_reproduces_the_config_in_each_worker(monkeypatch):
         "pkg.mod:app", "--workers", "4",
         "--send-spec", "tcp://127.0.0.1:7001", "--recv-spec", "tcp://127.0.0.1:7002",
         "--concurrency", "10", "--timeout", "3", "--script-name", "/app", "--validate",
+        "--max-in-flight", "8",
         "--access-log", "/var/log/a.log", "--upload-temp-store", "/tmp/up.XXXXXX",
     )  # fmt: skip
     argv = child_argv(config)
