@@ -356,6 +356,12 @@ class ConnectionTable:
         """A connection's first request granted ``credits`` (``download.flow_control`` is on)."""
         self._windows[(channel_index, conn_id)] = CreditWindow(credits)
 
+    def ensure_window(self, channel_index: int, conn_id: int, credits: int) -> None:
+        """Give a connection whose first request this worker never saw a window of its own."""
+        key = (channel_index, conn_id)
+        if key not in self._windows:
+            self._windows[key] = CreditWindow(credits)
+
     def credit(self, channel_index: int, conn_id: int, credits: int) -> bool:
         """Mongrel2 wrote ``credits`` bytes to the client; return whether the window is known."""
         key = (channel_index, conn_id)

@@ -6,7 +6,9 @@
   ``--max-in-flight`` connections already busy, a request on an idle connection is answered
   ``503`` with ``Retry-After`` at once instead (nothing queues without limit); a first request
   carrying ``DOWNLOAD_CREDITS`` opens the connection's credit window (``Credits`` notices
-  refill it, see ``connection``);
+  refill it, see ``connection``); once a server showed it has flow control on, a request of a
+  connection this worker has no window for (its first request went to another worker, or to
+  this worker's predecessor) gets a full default window;
 - ``UploadStarted``: remembered (no reply); ``UploadDone``: served with the temp file as
   ``wsgi.input`` only if the same connection announced the same path; forged ones get 400;
 - ``Disconnect``: the connection's queued work is dropped, its ``m2bridge.disconnected`` event
@@ -40,7 +42,7 @@ import gevent
 from m2bridge.body import inline_body, open_upload, remove_upload
 from m2bridge.environ import EnvironSettings, build_environ
 from m2bridge.errors import ProtocolError
-from m2bridge.flow import parse_credits
+from m2bridge.flow import DEFAULT_CREDITS, parse_credits
 from m2bridge.handler import run_wsgi
 from m2bridge.protocol import (
     Credits,
@@ -142,6 +144,7 @@ class Dispatcher:
         limit = config.max_in_flight or config.concurrency
         self._max_in_flight = min(limit, config.concurrency)  # the pool must never block
         self._serve_job = self._serve_request  # bound once, not per request
+        self._flow_channels: set[int] = set()  # servers seen with download.flow_control on
         self._routes: dict[type, Callable[[Sink, Any], None]] = {
             Request: self._on_request_event,
             UploadStarted: self._on_upload_started,
@@ -179,6 +182,8 @@ class Dispatcher:
         credits = event.headers.get("DOWNLOAD_CREDITS")
         if credits is not None:
             self._open_window(channel, event.conn_id, credits)
+        elif channel.index in self._flow_channels:
+            self.table.ensure_window(channel.index, event.conn_id, DEFAULT_CREDITS)
         self.table.submit(channel, event.conn_id, event.sender, (self._serve_job, event))
 
     def _overloaded(self, channel: Sink, event: Request) -> bool:
@@ -202,6 +207,7 @@ class Dispatcher:
             log.warning("connection %d: ignored bad DOWNLOAD_CREDITS %r", conn_id, value)
             return
         self.table.open_window(channel.index, conn_id, credits)
+        self._flow_channels.add(channel.index)
 
     def _on_credits(self, channel: Sink, event: Credits) -> None:
         if not self.table.credit(channel.index, event.conn_id, event.credits):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 #: Largest reply message sent on a flow-controlled connection (well below the fatal 102400).
 MAX_PIECE = 65536
+#: The window Mongrel2 1.12.2 grants (``DOWNLOAD_CREDITS`` of a connection's first request).
+DEFAULT_CREDITS = 102400
 
 
 def parse_credits(value: object) -> int | None:

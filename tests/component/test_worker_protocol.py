@@ -98,3 +98,15 @@ def test_a_stream_piece_of_no_request_is_dropped_without_a_reply(tmp_path, fake)
         fake.upload_chunk(99, "/upload/", 0, b"stray", done=True)
         assert fake.response(fake.request("/hello/")).status == 200
         assert fake.message_count(99) == 0
+
+
+def test_a_connection_first_seen_without_credits_gets_a_window_on_a_flow_server(tmp_path, fake):
+    with run_worker(tmp_path / "w", MUX, [fake.send_spec], [fake.recv_spec]):
+        first = fake.request("/hello/", headers={"DOWNLOAD_CREDITS": "102400"})
+        assert fake.response(first).status == 200
+        later = fake.request("/big/", query="bytes=300000")  # its first request went elsewhere
+        assert fake.wait_for(lambda: len(fake.pending_bytes(later)) == 102400, 5)
+        time.sleep(0.2)
+        assert len(fake.pending_bytes(later)) == 102400  # held at one window
+        sizes = [len(r.body) for r in fake.replies if later in r.conn_ids]
+        assert max(sizes) <= 65536
