@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from m2bridge.flow import MAX_PIECE, CreditWindow, parse_credits
@@ -37,3 +40,12 @@ def test_negative_grants_are_ignored():
 )  # fmt: skip
 def test_parse_credits(value, expected):
     assert parse_credits(value) == expected
+
+
+def test_flow_is_pure():
+    code = (
+        "import sys, m2bridge.flow; "
+        "bad = {'zmq', 'gevent', 'socket', 'subprocess'} & set(sys.modules); "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
