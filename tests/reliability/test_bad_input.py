@@ -31,8 +31,8 @@ HOSTILE = {
     + b"\r\n",
     "huge Content-Length": b"POST / HTTP/1.1\r\n"
     + HOST
-    + b"Content-Length: 9" * 1
-    + b"9" * 30
+    + b"Content-Length: "
+    + b"9" * 31
     + b"\r\n\r\nabc",
     "negative Content-Length": b"POST / HTTP/1.1\r\n" + HOST + b"Content-Length: -5\r\n\r\nabc",
     "invalid UTF-8 path": b"GET /\xff\xfe%ff%c3%28 HTTP/1.1\r\n" + HOST + b"\r\n",
