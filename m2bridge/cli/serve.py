@@ -127,8 +127,9 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     (_M2, "--sender-id", {"type": sender_ident, "metavar": "ID",
         "help": "identity at the start of replies (default: the request's sender)"}),
     (_M2, "--config", {"metavar": "PATH", "help": "read the endpoints from this Mongrel2 config"}),
-    (_M2, "--handler", {"metavar": "NAME",
-        "help": "the handler (route, send_ident or name) in --config"}),
+    (_M2, "--handler", {"metavar": "NAME[@SERVER]", "action": "append",
+        "help": "a handler (route, send_ident or name) in --config, repeatable; "
+                "@SERVER picks one server's (uuid or name)"}),
     (_M2, "--m2-chroot", {"default": ".", "metavar": "DIR",
         "help": "Mongrel2's chroot, for async upload files (default: .)"}),
     (_M2, "--upload-temp-store", {"metavar": "TEMPLATE",
@@ -221,23 +222,36 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError(f"--script-name {args.script_name!r}: expected '', 'route' or /prefix")
 
 
-def _from_mongrel2_config(config: WorkerConfig, path: str, name: str) -> WorkerConfig:
+def _from_mongrel2_config(config: WorkerConfig, path: str, names: list[str]) -> WorkerConfig:
     try:
         mongrel2_conf = importlib.import_module("mongrel2_conf")
     except ImportError as exc:
         raise ConfigError(f"--config needs the mongrel2_conf package ({exc})") from exc
     try:
-        found = mongrel2_conf.find_handler(path, name)
+        found = [mongrel2_conf.find_handler(path, *_handler_and_server(name)) for name in names]
     except mongrel2_conf.ConfigError as exc:
         raise ConfigError(str(exc)) from exc
+    if len({(f.chroot or ".", f.upload_temp_store) for f in found}) > 1:
+        raise ConfigError(
+            "--handler: these handlers' servers differ in chroot or upload.temp_store; "
+            "run one worker per server"
+        )
+    first = found[0]
     return replace(
         config,
-        send_specs=(found.send_spec,),
-        recv_specs=(found.recv_spec,),
-        sender_id=config.sender_id or found.recv_ident or None,
-        m2_chroot=found.chroot or ".",
-        upload_temp_store=config.upload_temp_store or found.upload_temp_store,
+        send_specs=tuple(f.send_spec for f in found),
+        recv_specs=tuple(f.recv_spec for f in found),
+        # several servers: each channel learns its recv_ident from Mongrel2's subscription
+        sender_id=config.sender_id or (first.recv_ident if len(found) == 1 else None) or None,
+        m2_chroot=first.chroot or ".",
+        upload_temp_store=config.upload_temp_store or first.upload_temp_store,
     )
+
+
+def _handler_and_server(spec: str) -> tuple[str, str | None]:
+    """``NAME@SERVER`` -> (NAME, SERVER); a route like ``@chat`` has no server part."""
+    name, sep, server = spec.rpartition("@")
+    return (name, server) if sep and name and server else (spec, None)
 
 
 def child_argv(config: WorkerConfig) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import pytest
 
@@ -185,4 +186,50 @@ def test_unknown_handler_in_a_config_is_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("m2bridge serve: error: ")
     assert "/nope/" in err
+    assert err.count("\n") == 1
+
+
+def two_servers_conf(chroot_b: str) -> str:
+    def server(name, port, route, send, recv, chroot):
+        return f"""
+{name} = Server(
+    uuid="{name}-uuid", access_log="/logs/access.log", error_log="/logs/error.log",
+    chroot="{chroot}", pid_file="/run/mongrel2.pid", default_host="localhost", name="{name}",
+    port={port},
+    hosts=[Host(name="localhost", routes={{
+        '{route}': Handler(send_spec='tcp://127.0.0.1:{send}', send_ident='{name}-ident',
+                           recv_spec='tcp://127.0.0.1:{recv}', recv_ident='')
+    }})]
+)
+"""
+
+    return (
+        server("alpha", 6767, "/app/", 8801, 8802, "./")
+        + server("beta", 6768, "/app/", 8803, 8804, chroot_b)
+        + "servers = [alpha, beta]\n"
+    )
+
+
+def test_handlers_of_several_servers_in_one_config_become_several_channels(tmp_path, monkeypatch):
+    monkeypatch.delenv(STATS_ENV, raising=False)
+    conf = tmp_path / "mongrel2.conf"
+    conf.write_text(two_servers_conf("./"))
+    config = config_of("a:b", "--config", str(conf), "--handler", "/app/@alpha",
+                       "--handler", "/app/@beta-uuid")  # fmt: skip
+    assert config.send_specs == ("tcp://127.0.0.1:8801", "tcp://127.0.0.1:8803")
+    assert config.recv_specs == ("tcp://127.0.0.1:8802", "tcp://127.0.0.1:8804")
+    assert config.sender_id is None
+    argv = child_argv(replace(config, workers=2))
+    assert argv.count("--send-spec") == 2
+
+
+def test_handlers_of_servers_with_different_chroots_are_refused(tmp_path, capsys):
+    conf = tmp_path / "mongrel2.conf"
+    conf.write_text(two_servers_conf("/srv/other/"))
+    args = parse(
+        "a:b", "--config", str(conf), "--handler", "/app/@alpha", "--handler", "/app/@beta"
+    )
+    assert args.run(args) == 1
+    err = capsys.readouterr().err
+    assert "differ in chroot" in err
     assert err.count("\n") == 1
