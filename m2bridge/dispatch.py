@@ -168,7 +168,8 @@ class Dispatcher:
         self._routes[type(event)](channel, event)
 
     def close(self) -> None:
-        """Worker exit: delete the temp files of uploads that never completed."""
+        """Worker exit: close open WebSockets (1001), delete unfinished upload temp files."""
+        self.websockets.close_all()
         self.streams.abort_all()
         for path in self.uploads.forget_all():
             remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)

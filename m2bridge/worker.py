@@ -34,6 +34,7 @@ from m2bridge.loader import load_app
 from m2bridge.logs import AccessLog, setup_logging
 from m2bridge.stats import PUBLISH_INTERVAL, StatsFile, WorkerStats
 from m2bridge.transport import Channel, Transport
+from m2bridge.wsapp import find_websocket_handler, with_websocket
 
 if TYPE_CHECKING:
     from m2bridge._types import WSGIApp
@@ -56,7 +57,11 @@ def main(config: WorkerConfig) -> int:
     setup_logging(config.log_level)
     app = load_app(config.app)
     if wants_validation(config):
+        # The validator hides the app's WebSocket handler: keep it beside the wrapped app.
+        websocket = find_websocket_handler(app)
         app = validating(app)
+        if websocket is not None:
+            app = with_websocket(app, websocket)
     access_log = AccessLog.open(config.access_log)
     try:
         return Worker(config, app, access_log).run()

@@ -1,6 +1,7 @@
 """Numbers about processes: psutil (CPU %, RSS, open fds) plus each worker's counters file.
 
-Workers publish ``{"pid", "served", "in_flight", "started_at", "errors"}`` as JSON at the path
+Workers publish ``{"pid", "served", "in_flight", "started_at", "errors", "rejected",
+"timed_out"}`` as JSON at the path
 the supervisor gives them in ``M2BRIDGE_STATS_FILE``. A missing, unreadable or stale file (its
 ``pid`` is another process's) is ignored.
 """
@@ -15,7 +16,7 @@ from typing import Any
 import psutil
 
 STATS_ENV = "M2BRIDGE_STATS_FILE"
-COUNTERS = ("served", "in_flight", "errors")
+COUNTERS = ("served", "in_flight", "errors", "rejected", "timed_out")
 
 
 def read_counters(path: Path | None, pid: int) -> dict[str, Any] | None:

@@ -54,7 +54,8 @@ class FakeView:
         self._check(name)
         return [
             {"pid": 100 + wid, "wid": wid, "state": "ready", "cpu": 1.5, "rss": 20 * 1024 * 1024,
-             "fds": 12, "age": 3.2, "served": 40, "in_flight": 2, "errors": 0}
+             "fds": 12, "age": 3.2, "served": 40, "in_flight": 2, "errors": 0,
+             "rejected": 3, "timed_out": 1}
             for wid in range(1, self.counts[name] + 1)
         ]  # fmt: skip
 
@@ -175,8 +176,11 @@ def test_stats_shows_a_row_per_process():
         "AGE",
         "SERVED",
         "IN-FLIGHT",
+        "503",
+        "504",
     ]
-    assert lines[2].split() == ["101", "1", "ready", "1.5", "20.0M", "12", "3.2", "40", "2"]
+    row = ["101", "1", "ready", "1.5", "20.0M", "12", "3.2", "40", "2", "3", "1"]
+    assert lines[2].split() == row
     assert len(data["watchers"][0]["processes"]) == 2
 
 

@@ -16,12 +16,13 @@ from m2bridge.supervisor.commands.base import (
     table,
 )
 
-HEADERS = ("PID", "WID", "STATE", "CPU%", "RSS", "FDS", "AGE", "SERVED", "IN-FLIGHT")
+HEADERS = ("PID", "WID", "STATE", "CPU%", "RSS", "FDS", "AGE", "SERVED", "IN-FLIGHT", "503", "504")
 
 
 class StatsCommand(Command):
     """stats [NAME]: per process of one watcher or all: pid, wid, state, CPU %, RSS, open
-    fds, age (s), requests served and requests in flight (from the worker's stats file)."""
+    fds, age (s), requests served, in flight, refused with 503 (overload) and answered 504
+    (timeout), from the worker's stats file."""
 
     name = "stats"
 
@@ -54,6 +55,8 @@ def format_watcher(watcher: dict[str, Any]) -> str:
             p["age"],
             p["served"],
             p["in_flight"],
+            p.get("rejected"),
+            p.get("timed_out"),
         )
         for p in processes
     ]
