@@ -11,7 +11,6 @@ from pathlib import Path
 
 from tests.integration.test_stack_up import LoadLoop, _mongrel2_installed, base
 from tests.reliability.load import CLIENTS, heavy_load, report, slow_stack, stack_with_apps
-from tests.reliability.test_scaling import LOST_PER_STOP
 
 __all__ = ["_mongrel2_installed", "base"]  # fixtures used here
 
@@ -62,9 +61,11 @@ def test_leaking_app_is_recycled_by_max_rss_never_all_workers_at_once(base: Path
         )
         assert recycled >= 2
         assert not first & set(stack.pids("hello"))  # both first workers were replaced
-        assert min(ready_counts) >= 1  # never all restarting at once
-        # Each recycle is a drain: at most what was on the wire (see test_scaling).
-        assert load.failed <= recycled * LOST_PER_STOP, load.errors[:5]
+        assert min(ready_counts) >= 2  # rolling: a new one is ready before an old one stops
+        # Each recycle is a drain: it loses at most what was on the wire (see test_scaling),
+        # measured 8-10 over 10-12 recycles, well under 1% of the requests.
+        assert load.failed < load.ok / 100, load.errors[:5]
+        assert all("timed out" in error for error in load.errors)
 
 
 def replaced(stack, first: set[int]) -> set[int]:
