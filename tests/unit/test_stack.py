@@ -84,6 +84,7 @@ def test_full_watcher_and_socket_are_read(tmp_path):
         warmup_delay = 0.5
         max_requests = 1000
         max_requests_jitter = 50
+        max_rss = 128
         respawn = false
         readiness = "stats"
         priority = 3
@@ -107,6 +108,7 @@ def test_full_watcher_and_socket_are_read(tmp_path):
     assert web.use_sockets == ("unix",)
     assert web.stop_signal == "QUIT"
     assert (web.graceful_timeout, web.warmup_delay, web.max_requests) == (5.0, 0.5, 1000)
+    assert (web.max_requests_jitter, web.max_rss) == (50, 128)
     assert (web.respawn, web.readiness, web.priority) == (False, "stats", 3)
     assert (web.flapping.attempts, web.flapping.window, web.flapping.max_retries) == (2, 1.5, -1)
 
