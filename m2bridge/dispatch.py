@@ -14,7 +14,9 @@
 - ``Disconnect``: the connection's queued work is dropped, its ``m2bridge.disconnected`` event
   set, its response stream stopped, and its request cancelled after ``cancel_grace``; notices
   (``Disconnect``, ``Credits``) are never answered, as a reply to a dead connection brings
-  another notice, without end;
+  another notice, without end; with a sibling bus (``siblings``, several workers on one
+  Handler) a disconnect, and credits of a connection with no request running here, are also
+  passed to the siblings, and ``on_sibling_notice`` applies theirs;
 - ``WebSocketHandshake`` and ``WebSocketFrame``: handed to ``wsapp.WebSocketHub`` when the
   app has a ``websocket`` handler; otherwise a handshake gets 501 and close, a frame is
   dropped with a debug log;
@@ -35,7 +37,7 @@ import re
 import sys
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 import gevent
 
@@ -71,6 +73,13 @@ if TYPE_CHECKING:
     from m2bridge.stats import WorkerStats
 
 log = logging.getLogger("m2bridge.dispatch")
+
+
+class NoticeBus(Protocol):
+    """Where notices go to sibling workers (``siblings.SiblingBus``)."""
+
+    def notice(self, channel_index: int, frame: bytes, event: object, has_work: bool) -> None: ...
+
 
 _TARGET_RE = re.compile(rb"([A-Za-z0-9-]+) ([0-9]{1,20}) ([^ @][^ ]*) ")
 _REASONS = {
@@ -144,6 +153,8 @@ class Dispatcher:
         limit = config.max_in_flight or config.concurrency
         self._max_in_flight = min(limit, config.concurrency)  # the pool must never block
         self._serve_job = self._serve_request  # bound once, not per request
+        #: The sibling notice bus (``siblings.SiblingBus``) when this worker is one of several.
+        self.siblings: NoticeBus | None = None
         self._flow_channels: set[int] = set()  # servers seen with download.flow_control on
         self._routes: dict[type, Callable[[Sink, Any], None]] = {
             Request: self._on_request_event,
@@ -166,6 +177,26 @@ class Dispatcher:
             self._on_malformed(channel, frame, exc)
             return
         self._routes[type(event)](channel, event)
+        if self.siblings is not None and isinstance(event, Disconnect | Credits):
+            has_work = self.table.has_work(channel.index, event.conn_id)
+            self.siblings.notice(channel.index, frame, event, has_work)
+
+    def on_sibling_notice(self, channel: Sink, frame: bytes) -> None:
+        """A notice a sibling worker got from Mongrel2: apply it if the connection is ours.
+
+        It is never shared again (no loops); anything but a notice is ignored with a warning.
+        """
+        try:
+            event = parse_message(frame)
+        except ProtocolError as exc:
+            log.warning("malformed sibling notice ignored: %s", exc)
+            return
+        if isinstance(event, Disconnect):
+            self._on_disconnect(channel, event)
+        elif isinstance(event, Credits):
+            self._on_credits(channel, event)
+        else:
+            log.warning("sibling sent a %s, not a notice: ignored", type(event).__name__)
 
     def close(self) -> None:
         """Worker exit: close open WebSockets (1001), delete unfinished upload temp files."""

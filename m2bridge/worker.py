@@ -32,6 +32,7 @@ from m2bridge.connection import ConnectionTable
 from m2bridge.dispatch import Dispatcher
 from m2bridge.loader import load_app
 from m2bridge.logs import AccessLog, setup_logging
+from m2bridge.siblings import open_bus
 from m2bridge.stats import PUBLISH_INTERVAL, StatsFile, WorkerStats
 from m2bridge.transport import Channel, Transport
 from m2bridge.wsapp import find_websocket_handler, with_websocket
@@ -127,6 +128,13 @@ class Worker:
         config = self.config
         identity = config.sender_id or default_sender_id(config.worker_slot)
         transport = Transport(config.send_specs, config.recv_specs, identity)
+        bus = open_bus(
+            transport.context,
+            config.worker_slot,
+            transport.channels,
+            self.dispatcher.on_sibling_notice,
+        )
+        self.dispatcher.siblings = bus  # None unless one of several workers on one Handler
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stopping.set)
         receivers = [gevent.spawn(self._receive, ch) for ch in transport.channels]
@@ -144,6 +152,8 @@ class Worker:
             if publisher is not None:
                 publisher.kill()
                 StatsFile(self.config.stats_file or "", self.stats).publish(force=True)
+            if bus is not None:
+                bus.close()
             transport.close()
         log.info("worker exiting after %d request(s)", self.stats.served)
         return 0

@@ -7,6 +7,7 @@ working dir, inherited socket fds) and decides when a new process is ready to se
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -19,6 +20,18 @@ from m2bridge.supervisor.stack import WatcherSpec, substitutions
 from m2bridge.supervisor.stats import STATS_ENV, read_counters
 
 log = logging.getLogger("m2bridge.supervisor")
+
+#: Where a watcher's processes find each other's sibling notice endpoints (``siblings``).
+NOTICE_DIR_ENV = "M2BRIDGE_NOTICE_DIR"
+#: Longest watcher name used as is in the notice directory (ipc paths hold 107 bytes).
+_NOTICE_NAME_MAX = 16
+
+
+def notice_dir(rundir: Path, watcher: str) -> Path:
+    """``<rundir>/notices/<watcher>``; a long name is replaced by a short hash of it."""
+    if len(watcher) > _NOTICE_NAME_MAX:
+        watcher = "w-" + hashlib.sha1(watcher.encode()).hexdigest()[:12]
+    return rundir / "notices" / watcher
 
 
 class Launcher(Protocol):
@@ -65,6 +78,7 @@ class CommandLauncher:
         )
         stats_file = self.stats_dir / f"{spec.name}.{wid}.json"
         env.update({STATS_ENV: str(stats_file), "M2BRIDGE_WID": str(wid)})
+        env[NOTICE_DIR_ENV] = str(notice_dir(self.stats_dir.parent, spec.name))
         used = set(spec.use_sockets) | {
             ref.removeprefix("sockets.")
             for ref in template.references(spec.cmd)
