@@ -1,0 +1,121 @@
+"""Two workers on one Handler, through the real Mongrel2: every notice reaches its connection.
+
+Mongrel2 deals disconnect and credit notices round-robin over the workers, like requests; the
+sibling notice bus (``m2bridge.siblings``) passes them to the worker serving the connection.
+The workers run as the supervisor runs them: each with ``--worker-slot`` and the
+``M2BRIDGE_NOTICE_DIR`` of their watcher.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from m2bridge.siblings import NOTICE_DIR_ENV, SCAN_INTERVAL
+from tests.integration.worker_fixture import APPS, run_worker
+from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+
+APP = f"{APPS}.protocol:app"
+MIB = 1 << 20
+CONNECTIONS = 10
+
+
+def wait_for(predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def start_pair(stack, tmp_path, handler, extra=()):
+    """Two workers of one watcher (slots 1 and 2) on ``handler``; wait until they found
+    each other (the bus rescans its directory every ``SCAN_INTERVAL`` s)."""
+    workers = [
+        stack.enter_context(
+            run_worker(
+                tmp_path / f"w{slot}",
+                APP,
+                [handler.send_spec],
+                [handler.recv_spec],
+                [*extra, "--worker-slot", str(slot)],
+            )
+        )
+        for slot in (1, 2)
+    ]
+    time.sleep(SCAN_INTERVAL + 0.5)
+    return workers
+
+
+def leave_mid_request(port, workers, marker):
+    """Start ``/cancellable`` on a new connection, close it once it runs; return the index
+    of the worker that serves it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(f"GET /cancellable?marker={marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        busy = lambda: [w.stats().get("in_flight") for w in workers]  # noqa: E731
+        assert wait_for(lambda: 1 in busy(), 5), [w.log() for w in workers]
+        return busy().index(1)
+
+
+def cancelled(marker):
+    return marker.exists() and marker.read_text() == "disconnected\ncancelled\n"
+
+
+def test_every_client_leaving_cancels_its_request_whichever_worker_got_the_notice(
+    tmp_path, monkeypatch
+):
+    import contextlib
+
+    monkeypatch.setenv(NOTICE_DIR_ENV, str(tmp_path / "n"))
+    handler = HandlerSpec(route="/", protocol="tnetstring")
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(run_mongrel2(tmp_path / "m2", [handler]))
+        workers = start_pair(stack, tmp_path, handler, ["--cancel-grace", "0.1"])
+        served_by = []
+        keep_alive = stack.enter_context(socket.create_connection(("127.0.0.1", server.port), 5))
+        for n in range(CONNECTIONS):
+            if n % 3 == 1:  # one message more: the next request goes to the other worker
+                keep_alive.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert keep_alive.recv(4096).endswith(b"hello\n")
+            marker = tmp_path / f"marker{n}.txt"
+            served_by.append(leave_mid_request(server.port, workers, marker))
+            assert wait_for(lambda m=marker: cancelled(m), 3), (n, [w.log() for w in workers])
+            assert wait_for(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 3)
+        # Request and disconnect of one connection alternate between the workers: a request
+        # served by either worker had its disconnect dealt to the other.
+        assert set(served_by) == {0, 1}
+        assert wait_for(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 2)
+
+
+def test_a_flow_controlled_20_mib_stream_completes_with_two_workers(tmp_path, monkeypatch):
+    import contextlib
+
+    monkeypatch.setenv(NOTICE_DIR_ENV, str(tmp_path / "n"))
+    handler = HandlerSpec(route="/", protocol="tnetstring")
+    settings = {"download.flow_control": 1}
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(run_mongrel2(tmp_path / "m2", [handler], settings=settings))
+        workers = start_pair(stack, tmp_path, handler)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /stream?mb=20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = bytearray()
+            deadline = time.monotonic() + 20
+            while (chunk := sock.recv(1 << 20)) and time.monotonic() < deadline:
+                data += chunk
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert b"transfer-encoding: chunked" in head.lower()
+        payload = b"".join(_dechunk(body))
+        assert len(payload) == 20 * MIB, [w.log()[-2000:] for w in workers]
+        assert set(payload) == {0xA5}
+
+
+def _dechunk(body):
+    while body:
+        size_line, _, rest = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return
+        yield rest[:size]
+        body = rest[size + 2 :]
