@@ -46,6 +46,7 @@ class WorkerConfig:
         validate: wrap the app in ``wsgiref.validate`` (PEP 3333 violations become 500s).
         config: a Mongrel2 config (``.conf`` or ``.sqlite``) to read the specs from.
         handler: the handler (by route path or send_ident) to serve from ``config``.
+        relay: take requests from this relay (``m2bridge relay``) instead of ``send_specs``.
     """
 
     app: str
@@ -72,6 +73,7 @@ class WorkerConfig:
     config: str | None = None
     handler: str | None = None
     validate: bool = False
+    relay: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
 

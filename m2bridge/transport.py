@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from time import monotonic
 from typing import Any
 
 import gevent
@@ -41,6 +42,11 @@ WATCH_INTERVAL_MS = 100
 _SUBSCRIBE = 1
 _UNSUBSCRIBE = 0
 _IDENT_RE = re.compile(rb"[A-Za-z0-9-]+\Z")
+#: Messages a worker lets the relay queue for it; it grants more every RELAY_GRANT_BATCH read.
+RELAY_WINDOW = 32
+RELAY_GRANT_BATCH = 8
+#: Seconds a draining worker waits for the relay's ``bye-ack`` before it gives up.
+BYE_ACK_TIMEOUT = 5.0
 
 
 _raw_send = PlainSocket.send  # pyzmq's own Socket.send/recv, below the zmq.green wrapper
@@ -72,10 +78,7 @@ class Channel:
         self._ready = Event()
         self._pull_connected = False
         self._send_lock = Semaphore()
-        self._pull = context.socket(zmq.PULL)
-        self._pull.setsockopt(zmq.LINGER, 0)
-        if identity:
-            self._pull.setsockopt(zmq.IDENTITY, identity.encode())
+        self._pull = self._request_socket(context, identity)
         self._pub = context.socket(zmq.XPUB)
         self._pub.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
         self._pub.setsockopt(zmq.IMMEDIATE, 1)
@@ -83,6 +86,13 @@ class Channel:
         self._pub.setsockopt(zmq.XPUB_NODROP, 1)
         self._pub.connect(self.recv_spec)
         self._watcher = gevent.spawn(self._watch_subscriptions)
+
+    def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
+        pull: zmq.Socket[Any] = context.socket(zmq.PULL)
+        pull.setsockopt(zmq.LINGER, 0)
+        if identity:
+            pull.setsockopt(zmq.IDENTITY, identity.encode())
+        return pull
 
     @property
     def ready(self) -> bool:
@@ -127,6 +137,9 @@ class Channel:
         except zmq.Again:
             return None
         return frame
+
+    def start_draining(self) -> None:
+        """Stopping: ``recv_nowait`` now returns what is queued here, then None (no-op here)."""
 
     def stop_receiving(self) -> None:
         """Disconnect the PULL: Mongrel2 stops handing this worker new requests."""
@@ -174,14 +187,122 @@ class Channel:
         log.info("Mongrel2 connected at %s", self.recv_spec)
         self._ready.set()
         if not self._pull_connected:
-            self._pull.connect(self.send_spec)
-            self._pull_connected = True
+            self._connect_requests()
+
+    def _connect_requests(self) -> None:
+        self._pull.connect(self.send_spec)
+        self._pull_connected = True
 
     def _unsubscribed(self, topic: bytes) -> None:
         self._topics.discard(topic)
         if not self._topics and self._ready.is_set():
             self._ready.clear()
             log.warning("Mongrel2 at %s went away; pausing until it is back", self.recv_spec)
+
+
+class RelayChannel(Channel):
+    """A channel whose requests come from the relay (``m2bridge relay``) over a DEALER.
+
+    ``send_spec`` is the relay's endpoint; replies still go straight to Mongrel2 over the XPUB.
+    The DEALER connects once Mongrel2 subscribed (as the PULL would) and grants the relay
+    ``RELAY_WINDOW`` messages, then more in batches as it reads them. Stopping sends ``bye``
+    and reads until the relay's ``bye-ack``, which follows the last message routed here: the
+    worker serves all of them, and nothing is left on the wire when the DEALER disconnects.
+    """
+
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        index: int,
+        specs: tuple[str, str],
+        identity: str | None = None,
+    ) -> None:
+        self._unacked = 0
+        self._draining = False
+        self._acked = False
+        self._deadline = 0.0
+        super().__init__(context, index, specs, identity)
+
+    def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
+        dealer: zmq.Socket[Any] = context.socket(
+            zmq.DEALER
+        )  # no identity: the ROUTER names each worker
+        dealer.setsockopt(zmq.LINGER, 0)
+        return dealer
+
+    def _connect_requests(self) -> None:
+        super()._connect_requests()
+        self._grant(RELAY_WINDOW)
+
+    def recv(self) -> bytes:
+        """Return the next message the relay routed here; block while Mongrel2 is away."""
+        self.wait_ready()
+        while True:
+            frame = self._take()
+            if frame is not None:
+                if not self._ready.is_set():
+                    self.wait_ready()
+                return frame
+            # poll() with a timeout: raw sends on this socket may swallow a readable edge.
+            self._pull.poll(WATCH_INTERVAL_MS)
+
+    def recv_nowait(self) -> bytes | None:
+        """A queued message or None; once draining, waits for each message up to the ack."""
+        if not self._pull_connected:
+            return None
+        if self._draining:
+            return self._drain_one()
+        return self._take() if self._ready.is_set() else None
+
+    def start_draining(self) -> None:
+        """Tell the relay ``bye``: it routes nothing more here and answers ``bye-ack``."""
+        if not self._pull_connected or self._draining:
+            return
+        self._draining = True
+        self._deadline = monotonic() + BYE_ACK_TIMEOUT
+        try:
+            _raw_send(self._pull, b"bye", zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("relay at %s unreachable: not draining it", self.send_spec)
+            self._acked = True
+
+    def _drain_one(self) -> bytes | None:
+        while not self._acked:
+            frame = self._take()
+            if frame is not None:
+                return frame
+            if not self._acked and monotonic() > self._deadline:
+                log.warning(
+                    "no bye-ack from the relay at %s in %ss", self.send_spec, BYE_ACK_TIMEOUT
+                )
+                self._acked = True
+            elif not self._acked:
+                self._pull.poll(WATCH_INTERVAL_MS)
+        return None
+
+    def _take(self) -> bytes | None:
+        try:
+            frame: bytes = _raw_recv(self._pull, zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        if not frame:  # a control message: ["", "bye-ack"]
+            control = _raw_recv(self._pull, zmq.NOBLOCK)
+            if control == b"bye-ack" and self._draining:
+                self._acked = True
+            else:
+                log.warning("unexpected control message from the relay: %r", control[:40])
+            return None
+        self._unacked += 1
+        if self._unacked >= RELAY_GRANT_BATCH and not self._draining and self._grant(self._unacked):
+            self._unacked = 0
+        return frame
+
+    def _grant(self, credits: int) -> bool:
+        try:
+            _raw_send(self._pull, b"ready %d %d" % (credits, self.index), zmq.NOBLOCK)
+        except zmq.Again:
+            return False  # the relay is behind or away: grant with the next batch
+        return True
 
 
 class Transport:
@@ -192,10 +313,17 @@ class Transport:
         send_specs: tuple[str, ...],
         recv_specs: tuple[str, ...],
         identity: str | None = None,
+        relay: str | None = None,
     ) -> None:
         if len(send_specs) != len(recv_specs) or not send_specs:
             raise ValueError("send_specs and recv_specs must pair up one to one")
         self.context = zmq.Context()
+        if relay:  # requests come from the relay, the Nth recv_spec pairs with its Nth source
+            self.channels: list[Channel] = [
+                RelayChannel(self.context, index, (relay, recv_spec), identity)
+                for index, recv_spec in enumerate(recv_specs)
+            ]
+            return
         self.channels = [
             Channel(self.context, index, specs, identity)
             for index, specs in enumerate(zip(send_specs, recv_specs, strict=True))

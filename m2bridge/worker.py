@@ -127,12 +127,16 @@ class Worker:
         """Connect, serve until stopped, drain, and return 0."""
         config = self.config
         identity = config.sender_id or default_sender_id(config.worker_slot)
-        transport = Transport(config.send_specs, config.recv_specs, identity)
-        bus = open_bus(
-            transport.context,
-            config.worker_slot,
-            transport.channels,
-            self.dispatcher.on_sibling_notice,
+        transport = Transport(config.send_specs, config.recv_specs, identity, config.relay)
+        bus = (
+            None
+            if config.relay
+            else open_bus(
+                transport.context,
+                config.worker_slot,
+                transport.channels,
+                self.dispatcher.on_sibling_notice,
+            )
         )
         self.dispatcher.siblings = bus  # None unless one of several workers on one Handler
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -174,6 +178,7 @@ class Worker:
             receiver.kill()  # blocked in recv(): no message is lost
         else:
             receiver.join()  # finishing a dispatch; it sees ``stopping`` next
+        channel.start_draining()  # with a relay: bye, then read up to its ack
         while (frame := channel.recv_nowait()) is not None:
             self.dispatcher.dispatch(channel, frame)  # already delivered to us: serve it
         channel.stop_receiving()

@@ -130,6 +130,8 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     (_M2, "--handler", {"metavar": "NAME[@SERVER]", "action": "append",
         "help": "a handler (route, send_ident or name) in --config, repeatable; "
                 "@SERVER picks one server's (uuid or name)"}),
+    (_M2, "--relay", {"type": endpoint, "metavar": "ENDPOINT",
+        "help": "take requests from this relay (m2bridge relay), not from --send-spec"}),
     (_M2, "--m2-chroot", {"default": ".", "metavar": "DIR",
         "help": "Mongrel2's chroot, for async upload files (default: .)"}),
     (_M2, "--upload-temp-store", {"metavar": "TEMPLATE",
@@ -178,7 +180,7 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
     _check_combinations(args)
     config = WorkerConfig(
         app=args.app,
-        send_specs=tuple(args.send_specs or (DEFAULT_SEND_SPEC,)),
+        send_specs=_send_specs(args),
         recv_specs=tuple(args.recv_specs or (DEFAULT_RECV_SPEC,)),
         sender_id=args.sender_id,
         concurrency=args.concurrency,
@@ -199,14 +201,23 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
         worker_slot=args.worker_slot,
         stats_file=args.stats_file or os.environ.get(STATS_ENV) or None,
         validate=args.validate,
+        relay=args.relay,
     )
     if args.config:
         config = _from_mongrel2_config(config, args.config, args.handler)
     return config
 
 
+def _send_specs(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.relay:  # unused: requests come from the relay; one per --recv-spec
+        return (args.relay,) * len(args.recv_specs or (DEFAULT_RECV_SPEC,))
+    return tuple(args.send_specs or (DEFAULT_SEND_SPEC,))
+
+
 def _check_combinations(args: argparse.Namespace) -> None:
-    if len(args.send_specs or ()) != len(args.recv_specs or ()):
+    if args.relay and (args.send_specs or args.fd is not None or args.bind):
+        raise UsageError("--relay replaces --send-spec (and serves Mongrel2, not --fd/--bind)")
+    if not args.relay and len(args.send_specs or ()) != len(args.recv_specs or ()):
         raise UsageError("give as many --send-spec as --recv-spec (they pair up in order)")
     if bool(args.config) != bool(args.handler):
         raise UsageError("--config and --handler go together")
@@ -283,6 +294,7 @@ _FORWARDED = (
     "m2_chroot",
     "upload_temp_store",
     "cancel_grace",
+    "relay",
 )
 
 
