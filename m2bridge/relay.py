@@ -167,7 +167,7 @@ def main(send_specs: Sequence[str], bind: str) -> int:
         relay = Relay(send_specs, bind, context)
     except zmq.ZMQError as exc:
         log.error("cannot start the relay on %s: %s", bind, exc)
-        context.term()
+        context.destroy(linger=0)  # closes the sockets made before the failure
         return 1
 
     def stop(signum: int, frame: object) -> None:

@@ -7,10 +7,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import zmq
 
 from m2bridge.testing import FakeMongrel2
 from tests.integration.worker_fixture import APPS, REPO_ROOT, WorkerProcess
@@ -67,3 +69,93 @@ def test_requests_are_served_through_the_relay(tmp_path, fake):
     with relay(tmp_path, fake) as bind, worker(tmp_path, fake, bind, "w1"):
         ids = [fake.request("/hello/") for _ in range(50)]
         assert all(fake.response(conn_id).status == 200 for conn_id in ids)
+
+
+def served(process: WorkerProcess) -> int:
+    return int(process.stats().get("served", 0))
+
+
+def test_two_workers_share_new_connections(tmp_path, fake):
+    with relay(tmp_path, fake) as bind, worker(tmp_path, fake, bind, "w1") as w1:
+        with worker(tmp_path, fake, bind, "w2") as w2:
+            ids = [fake.request("/sleepy/", query="seconds=0.01") for _ in range(200)]
+            assert all(fake.response(conn_id).status == 200 for conn_id in ids)
+            time.sleep(1.2)  # stats files are rewritten about once a second
+            assert served(w1) > 20 and served(w2) > 20, (served(w1), served(w2))
+
+
+def test_sigterm_of_a_worker_in_a_burst_loses_no_request(tmp_path, fake):
+    with relay(tmp_path, fake) as bind, worker(tmp_path, fake, bind, "w1") as w1:
+        with worker(tmp_path, fake, bind, "w2"):
+            ids = [fake.request("/sleepy/", query="seconds=0.02") for _ in range(150)]
+            w1.stop(signal.SIGTERM)
+            ids += [fake.request("/sleepy/", query="seconds=0.02") for _ in range(150)]
+            assert w1.proc.returncode == 0
+            missing = [i for i in ids if not _answered(fake, i)]
+            assert missing == [], w1.log()[-2000:]
+
+
+def test_a_killed_worker_is_dropped_and_later_requests_go_to_the_others(tmp_path, fake):
+    with relay(tmp_path, fake) as bind, worker(tmp_path, fake, bind, "w1") as w1:
+        with worker(tmp_path, fake, bind, "w2"):
+            for conn_id in [fake.request("/hello/") for _ in range(20)]:
+                assert fake.response(conn_id).status == 200
+            w1.stop(signal.SIGKILL)
+            ids = [fake.request("/hello/") for _ in range(100)]
+            assert all(_answered(fake, conn_id) for conn_id in ids)
+
+
+def test_disconnect_reaches_the_worker_holding_the_connection(tmp_path, fake):
+    with relay(tmp_path, fake) as bind, worker(tmp_path, fake, bind, "w1"):
+        with worker(tmp_path, fake, bind, "w2"):
+            ids = [fake.next_conn_id() for _ in range(8)]
+            for conn_id in ids:
+                fake.request("/sleepy/", query="seconds=1", conn_id=conn_id)
+                fake.request("/hello/", conn_id=conn_id)
+            time.sleep(0.2)
+            for conn_id in ids:
+                fake.disconnect(conn_id)
+            time.sleep(1.5)
+            # Round-robin would hand half the notices to the wrong worker: some would answer.
+            assert [fake.message_count(conn_id) for conn_id in ids] == [0] * len(ids)
+
+
+def test_bad_worker_messages_are_logged_and_the_relay_keeps_serving(tmp_path, fake):
+    with relay(tmp_path, fake) as bind, worker(tmp_path, fake, bind, "w1"):
+        context = zmq.Context()
+        rogue = context.socket(zmq.DEALER)
+        rogue.setsockopt(zmq.LINGER, 0)
+        try:
+            rogue.connect(bind)
+            for junk in ([b"ready x 0"], [b"ready 5 9"], [b"hello"], [b"a", b"b"], [b""]):
+                rogue.send_multipart(junk)
+            time.sleep(0.3)
+            ids = [fake.request("/hello/") for _ in range(20)]
+            assert all(fake.response(conn_id).status == 200 for conn_id in ids)
+        finally:
+            rogue.close(0)
+            context.term()
+    log = (tmp_path / "relay.log").read_text()
+    assert log.count("sent a bad message") == 5
+
+
+def test_relay_that_cannot_bind_exits_1_with_a_log_line(tmp_path):
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", f"ipc://{tmp_path}/m2",
+            "--bind", f"ipc://{tmp_path}/no/such/dir/relay.ipc"]  # fmt: skip
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 1
+    assert "cannot start the relay" in result.stderr
+
+
+def test_relay_refuses_a_bad_endpoint_as_a_usage_error(tmp_path):
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", "nonsense", "--bind", "x"]
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert "invalid endpoint" in result.stderr
+
+
+def _answered(fake: FakeMongrel2, conn_id: int) -> bool:
+    try:
+        return fake.response(conn_id, timeout=5).status == 200
+    except TimeoutError:
+        return False
