@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gevent
 import pytest
@@ -11,9 +11,11 @@ import zmq.green as zmq
 
 from m2bridge import siblings
 from m2bridge.protocol import Credits, Disconnect
+from m2bridge.testing import make_request_frame
 
 SPECS = ("tcp://127.0.0.1:9997", "tcp://127.0.0.1:8887")
 DISCONNECT = b'uuid 7 @* 17:{"METHOD":"JSON"},21:{"type":"disconnect"},'
+CREDITS = b'uuid 7 @* 42:16:DOWNLOAD_CREDITS,3:100,6:METHOD,4:JSON,}18:{"type":"credits"},'
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,12 @@ def test_credits_of_a_connection_running_here_stay_here(open_buses):
     bus2 = open_buses(2, got2)
     assert wait_until(lambda: bus2.siblings == 1 and bus1.siblings == 1)
     gevent.sleep(0.3)
-    credits = b'uuid 7 @* 17:{"METHOD":"JSON"},43:{"type":"credits","DOWNLOAD_CREDITS":100},'
-    bus1.notice(0, credits, Credits(b"uuid", 7, 100), has_work=True)
-    bus1.notice(0, credits + b" ", Credits(b"uuid", 7, 100), has_work=False)
+    other = CREDITS.replace(b" 7 ", b" 8 ")
+    bus1.notice(0, CREDITS, Credits(b"uuid", 7, 100), has_work=True)
+    bus1.notice(0, other, Credits(b"uuid", 8, 100), has_work=False)
     assert wait_until(lambda: got2)
     gevent.sleep(0.2)
-    assert got2 == [(CHANNELS[0], credits + b" ")]
+    assert got2 == [(CHANNELS[0], other)]
 
 
 def test_a_bad_message_on_the_bus_is_logged_and_the_bus_goes_on(
@@ -141,3 +143,86 @@ def test_an_unusable_notice_dir_turns_the_bus_off_with_a_warning(context, tmp_pa
     with caplog.at_level(logging.WARNING, "m2bridge.siblings"):
         assert siblings.open_bus(context, 1, CHANNELS, print, env) is None
     assert "sibling notices off" in caplog.text
+
+
+# ---------------------------------------------------------------------- the dispatcher's side
+
+
+@dataclass
+class RecordingChannel:
+    """A transport channel stand-in: replies are recorded."""
+
+    index: int = 0
+    recv_spec: str = "tcp://127.0.0.1:9996"
+    reply_ident: bytes | None = None
+    sent: list = field(default_factory=list)
+
+    def send(self, message):
+        self.sent.append(message)
+
+
+@dataclass
+class RecordingBus:
+    shared: list = field(default_factory=list)
+
+    def notice(self, channel_index, frame, event, has_work):
+        self.shared.append((channel_index, frame, type(event).__name__, has_work))
+
+
+def waiting_app(environ, start_response):
+    environ["m2bridge.disconnected"].wait(5)
+    start_response("200 OK", [("Content-Length", "0")])
+    return [b""]
+
+
+@pytest.fixture
+def dispatcher():
+    from gevent.pool import Pool
+
+    from m2bridge.config import WorkerConfig
+    from m2bridge.connection import ConnectionTable
+    from m2bridge.dispatch import Dispatcher
+    from m2bridge.stats import WorkerStats
+
+    config = WorkerConfig(app="x:app", cancel_grace=0)
+    pool = Pool(10)
+    dispatcher = Dispatcher(waiting_app, config, ConnectionTable(pool), WorkerStats())
+    yield dispatcher
+    pool.kill()
+
+
+def test_a_sibling_disconnect_cancels_the_request_running_here(dispatcher):
+    channel = RecordingChannel()
+    dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
+    gevent.sleep(0.05)
+    assert dispatcher.stats.in_flight == 1
+    dispatcher.on_sibling_notice(channel, DISCONNECT)
+    assert wait_until(lambda: dispatcher.stats.in_flight == 0)
+    assert not dispatcher.table.has_work(0, 7)
+
+
+def test_a_bad_sibling_notice_is_logged_and_changes_nothing(dispatcher, caplog):
+    channel = RecordingChannel()
+    dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
+    gevent.sleep(0.05)
+    with caplog.at_level(logging.WARNING, "m2bridge.dispatch"):
+        dispatcher.on_sibling_notice(channel, b"garbage")
+        dispatcher.on_sibling_notice(channel, make_request_frame("/", conn_id=7, sender=b"u"))
+    assert "malformed sibling notice ignored" in caplog.text
+    assert "sibling sent a Request, not a notice: ignored" in caplog.text
+    assert dispatcher.stats.in_flight == 1
+    assert channel.sent == []
+
+
+def test_the_dispatcher_shares_notices_from_mongrel2_but_not_requests(dispatcher):
+    bus = RecordingBus()
+    dispatcher.siblings = bus
+    channel = RecordingChannel(index=1)
+    dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
+    gevent.sleep(0.05)
+    dispatcher.dispatch(channel, CREDITS)
+    dispatcher.dispatch(channel, DISCONNECT)
+    assert bus.shared == [
+        (1, CREDITS, "Credits", True),
+        (1, DISCONNECT, "Disconnect", True),
+    ]

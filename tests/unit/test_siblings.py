@@ -78,3 +78,16 @@ def test_notice_dir_is_per_watcher_and_short():
     long_b = notice_dir(rundir, "serve-tests-integration-apps-protocol-app2")
     assert long_a != long_b
     assert len(long_a.name) <= 16
+
+
+def test_every_process_of_a_watcher_gets_the_same_notice_dir(tmp_path):
+    from m2bridge.supervisor.launcher import CommandLauncher
+    from m2bridge.supervisor.stack import WatcherSpec
+
+    spec = WatcherSpec(name="web", cmd=("prog", "--slot", "$(wid)"), numprocesses=2)
+    launcher = CommandLauncher(spec, {}, tmp_path / "run" / "stats")
+    first, second = launcher.command(1), launcher.command(2)
+    assert first.env[NOTICE_DIR_ENV] == str(tmp_path / "run" / "notices" / "web")
+    assert second.env[NOTICE_DIR_ENV] == first.env[NOTICE_DIR_ENV]
+    other = CommandLauncher(WatcherSpec(name="api", cmd=("prog",)), {}, tmp_path / "run" / "stats")
+    assert other.command(1).env[NOTICE_DIR_ENV] != first.env[NOTICE_DIR_ENV]
