@@ -1,0 +1,45 @@
+"""examples/relay_stack.toml: Mongrel2 + relay + two workers serve, and stop in order."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.component.test_supervisor import running_stack
+from tests.integration.test_stack_up import (
+    CTL,
+    DEMO_CONF,
+    EXAMPLES,
+    _mongrel2_installed,
+    base,
+    get,
+    wait_serving,
+)
+from tests.mongrel2_harness import free_port
+
+__all__ = ["_mongrel2_installed", "base"]  # fixtures used here
+
+
+def test_relay_example_stack_serves_and_stops_the_relay_after_the_workers(base):
+    port, send, recv = free_port(), free_port(), free_port()
+    conf = DEMO_CONF.read_text()
+    conf = conf.replace("6767", str(port)).replace("9997", str(send)).replace("9996", str(recv))
+    (base / "demo.conf").write_text(conf)
+    text = (EXAMPLES / "relay_stack.toml").read_text().replace("[stack]\n", "", 1)
+    text = text.replace("../mongrel2_conf/examples/demo.conf", "demo.conf")
+    text = text.replace("9997", str(send)).replace("/tmp/m2bridge-demo-relay.ipc", "relay.ipc")
+    with running_stack(base, text) as stack:
+        wait_serving(stack, port, workers=2)
+        names = [w["name"] for w in stack.call("status")["watchers"]]
+        assert names == ["mongrel2", "relay", "hello"]
+        assert all(get(port)[0] == 200 for _ in range(20))
+        quit_ = subprocess.run(
+            [*CTL, "-s", str(stack.stack_file), "quit"], capture_output=True, text=True, timeout=20
+        )
+        assert quit_.returncode == 0
+        assert stack.proc.wait(20) == 0
+        log = stack.log()
+        assert (
+            log.index("stopping hello")
+            < log.index("stopping relay")
+            < log.index("stopping mongrel2")
+        )
