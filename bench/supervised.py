@@ -55,6 +55,8 @@ def zmq_stack_text(app: str, workers: int, chroot: Path, ends: Endpoints) -> str
         'type = "mongrel2"\n'
         f"config = {json.dumps(str(chroot / 'mongrel2.conf'))}\n"
         'server = "main"\n'
+        # the chroot (and so the upload temp files the workers read) stays where --m2-chroot says
+        f"working_dir = {json.dumps(str(chroot))}\n"
     )
     return (
         stack_header(chroot.parent / "m2-zmq-run") + mongrel2 + worker_watcher("app", argv, workers)
