@@ -269,7 +269,10 @@ def child_argv(config: WorkerConfig) -> list[str]:
     """The command the supervisor runs for each worker of ``--workers N`` (slot ``$(wid)``)."""
     argv = [sys.executable, "-m", "m2bridge", "serve", config.app]
     for send_spec, recv_spec in zip(config.send_specs, config.recv_specs, strict=True):
-        argv += ["--send-spec", send_spec, "--recv-spec", recv_spec]
+        if config.relay:  # the relay stands for every send_spec
+            argv += ["--recv-spec", recv_spec]
+        else:
+            argv += ["--send-spec", send_spec, "--recv-spec", recv_spec]
     defaults = WorkerConfig(app=config.app)
     for name in _FORWARDED:
         value = getattr(config, name)

@@ -1,0 +1,65 @@
+"""``m2bridge relay`` and ``serve --relay`` options: parsing, validation, supervised children."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from m2bridge.cli import make_parser
+from m2bridge.cli.serve import UsageError, build_config, child_argv
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return make_parser().parse_args(list(argv))
+
+
+def test_relay_takes_repeated_send_specs_and_a_bind():
+    args = parse("relay", "--send-spec", "tcp://127.0.0.1:1", "--send-spec", "ipc:///tmp/b",
+                 "--bind", "ipc:///tmp/r")  # fmt: skip
+    assert args.send_specs == ["tcp://127.0.0.1:1", "ipc:///tmp/b"]
+    assert args.bind == "ipc:///tmp/r"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("relay", "--bind", "ipc:///tmp/r"),
+        ("relay", "--send-spec", "tcp://127.0.0.1:1"),
+        ("relay", "--send-spec", "http://x", "--bind", "ipc:///tmp/r"),
+    ],
+    ids=["no send-spec", "no bind", "bad endpoint"],
+)
+def test_relay_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse(*argv)
+    assert exc.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_serve_relay_needs_only_recv_specs():
+    config = build_config(parse("serve", "a:app", "--relay", "ipc:///tmp/r",
+                                "--recv-spec", "tcp://127.0.0.1:2"))  # fmt: skip
+    assert config.relay == "ipc:///tmp/r"
+    assert config.recv_specs == ("tcp://127.0.0.1:2",)
+    assert len(config.send_specs) == 1  # one relay source per recv_spec
+
+
+@pytest.mark.parametrize(
+    "extra", [("--send-spec", "tcp://127.0.0.1:1", "--recv-spec", "tcp://127.0.0.1:2"),
+              ("--bind", "127.0.0.1:8000")],
+    ids=["with --send-spec", "with --bind"],
+)  # fmt: skip
+def test_serve_relay_refuses_send_specs_and_the_fd_path(extra):
+    with pytest.raises(UsageError, match="--relay replaces --send-spec"):
+        build_config(parse("serve", "a:app", "--relay", "ipc:///tmp/r", *extra))
+
+
+def test_supervised_children_get_the_relay_and_no_send_spec():
+    config = build_config(parse("serve", "a:app", "--relay", "ipc:///tmp/r", "--workers", "2",
+                                "--recv-spec", "tcp://127.0.0.1:2"))  # fmt: skip
+    argv = child_argv(config)
+    assert "--send-spec" not in argv
+    assert argv[argv.index("--relay") + 1] == "ipc:///tmp/r"
+    assert argv[argv.index("--recv-spec") + 1] == "tcp://127.0.0.1:2"
+    assert build_config(parse(*argv[3:-4])).relay == "ipc:///tmp/r"
