@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from m2bridge.relay_state import MAX_GRANT, RelayState
+from tests.unit.test_imports import loaded_after_import
 
 
 def request(conn_id: int, path: bytes = b"/") -> bytes:
@@ -147,3 +148,8 @@ def test_remembered_connections_are_bounded():
 def test_no_sources_is_an_error():
     with pytest.raises(ValueError, match="at least one source"):
         RelayState(0)
+
+
+def test_relay_state_imports_no_zmq_gevent_socket_or_subprocess():
+    forbidden = ("zmq", "gevent", "socket", "subprocess")
+    assert loaded_after_import("m2bridge.relay_state", forbidden) == []
