@@ -5,8 +5,10 @@ what libzmq holds on that connection (docs/reliability.md). Here the relay holds
 and workers connect a DEALER to its ROUTER (``ipc://``). Routing is ``relay_state``; the wire
 between relay and worker (one frame each way unless noted):
 
-- worker -> relay: ``ready N SOURCE`` (N more messages of the relay's SOURCE-th send_spec)
-  and ``bye`` (draining: route nothing more to me);
+- worker -> relay: ``ready N SOURCE`` (N more messages of the relay's SOURCE-th send_spec),
+  ``idle N SOURCE`` (sent after a second without messages: my credit is at least N; a
+  restarted relay learns its workers again this way) and ``bye`` (draining: route nothing
+  more to me);
 - relay -> worker: a Mongrel2 message unchanged, or the two frames ``""`` + ``bye-ack``,
   sent right after ``bye`` is read, so it follows the last message routed to that worker
   (an ipc pipe is FIFO): a worker that reads until the ack has received everything.
@@ -135,8 +137,9 @@ class Relay:
             self._send(peer, *BYE_ACK)
             log.info("worker %s drains (%s)", peer.hex(), "known" if known else "unknown")
             return
-        grant = _parse_ready(words)
-        if grant is None or not self.state.ready(peer, grant[1], grant[0]):
+        grant = _parse_grant(words)
+        apply = self.state.refresh if words[:1] == [b"idle"] else self.state.ready
+        if grant is None or not apply(peer, grant[1], grant[0]):
             log.warning("worker %s sent a bad message %r: ignored", peer.hex(), frames[:2])
             return
         self._release(grant[1])
@@ -151,9 +154,9 @@ class Relay:
             self.poller.register(self.pulls[source], zmq.POLLIN)
 
 
-def _parse_ready(words: list[bytes]) -> tuple[int, int] | None:
-    """``ready N SOURCE`` -> (N, SOURCE), or None."""
-    if len(words) != 3 or words[0] != b"ready":
+def _parse_grant(words: list[bytes]) -> tuple[int, int] | None:
+    """``ready N SOURCE`` or ``idle N SOURCE`` -> (N, SOURCE), or None."""
+    if len(words) != 3 or words[0] not in (b"ready", b"idle"):
         return None
     if not (words[1].isdigit() and words[2].isdigit()) or len(words[1]) > 9:
         return None

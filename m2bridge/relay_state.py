@@ -72,6 +72,15 @@ class RelayState:
         known.credit += credits
         return True
 
+    def refresh(self, peer: bytes, source: int, credits: int) -> bool:
+        """An idle ``peer`` takes at least ``credits``: registers it again after a relay
+        restart (it lost every grant); False for a bad grant."""
+        known = self.peers.get(peer)
+        if known is None or known.source != source:
+            return self.ready(peer, source, credits)
+        known.credit = max(known.credit, min(credits, MAX_GRANT))
+        return 0 <= credits <= MAX_GRANT
+
     def remove(self, peer: bytes) -> bool:
         """Stop routing to ``peer`` (it said bye, or vanished); False if it was unknown."""
         known = self.peers.pop(peer, None)

@@ -45,6 +45,8 @@ _IDENT_RE = re.compile(rb"[A-Za-z0-9-]+\Z")
 #: Messages a worker lets the relay queue for it; it grants more every RELAY_GRANT_BATCH read.
 RELAY_WINDOW = 32
 RELAY_GRANT_BATCH = 8
+#: Seconds without a message after which a worker tells the relay its window again (``idle``).
+IDLE_REGRANT = 1.0
 #: Seconds a draining worker waits for the relay's ``bye-ack`` before it gives up.
 BYE_ACK_TIMEOUT = 5.0
 
@@ -237,6 +239,7 @@ class RelayChannel(Channel):
     def recv(self) -> bytes:
         """Return the next message the relay routed here; block while Mongrel2 is away."""
         self.wait_ready()
+        idle_since = monotonic()
         while True:
             frame = self._take()
             if frame is not None:
@@ -244,7 +247,9 @@ class RelayChannel(Channel):
                     self.wait_ready()
                 return frame
             # poll() with a timeout: raw sends on this socket may swallow a readable edge.
-            self._pull.poll(WATCH_INTERVAL_MS)
+            if not self._pull.poll(WATCH_INTERVAL_MS) and monotonic() - idle_since > IDLE_REGRANT:
+                self._grant(RELAY_WINDOW, b"idle")  # a restarted relay forgot our credit
+                idle_since = monotonic()
 
     def recv_nowait(self) -> bytes | None:
         """A queued message or None; once draining, waits for each message up to the ack."""
@@ -297,9 +302,9 @@ class RelayChannel(Channel):
             self._unacked = 0
         return frame
 
-    def _grant(self, credits: int) -> bool:
+    def _grant(self, credits: int, verb: bytes = b"ready") -> bool:
         try:
-            _raw_send(self._pull, b"ready %d %d" % (credits, self.index), zmq.NOBLOCK)
+            _raw_send(self._pull, b"%s %d %d" % (verb, credits, self.index), zmq.NOBLOCK)
         except zmq.Again:
             return False  # the relay is behind or away: grant with the next batch
         return True

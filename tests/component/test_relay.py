@@ -238,3 +238,16 @@ def test_bye_ack_follows_the_last_message_and_nothing_comes_after(inproc_relay):
     frames = received(dealer)
     assert frames[-1] == [b"", b"bye-ack"]
     assert [f[0] for f in frames[:-1]] == [b"uuid %d / 2:{},0:," % n for n in range(20)]
+
+
+def test_a_restarted_relay_learns_its_idle_workers_again(tmp_path, fake):
+    bind = f"ipc://{tmp_path / 'relay.ipc'}"
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", fake.send_spec]
+    argv += ["--bind", bind]
+    with running(argv, tmp_path / "relay1.log") as first, worker(tmp_path, fake, bind, "w1"):
+        assert fake.response(fake.request("/hello/")).status == 200
+        os.kill(first.pid, signal.SIGTERM)
+        first.wait(10)
+        with running(argv, tmp_path / "relay2.log"):
+            conn_id = fake.request("/hello/")
+            assert fake.response(conn_id, timeout=5).status == 200  # after its idle grant

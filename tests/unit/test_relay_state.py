@@ -153,3 +153,24 @@ def test_no_sources_is_an_error():
 def test_relay_state_imports_no_zmq_gevent_socket_or_subprocess():
     forbidden = ("zmq", "gevent", "socket", "subprocess")
     assert loaded_after_import("m2bridge.relay_state", forbidden) == []
+
+
+def test_idle_refresh_registers_a_worker_a_restarted_relay_never_saw():
+    state = RelayState(1)
+    assert state.refresh(b"a", 0, 32)
+    assert state.peers[b"a"].credit == 32
+
+
+def test_idle_refresh_raises_credit_to_the_window_but_never_lowers_it():
+    state = RelayState(1)
+    state.ready(b"a", 0, 40)
+    assert state.refresh(b"a", 0, 32)
+    assert state.peers[b"a"].credit == 40
+    for conn_id in range(20):
+        state.route(0, request(conn_id))
+    assert state.refresh(b"a", 0, 32)
+    assert state.peers[b"a"].credit == 32
+
+
+def test_idle_refresh_with_a_bad_grant_is_refused():
+    assert not RelayState(1).refresh(b"a", 0, MAX_GRANT + 1)
