@@ -11,10 +11,11 @@ The relay holds Mongrel2's requests until a worker asks for them, so stopping a 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Any
 
-from m2bridge.cli.serve import endpoint
+from m2bridge.cli.serve import UsageError, _handler_and_server, endpoint
 from m2bridge.errors import ConfigError
 from m2bridge.logs import LOG_LEVELS, setup_logging
 
@@ -31,28 +32,65 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--send-spec",
         dest="send_specs",
         action="append",
-        required=True,
         type=endpoint,
         metavar="SPEC",
         help="Mongrel2's send_spec, repeatable (workers give their --recv-spec in this order)",
+    )
+    parser.add_argument("--config", metavar="PATH", help="read the send_specs from this config")
+    parser.add_argument(
+        "--handler",
+        action="append",
+        metavar="NAME[@SERVER]",
+        help="a handler in --config (route, send_ident or name), repeatable, in worker order",
     )
     parser.add_argument(
         "--bind", required=True, type=endpoint, metavar="ENDPOINT", help="where workers connect"
     )
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, parser=parser)
+
+
+def send_specs(args: argparse.Namespace) -> list[str]:
+    """The send_specs to read: ``--send-spec`` or ``--config`` + ``--handler`` (not both).
+
+    Raises:
+        UsageError: none or both given, or ``--config`` without ``--handler``.
+        ConfigError: the config cannot be read or has no such handler.
+    """
+    if bool(args.config) != bool(args.handler):
+        raise UsageError("--config and --handler go together")
+    if bool(args.send_specs) == bool(args.config):
+        raise UsageError("give either --send-spec or --config/--handler")
+    if args.send_specs:
+        return list(args.send_specs)
+    mongrel2_conf = importlib.import_module("mongrel2_conf")
+    try:
+        found = [
+            mongrel2_conf.find_handler(args.config, *_handler_and_server(name))
+            for name in args.handler
+        ]
+    except mongrel2_conf.ConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    return [handler.send_spec for handler in found]
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``m2bridge relay``."""
     try:
+        specs = send_specs(args)
         setup_logging(args.log_level)
+    except UsageError as exc:
+        args.parser.error(str(exc))  # exits 2
     except ConfigError as exc:
-        print(f"m2bridge relay: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc)
     from m2bridge import relay
 
     try:
-        return relay.main(args.send_specs, args.bind)
+        return relay.main(specs, args.bind)
     except KeyboardInterrupt:
         return 1
+
+
+def _fail(exc: BaseException) -> int:
+    print(f"m2bridge relay: error: {exc}", file=sys.stderr)
+    return 1

@@ -26,7 +26,7 @@ def test_relay_example_stack_serves_and_stops_the_relay_after_the_workers(base):
     (base / "demo.conf").write_text(conf)
     text = (EXAMPLES / "relay_stack.toml").read_text().replace("[stack]\n", "", 1)
     text = text.replace("../mongrel2_conf/examples/demo.conf", "demo.conf")
-    text = text.replace("9997", str(send)).replace("/tmp/m2bridge-demo-relay.ipc", "relay.ipc")
+    text = text.replace("/tmp/m2bridge-demo-relay.ipc", "relay.ipc")
     with running_stack(base, text) as stack:
         wait_serving(stack, port, workers=2)
         names = [w["name"] for w in stack.call("status")["watchers"]]
