@@ -18,6 +18,7 @@ IO_PACKAGES = ("zmq", "gevent")
 #: The sans-IO core: protocol, WSGI environ/body/response, handler; no sockets or processes.
 CORE = ["m2bridge.protocol", "m2bridge.environ", "m2bridge.body", "m2bridge.response"]
 CORE += ["m2bridge.handler", "m2bridge.errors", "m2bridge.websocket", "m2bridge.flow"]
+CORE += ["m2bridge.relay_state"]
 #: Pure too, but only held to "no zmq, no gevent" for now.
 LIGHT = ("m2bridge.config", "m2bridge.loader", "mongrel2_conf", "m2bridge", "m2bridge.supervisor")
 
