@@ -1,4 +1,4 @@
-"""examples/relay_stack.toml: Mongrel2 + relay + two workers serve, and stop in order."""
+"""examples/stack.toml (the demo): Mongrel2 + relay + two workers serve, and stop in order."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_relay_example_stack_serves_and_stops_the_relay_after_the_workers(base):
     conf = DEMO_CONF.read_text()
     conf = conf.replace("6767", str(port)).replace("9997", str(send)).replace("9996", str(recv))
     (base / "demo.conf").write_text(conf)
-    text = (EXAMPLES / "relay_stack.toml").read_text().replace("[stack]\n", "", 1)
+    text = (EXAMPLES / "stack.toml").read_text().replace("[stack]\n", "", 1)
     text = text.replace("../mongrel2_conf/examples/demo.conf", "demo.conf")
     text = text.replace("/tmp/m2bridge-demo-relay.ipc", "relay.ipc")
     with running_stack(base, text) as stack:

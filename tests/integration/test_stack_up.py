@@ -194,7 +194,7 @@ def test_demo_example_stack_serves_and_quits_without_orphans(base):
     conf = DEMO_CONF.read_text()
     conf = conf.replace("6767", str(port)).replace("9997", str(send)).replace("9996", str(recv))
     (base / "demo.conf").write_text(conf)
-    text = (EXAMPLES / "stack.toml").read_text().replace("[stack]\n", "", 1)
+    text = (EXAMPLES / "direct_stack.toml").read_text().replace("[stack]\n", "", 1)
     text = text.replace("../mongrel2_conf/examples/demo.conf", "demo.conf")
     with running_stack(base, text) as stack:
         wait_serving(stack, port, workers=2)
