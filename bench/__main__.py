@@ -62,6 +62,11 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start m2-zmq and fd as plain `m2bridge serve` processes, without `m2bridge up`",
     )
+    p.add_argument(
+        "--no-relay",
+        action="store_true",
+        help="m2-zmq workers PULL from Mongrel2 directly, without `m2bridge relay`",
+    )
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the result files")
     p.add_argument("--diff", type=Path, metavar="OLD.json", help="baseline to compare with")
     p.add_argument("--report-only", type=Path, metavar="RESULT.json", help="re-render only")
@@ -83,7 +88,7 @@ def config_from(args: argparse.Namespace) -> cycles.BenchConfig:
         "idle_s": args.idle,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    config = replace(config, direct=args.direct)
+    config = replace(config, direct=args.direct, relay=not args.no_relay)
     if min(config.duration_s, config.warmup_s, config.rounds, config.workers) < 1:
         raise ValueError("--duration, --warmup, --rounds and --workers must be >= 1")
     return config

@@ -39,6 +39,7 @@ class BenchConfig:
     idle_s: float = 3.0
     warmup_every_round: bool = True
     direct: bool = False
+    relay: bool = True
     quick: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -55,6 +56,7 @@ class BenchConfig:
             "idle_s": self.idle_s,
             "warmup_every_round": self.warmup_every_round,
             "direct": self.direct,
+            "relay": self.relay,
             "quick": self.quick,
         }
 

@@ -14,7 +14,7 @@ from bench import report
 from bench.cycles import STACKS, stacks_for
 from bench.svg import PALETTE, Series, bar_chart, color_for, line_chart
 
-ROLES = ("worker", "master", "mongrel2", "supervisor", "wrk")
+ROLES = ("worker", "master", "mongrel2", "relay", "supervisor", "wrk")
 STYLE = """
 body { font-family: sans-serif; max-width: 1340px; margin: 1em auto; color: #222; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 13px; }

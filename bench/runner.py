@@ -46,9 +46,14 @@ DIRECT: dict[str, Starter] = {
 }
 
 
-def starter(name: str, direct: bool) -> Starter:
-    """How to start stack ``name``: the supervisor for m2bridge stacks unless ``direct``."""
-    return DIRECT[name] if direct and name in DIRECT else STARTERS[name]
+def starter(name: str, direct: bool, relay: bool = True) -> Starter:
+    """How to start stack ``name``: the supervisor for m2bridge stacks unless ``direct``;
+    ``m2-zmq`` with the relay unless not ``relay``."""
+    if direct and name in DIRECT:
+        return DIRECT[name]
+    if name == "m2-zmq" and not relay:
+        return partial(supervised.start_zmq_supervised, relay=False)
+    return STARTERS[name]
 
 
 class Run:
@@ -85,7 +90,8 @@ def start_stacks(run: Run, app: str) -> dict[str, Stack]:
     for name in cycles.stacks_for(app, run.config.stacks):
         stack: Stack | None = None
         try:
-            stack = starter(name, run.config.direct)(app, run.config.workers, workdir)
+            start = starter(name, run.config.direct, run.config.relay)
+            stack = start(app, run.config.workers, workdir)
             stacks.wait_ready(stack)
         except (StackError, OSError) as exc:
             run.fail(app, name, f"did not start: {exc}")

@@ -123,11 +123,14 @@ class Stack:
 
 
 def role_of(proc: psutil.Process, default: str) -> str:
-    """``mongrel2`` for a mongrel2 process, else ``default``."""
+    """``mongrel2`` for a mongrel2 process, ``relay`` for ``m2bridge relay``, else ``default``."""
     try:
-        return "mongrel2" if "mongrel2" in proc.name() else default
+        if "mongrel2" in proc.name():
+            return "mongrel2"
+        argv = proc.cmdline()
     except psutil.Error:
         return default
+    return "relay" if "m2bridge" in argv and "relay" in argv else default
 
 
 def free_port() -> int:

@@ -45,10 +45,19 @@ def worker_watcher(name: str, argv: Sequence[str], workers: int, sockets: bool =
     return "\n".join(lines) + "\n"
 
 
-def zmq_stack_text(app: str, workers: int, chroot: Path, ends: Endpoints) -> str:
-    """The stack file of ``m2-zmq``: Mongrel2 plus ``workers`` ZeroMQ workers."""
+def relay_watcher(ends: Endpoints, relay: str) -> str:
+    """The ``[watchers.relay]`` table: Mongrel2's PUSH -> the relay -> workers by credit."""
+    argv = ["$(python)", "-m", "m2bridge", "relay", "--send-spec", ends.send_spec]
+    argv += ["--bind", relay, "--log-level", "warning"]
+    return worker_watcher("relay", argv, 1) + "priority = 5\n"
+
+
+def zmq_stack_text(app: str, workers: int, chroot: Path, ends: Endpoints, relay: bool) -> str:
+    """The stack file of ``m2-zmq``: Mongrel2 (plus the relay) and ``workers`` ZeroMQ workers."""
     argv = ["$(python)", "-m", "m2bridge", "serve", WORKLOADS[app].app]
-    argv += ["--send-spec", ends.send_spec, "--recv-spec", ends.recv_spec]
+    relay_spec = f"ipc://{chroot.parent / 'relay.ipc'}"
+    argv += ["--relay", relay_spec] if relay else ["--send-spec", ends.send_spec]
+    argv += ["--recv-spec", ends.recv_spec]
     argv += ["--m2-chroot", str(chroot), "--log-level", "warning"]
     mongrel2 = (
         "[watchers.mongrel2]\n"
@@ -58,9 +67,9 @@ def zmq_stack_text(app: str, workers: int, chroot: Path, ends: Endpoints) -> str
         # the chroot (and so the upload temp files the workers read) stays where --m2-chroot says
         f"working_dir = {json.dumps(str(chroot))}\n"
     )
-    return (
-        stack_header(chroot.parent / "m2-zmq-run") + mongrel2 + worker_watcher("app", argv, workers)
-    )
+    text = stack_header(chroot.parent / "m2-zmq-run") + mongrel2
+    text += relay_watcher(ends, relay_spec) if relay else ""
+    return text + worker_watcher("app", argv, workers)
 
 
 def fd_stack_text(app: str, workers: int, rundir: Path, port: int) -> str:
@@ -80,16 +89,18 @@ def _start_up(name: str, app: str, stack_file: Path, url: str, how: str) -> Stac
     return stack
 
 
-def start_zmq_supervised(app: str, workers: int, workdir: Path) -> Stack:
-    """``m2bridge up``: Mongrel2 and ``workers`` ``m2bridge serve`` under one supervisor."""
+def start_zmq_supervised(app: str, workers: int, workdir: Path, relay: bool = True) -> Stack:
+    """``m2bridge up``: Mongrel2, the relay (unless not ``relay``) and ``workers`` ``m2bridge
+    serve`` under one supervisor, as the demo stack (``examples/stack.toml``) runs them."""
     chroot = workdir / "m2-zmq"
     chroot.mkdir(parents=True, exist_ok=True)
     ends = Endpoints.on_free_ports()
     port = free_port()
     (chroot / "mongrel2.conf").write_text(config_text(port, ends.conf()))
     stack_file = workdir / "m2-zmq.toml"
-    stack_file.write_text(zmq_stack_text(app, workers, chroot, ends))
-    how = f"`m2bridge up`: supervisor + mongrel2 + {workers} x `m2bridge serve` (ZeroMQ)"
+    stack_file.write_text(zmq_stack_text(app, workers, chroot, ends, relay))
+    via = " + `m2bridge relay`" if relay else " (no relay)"
+    how = f"`m2bridge up`: supervisor + mongrel2{via} + {workers} x `m2bridge serve` (ZeroMQ)"
     return _start_up("m2-zmq", app, stack_file, url_for(port, app), how)
 
 
