@@ -184,6 +184,7 @@ class Worker:
         channel.stop_receiving()
 
     def _drain(self) -> None:
+        self.table.release_idle()  # parked pool greenlets exit, so the join can end
         if not self.pool.join(timeout=self.config.graceful_timeout):
             log.warning(
                 "graceful timeout (%ss): cancelling %d request(s)",

@@ -264,3 +264,50 @@ def test_refuse_answers_and_closes_without_a_greenlet(table, sink):
     table.refuse(sink, 7, b"m2", b"HTTP/1.1 503 Service Unavailable\r\n\r\n")
     assert sink.bodies(7) == [b"HTTP/1.1 503 Service Unavailable\r\n\r\n", b""]
     assert len(table) == 0
+
+
+def test_a_finished_connections_greenlet_serves_the_next_connection(table, sink):
+    seen = []
+
+    def job(conn, _):
+        seen.append(gevent.getcurrent())
+        conn.respond(b"ok", close=False)
+
+    run_job(table, sink, job, conn_id=1)
+    wait_idle(table)
+    run_job(table, sink, job, conn_id=2)
+    wait_idle(table)
+    assert seen[0] is seen[1]
+    assert sink.bodies(1) == [b"ok"]
+    assert sink.bodies(2) == [b"ok"]
+
+
+def test_a_late_cancel_never_hits_the_next_connection_on_the_same_greenlet(table, sink):
+    def slow(conn, _):
+        gevent.sleep(0.02)
+        conn.respond(b"first", close=False)
+
+    def other(conn, _):
+        gevent.sleep(0.1)
+        conn.respond(b"second", close=False)
+
+    run_job(table, sink, slow, conn_id=1)
+    table.disconnect(0, 1, grace=0.05)  # fires while the same greenlet serves connection 2
+    gevent.sleep(0.03)
+    run_job(table, sink, other, conn_id=2)
+    wait_idle(table)
+    assert sink.bodies(2) == [b"second"]
+
+
+def test_release_idle_lets_the_pool_join(sink):
+    pool = Pool(4)
+    table = ConnectionTable(pool)
+
+    def job(conn, _):
+        conn.respond(b"ok", close=False)
+
+    run_job(table, sink, job)
+    wait_idle(table)
+    assert not pool.join(timeout=0.05)  # its greenlet is parked, waiting for work
+    table.release_idle()
+    assert pool.join(timeout=1)
