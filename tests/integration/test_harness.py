@@ -15,12 +15,14 @@ def test_mongrel2_forwards_a_request_and_delivers_the_reply(tmp_path):
     with run_mongrel2(tmp_path, [handler]) as server:
         ctx = zmq.Context()
         pull = ctx.socket(zmq.PULL)
-        pub = ctx.socket(zmq.PUB)
+        pub = ctx.socket(zmq.XPUB)  # XPUB: Mongrel2's subscription tells us it listens
         for sock in (pull, pub):
             sock.setsockopt(zmq.LINGER, 0)
         try:
             pull.connect(handler.send_spec)
             pub.connect(handler.recv_spec)
+            pub.setsockopt(zmq.RCVTIMEO, 5000)
+            assert pub.recv()[:1] == b"\x01"  # subscribed: a reply can no longer be lost
             pull.setsockopt(zmq.RCVTIMEO, 5000)
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
             conn.request("GET", "/hello?x=1")
