@@ -72,6 +72,9 @@ if TYPE_CHECKING:
     from m2bridge.logs import AccessLog
     from m2bridge.stats import WorkerStats
 
+#: How long an upload ``done`` waits for its ``start`` shared by a sibling worker (s).
+SIBLING_START_WAIT = 0.5
+
 log = logging.getLogger("m2bridge.dispatch")
 
 
@@ -145,6 +148,8 @@ class Dispatcher:
         self.stats = stats
         self.access_log = access_log
         self.uploads = UploadTracker()
+        #: Uploads a sibling saw start: Mongrel2 may deal the ``done`` to this worker instead.
+        self.sibling_uploads = UploadTracker()
         self.streams = UploadStreams()
         self._on_request = on_request or (lambda: None)
         self._settings = EnvironSettings(script_name=config.script_name)
@@ -177,7 +182,7 @@ class Dispatcher:
             self._on_malformed(channel, frame, exc)
             return
         self._routes[type(event)](channel, event)
-        if self.siblings is not None and isinstance(event, Disconnect | Credits):
+        if self.siblings is not None and isinstance(event, Disconnect | Credits | UploadStarted):
             has_work = self.table.has_work(channel.index, event.conn_id)
             self.siblings.notice(channel.index, frame, event, has_work)
 
@@ -195,6 +200,8 @@ class Dispatcher:
             self._on_disconnect(channel, event)
         elif isinstance(event, Credits):
             self._on_credits(channel, event)
+        elif isinstance(event, UploadStarted):
+            self.sibling_uploads.start((channel.index, event.conn_id), event)
         else:
             log.warning("sibling sent a %s, not a notice: ignored", type(event).__name__)
 
@@ -257,15 +264,33 @@ class Dispatcher:
         self._refuse(channel, event, 400)
 
     def _on_upload_done(self, channel: Sink, event: UploadDone) -> None:
-        if self.uploads.claim((channel.index, event.conn_id), event):
-            if self._overloaded(channel, event):
-                remove_upload(
-                    event.upload_path, self.config.m2_chroot, self.config.upload_temp_store
-                )
+        key = (channel.index, event.conn_id)
+        if self.uploads.claim(key, event) or self.sibling_uploads.claim(key, event):
+            self._accept_upload(channel, event)
+        elif self.siblings is not None:
+            # The start may have gone to a sibling whose share is still on the bus.
+            gevent.spawn(self._await_sibling_start, channel, event)
+        else:
+            self._refuse_upload(channel, event)
+
+    def _await_sibling_start(self, channel: Sink, event: UploadDone) -> None:
+        key = (channel.index, event.conn_id)
+        deadline = monotonic() + SIBLING_START_WAIT
+        while monotonic() < deadline:
+            gevent.sleep(0.005)
+            if self.sibling_uploads.claim(key, event):
+                self._accept_upload(channel, event)
                 return
-            self._on_request()
-            self.table.submit(channel, event.conn_id, event.sender, (self._serve_upload, event))
+        self._refuse_upload(channel, event)
+
+    def _accept_upload(self, channel: Sink, event: UploadDone) -> None:
+        if self._overloaded(channel, event):
+            remove_upload(event.upload_path, self.config.m2_chroot, self.config.upload_temp_store)
             return
+        self._on_request()
+        self.table.submit(channel, event.conn_id, event.sender, (self._serve_upload, event))
+
+    def _refuse_upload(self, channel: Sink, event: UploadDone) -> None:
         log.warning(
             "connection %d: refused forged x-mongrel2-upload-done %r (no matching start)",
             event.conn_id,
@@ -294,6 +319,7 @@ class Dispatcher:
         self.streams.abort((channel.index, event.conn_id))
         self.table.disconnect(channel.index, event.conn_id, self.config.cancel_grace)
         self.websockets.disconnected(channel, event.conn_id)
+        self.sibling_uploads.forget((channel.index, event.conn_id))  # the sibling deletes it
         path = self.uploads.forget((channel.index, event.conn_id))
         if path is not None:
             remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)

@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 import gevent
 import zmq.green as zmq
 
-from m2bridge.protocol import Credits, Disconnect
+from m2bridge.protocol import Credits, Disconnect, UploadStarted
 
 log = logging.getLogger("m2bridge.siblings")
 
@@ -63,10 +63,11 @@ ApplyNotice = Callable[[Any, bytes], None]
 def should_share(event: object, has_work_here: bool) -> bool:
     """Whether a notice received from Mongrel2 must also go to the sibling workers.
 
-    A disconnect always does (every worker must drop its state for the connection); credits
-    do only when no request of that connection runs here (a sibling is writing it).
+    A disconnect always does (every worker must drop its state for the connection), and so
+    does an upload start (Mongrel2 may deal its ``done`` to a sibling); credits do only when
+    no request of that connection runs here (a sibling is writing it).
     """
-    if isinstance(event, Disconnect):
+    if isinstance(event, Disconnect | UploadStarted):
         return True
     return isinstance(event, Credits) and not has_work_here
 

@@ -119,3 +119,42 @@ def _dechunk(body):
             return
         yield rest[:size]
         body = rest[size + 2 :]
+
+
+def test_uploads_complete_when_start_and_done_go_to_different_workers(tmp_path, monkeypatch):
+    """Mongrel2 deals an upload's ``start`` and ``done`` to different workers half the time;
+    the start is shared on the bus, so whichever worker gets the ``done`` serves it."""
+    import contextlib
+    import hashlib
+    import http.client
+    import json
+
+    monkeypatch.setenv(NOTICE_DIR_ENV, str(tmp_path / "n"))
+    handler = HandlerSpec(route="/", protocol="tnetstring")
+    chroot = tmp_path / "m2"
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(run_mongrel2(chroot, [handler]))
+        extra = ["--m2-chroot", str(chroot), "--upload-temp-store", "/tmp/upload.XXXXXX"]
+        for slot in (1, 2):
+            stack.enter_context(
+                run_worker(
+                    tmp_path / f"w{slot}",
+                    "handlers.upload:app",
+                    [handler.send_spec],
+                    [handler.recv_spec],
+                    [*extra, "--worker-slot", str(slot)],
+                )
+            )
+        time.sleep(SCAN_INTERVAL + 0.5)
+        body = bytes(range(256)) * 400  # 102,400 bytes: over limits.content_length
+        for _ in range(6):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            conn.request("POST", "/up", body=body)
+            response = conn.getresponse()
+            answer = response.read()
+            conn.close()
+            assert response.status == 200, answer
+            result = json.loads(answer)
+            assert result["size"] == len(body)
+            assert result["sha256"] == hashlib.sha256(body).hexdigest()
+        assert list((chroot / "tmp").glob("upload.*")) == []  # every temp file was deleted
