@@ -10,6 +10,7 @@ import pytest
 
 from m2bridge.testing import FakeMongrel2
 from tests.integration.worker_fixture import APPS, run_worker
+from tests.waiting import wait_for
 
 MUX = f"{APPS}.mux:app"
 
@@ -19,15 +20,6 @@ def fake(tmp_path):
     (tmp_path / "m2").mkdir()
     with FakeMongrel2(tmp_path / "m2") as fake:
         yield fake
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_requests_past_the_in_flight_bound_get_503_with_retry_after(tmp_path, fake):

@@ -16,6 +16,7 @@ import pytest
 
 from tests.integration.worker_fixture import APPS, run_worker
 from tests.mongrel2_harness import HandlerSpec, free_port, run_mongrel2
+from tests.waiting import wait_for
 
 MUX = f"{APPS}.mux:app"
 
@@ -31,15 +32,6 @@ def stack(tmp_path_factory):
     ):  # fmt: skip
         yield server, worker
     assert worker.proc.returncode == 0, worker.log()
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def send_and_leave(server, request, read_first=0):

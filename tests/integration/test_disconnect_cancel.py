@@ -7,17 +7,9 @@ import time
 
 from tests.integration.worker_fixture import APPS, run_worker
 from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+from tests.waiting import wait_for
 
 APP = f"{APPS}.protocol:app"
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_client_leaving_sets_disconnected_then_cancels_the_work(tmp_path):

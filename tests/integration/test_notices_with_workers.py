@@ -14,19 +14,11 @@ import time
 from m2bridge.siblings import NOTICE_DIR_ENV, SCAN_INTERVAL
 from tests.integration.worker_fixture import APPS, run_worker
 from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+from tests.waiting import wait_for
 
 APP = f"{APPS}.protocol:app"
 MIB = 1 << 20
 CONNECTIONS = 10
-
-
-def wait_for(predicate, timeout):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def start_pair(stack, tmp_path, handler, extra=()):

@@ -8,19 +8,11 @@ import time
 
 from tests.integration.worker_fixture import APPS, run_worker
 from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+from tests.waiting import wait_for
 
 MUX = f"{APPS}.mux:app"
 BOUND = 5
 FLOOD = 40
-
-
-def wait_for(predicate, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def get(port, path):
@@ -52,7 +44,7 @@ def test_flood_beyond_the_bound_gets_503_with_retry_after(tmp_path):
         refused = [(retry, took) for status, retry, took in results if status == 503]
         assert all(retry == "1" for retry, _ in refused)
         assert max(took for _, took in refused) < 1.5  # answered at once, not after the sleep
-        assert wait_for(lambda: worker.stats().get("rejected") == statuses.count(503))
+        assert wait_for(lambda: worker.stats().get("rejected") == statuses.count(503), 3.0)
         assert get(server.port, "/hello/")[0] == 200
 
 
@@ -67,4 +59,4 @@ def test_timeout_answers_504_and_frees_the_greenlet(tmp_path):
         assert status == 504
         assert took < 2
         assert get(server.port, "/hello/")[0] == 200  # the one slot is free again
-        assert wait_for(lambda: worker.stats().get("timed_out") == 1), worker.stats()
+        assert wait_for(lambda: worker.stats().get("timed_out") == 1, 3.0), worker.stats()

@@ -16,6 +16,7 @@ import time
 
 from tests.integration.worker_fixture import APPS, run_worker
 from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+from tests.waiting import wait_for
 
 APP = f"{APPS}.protocol:app"
 STREAM = {"upload.stream": 1}
@@ -23,15 +24,6 @@ STREAM = {"upload.stream": 1}
 
 def expected(body):
     return f"{len(body)} {hashlib.sha256(body).hexdigest()}\n".encode()
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def test_streamed_bodies_reach_the_app_whole(tmp_path):
