@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 from m2bridge.errors import M2BridgeError
 
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from m2bridge._types import OptExcInfo
 
 log = logging.getLogger("m2bridge.response")
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 FILE_BLOCK_SIZE = 65536
 HOP_BY_HOP = frozenset(
@@ -52,6 +54,14 @@ _STATUS_RE = re.compile(r"([1-9][0-9]{2}) [\t\x20-\x7e\x80-\xff]*\Z")
 _TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _VALUE_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*\Z")
 _MAX_LENGTH_DIGITS = 18
+# Checked statuses and header items, so the usual constant ones are checked once per process.
+# Bounded: cleared when full; long values (cookies, say) are never kept.
+_CACHE_LIMIT = 512
+_CACHEABLE_VALUE_LENGTH = 160
+_KEEP, _DATE, _LENGTH, _HOP = range(4)
+_Checked = tuple[int, str, int]  # (kind, header line to send, Content-Length or close flag)
+_STATUS_CODES: dict[str, int] = {}
+_CHECKED_HEADERS: dict[tuple[str, str], _Checked] = {}
 _LAST_CHUNK = b"0\r\n\r\n"
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -103,6 +113,8 @@ def keep_alive_requested(version: str, connection_header: str | None) -> bool:
     HTTP/1.1 (and later) keeps it unless ``Connection: close``; HTTP/1.0 only with
     ``Connection: keep-alive``. ``close`` always wins.
     """
+    if not connection_header:
+        return version != "HTTP/1.0"
     tokens = connection_tokens(connection_header)
     if "close" in tokens:
         return False
@@ -122,12 +134,20 @@ def http_date(second: int) -> str:
     )
 
 
+@lru_cache(maxsize=4)
+def _date_line(second: int) -> str:
+    return f"Date: {http_date(second)}\r\n"
+
+
 def check_status(status: object) -> int:
     """Return the status code of a WSGI status string, or raise ``ResponseError``."""
     match = _STATUS_RE.match(status) if isinstance(status, str) else None
     if match is None:
         raise ResponseError(f"invalid status {status!r:.80}: expected 'NNN reason' in latin-1")
-    return int(match.group(1))
+    code = int(match.group(1))
+    if type(status) is str:
+        _remember(_STATUS_CODES, status, code)
+    return code
 
 
 def check_header(item: object) -> tuple[str, str]:
@@ -153,31 +173,65 @@ def parse_content_length(value: str) -> int:
     return int(value)
 
 
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+def _check_item(item: object) -> _Checked:
+    """Validate and classify one header item (``check_header`` plus the hop-by-hop rules)."""
+    name, value = check_header(item)
+    lower = name.lower()
+    if lower == "content-length":
+        checked = (_LENGTH, "", parse_content_length(value))
+    elif lower in HOP_BY_HOP:
+        close = lower == "connection" and "close" in connection_tokens(value)
+        checked = (_HOP, "", int(close))
+    else:
+        checked = (_DATE if lower == "date" else _KEEP, f"{name}: {value}\r\n", 0)
+    if type(name) is str and type(value) is str and len(value) <= _CACHEABLE_VALUE_LENGTH:
+        _remember(_CHECKED_HEADERS, (name, value), checked)
+    return checked
+
+
 class _Headers:
-    """The application's headers after validation, with what the framing layer needs."""
+    """The application's headers after validation, with what the framing layer needs.
+
+    ``lines`` holds the kept header lines, rendered. An exact ``(str, str)`` tuple seen (and
+    checked) before is found in a cache instead of being checked again.
+    """
+
+    __slots__ = ("close", "content_length", "has_date", "lines")
 
     def __init__(self, headers: object) -> None:
         if not isinstance(headers, list):
             raise ResponseError("response headers must be a list of (name, value) tuples")
-        self.kept: list[tuple[str, str]] = []
-        self.close = False
-        self.has_date = False
-        lengths: set[int] = set()
+        self.lines: list[str] = []
+        self.close = self.has_date = False
+        length: int | None = None
+        conflicting: set[int] = set()
         for item in headers:
-            name, value = check_header(item)
-            lower = name.lower()
-            if lower == "content-length":
-                lengths.add(parse_content_length(value))
-            elif lower in HOP_BY_HOP:
-                self.close = self.close or (
-                    lower == "connection" and "close" in connection_tokens(value)
-                )
+            try:
+                checked = _CHECKED_HEADERS.get(item) if type(item) is tuple else None
+            except TypeError:  # an unhashable name or value: _check_item refuses it
+                checked = None
+            kind, line, number = checked or _check_item(item)
+            if kind == _KEEP:
+                self.lines.append(line)
+            elif kind == _LENGTH:
+                if length is None:
+                    length = number
+                elif number != length:
+                    conflicting.update((length, number))
+            elif kind == _DATE:
+                self.has_date = True
+                self.lines.append(line)
             else:
-                self.has_date = self.has_date or lower == "date"
-                self.kept.append((name, value))
-        if len(lengths) > 1:
-            raise ResponseError(f"conflicting Content-Length headers {sorted(lengths)}")
-        self.content_length = lengths.pop() if lengths else None
+                self.close = self.close or bool(number)
+        if conflicting:
+            raise ResponseError(f"conflicting Content-Length headers {sorted(conflicting)}")
+        self.content_length = length
 
 
 class Response:
@@ -194,6 +248,25 @@ class Response:
             ``finish``).
     """
 
+    __slots__ = (
+        "_body_allowed",
+        "_chunked",
+        "_declared",
+        "_head_request",
+        "_headers",
+        "_now",
+        "_overrun",
+        "_pending",
+        "body_bytes",
+        "finished",
+        "headers_sent",
+        "keep_alive",
+        "should_close",
+        "status",
+        "status_code",
+        "version",
+    )
+
     def __init__(
         self, method: str, version: str, keep_alive: bool, now: Callable[[], float] = time.time
     ) -> None:
@@ -201,8 +274,7 @@ class Response:
         self.keep_alive = keep_alive
         self.status: str | None = None
         self.status_code: int | None = None
-        self.headers_sent = False
-        self.finished = False
+        self.headers_sent = self.finished = self._chunked = self._overrun = False
         self.body_bytes = 0
         self.should_close = not keep_alive
         self._head_request = method == "HEAD"
@@ -210,8 +282,6 @@ class Response:
         self._headers: _Headers | None = None
         self._declared: int | None = None
         self._body_allowed = True
-        self._chunked = False
-        self._overrun = False
         self._pending: list[bytes] = []
 
     # ------------------------------------------------------------------ the WSGI side
@@ -230,7 +300,9 @@ class Response:
                 raise exc_info[1].with_traceback(exc_info[2])
         elif self.status is not None:
             raise ResponseError("start_response() called a second time without exc_info")
-        code = check_status(status)
+        code = _STATUS_CODES.get(status) if type(status) is str else None
+        if code is None:
+            code = check_status(status)
         checked = _Headers(headers)
         self.status, self.status_code, self._headers = status, code, checked
         self._declared = checked.content_length
@@ -283,7 +355,7 @@ class Response:
         self.finished = True
         out = b"" if self.headers_sent else self._head(known_length=len(tail))
         if tail:
-            out += self._frame(bytes(tail))
+            out += self._frame(tail if type(tail) is bytes else bytes(tail))
         if self._chunked:
             out += _LAST_CHUNK
         if self._body_allowed and self._declared is not None and self.body_bytes < self._declared:
@@ -298,6 +370,8 @@ class Response:
     # ------------------------------------------------------------------ framing
 
     def _ready(self, out: bytes) -> list[bytes]:
+        if not self._pending:
+            return [out] if out else []
         pending = self.drain()
         if out:
             pending.append(out)
@@ -327,37 +401,38 @@ class Response:
         self.should_close = True
 
     def _head(self, known_length: int | None) -> bytes:
-        assert self._headers is not None
+        headers = self._headers
+        assert headers is not None
         self.headers_sent = True
-        lines = [f"{self.version} {self.status}\r\n"]
-        lines.extend(f"{name}: {value}\r\n" for name, value in self._headers.kept)
-        if not self._headers.has_date:
-            lines.append(f"Date: {http_date(int(self._now()))}\r\n")
-        lines.extend(self._framing(known_length))
+        lines = [f"{self.version} {self.status}\r\n", *headers.lines]
+        if not headers.has_date:
+            lines.append(_date_line(int(self._now())))
+        lines.append(self._framing(known_length))
         if self.should_close:
-            lines.append("Connection: close\r\n")
+            lines.append("Connection: close\r\n\r\n")
         elif self.version == "HTTP/1.0":
-            lines.append("Connection: keep-alive\r\n")
-        lines.append("\r\n")
+            lines.append("Connection: keep-alive\r\n\r\n")
+        else:
+            lines.append("\r\n")
         return "".join(lines).encode("latin-1")
 
-    def _framing(self, known_length: int | None) -> Iterable[str]:
+    def _framing(self, known_length: int | None) -> str:
         code = self.status_code or 0
         if code < 200 or code == 204:
             self._declared = None
-            return ()
+            return ""
         if self._declared is not None:
-            return (f"Content-Length: {self._declared}\r\n",)
+            return f"Content-Length: {self._declared}\r\n"
         if not self._body_allowed:
-            return ()
+            return ""
         if known_length is not None:
             self._declared = known_length
-            return (f"Content-Length: {known_length}\r\n",)
+            return f"Content-Length: {known_length}\r\n"
         if self.version == "HTTP/1.1":
             self._chunked = True
-            return ("Transfer-Encoding: chunked\r\n",)
+            return "Transfer-Encoding: chunked\r\n"
         self.should_close = True
-        return ()
+        return ""
 
 
 def make_simple_response(

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from m2bridge import response as response_module
 from m2bridge.errors import M2BridgeError
 from m2bridge.response import (
     FileWrapper,
@@ -386,7 +387,7 @@ def test_invalid_status_is_refused(status: object) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["", "X Foo", "X:Foo", "X\r\nFoo", "X-Foo\n", "Ünï", "X\x00", "(x)", 1, b"X-Foo", None],
+    ["", "X Foo", "X:Foo", "X\r\nFoo", "X-Foo\n", "Ünï", "X\x00", "(x)", 1, b"X-Foo", None, ["X"]],
 )
 def test_invalid_header_name_is_refused(name: object) -> None:
     with pytest.raises(ResponseError, match="header name"):
@@ -407,6 +408,7 @@ def test_invalid_header_name_is_refused(name: object) -> None:
         b"v",
         None,
         3,
+        ["v"],
     ],
 )
 def test_header_value_with_controls_or_non_latin1_is_refused(value: object) -> None:
@@ -432,6 +434,58 @@ def test_headers_must_be_a_list(headers: object) -> None:
 def test_response_error_is_a_value_error_and_an_m2bridge_error() -> None:
     assert issubclass(ResponseError, ValueError)
     assert issubclass(ResponseError, M2BridgeError)
+
+
+class Text(str):
+    """A str subclass, as some frameworks use for header values and statuses."""
+
+
+def test_str_subclass_status_and_headers_are_checked_each_time() -> None:
+    for _ in range(2):
+        response = new()
+        response.start_response(Text("200 OK"), [(Text("X-A"), Text("b"))])
+        assert response.finish()[0].startswith(b"HTTP/1.1 200 OK\r\nX-A: b\r\n")
+    with pytest.raises(ResponseError, match="invalid value"):
+        new().start_response("200 OK", [("X-A", Text("b\r\nX-Evil: 1"))])
+
+
+def test_a_header_seen_before_is_still_classified_and_sent() -> None:
+    headers = [("Content-Length", "2"), ("Connection", "close"), ("Date", "x"), ("X-A", "1")]
+    for _ in range(3):
+        response = started(headers=list(headers))
+        assert response.finish(b"ok") == [
+            b"HTTP/1.1 200 OK\r\nDate: x\r\nX-A: 1\r\nContent-Length: 2\r\n"
+            b"Connection: close\r\n\r\nok"
+        ]
+        assert response.should_close is True
+
+
+def test_a_bad_header_after_a_seen_good_one_is_still_refused() -> None:
+    started(headers=[("X-A", "1")])
+    with pytest.raises(ResponseError, match="invalid value"):
+        new().start_response("200 OK", [("X-A", "1"), ("X-B", "2\n")])
+
+
+def test_long_header_values_are_sent_in_full() -> None:
+    cookie = "c=" + "x" * 5000
+    for _ in range(2):
+        piece = started(headers=[("Set-Cookie", cookie)]).finish()[0]
+        assert f"Set-Cookie: {cookie}\r\n".encode() in piece
+
+
+def test_many_distinct_headers_keep_the_checked_cache_bounded() -> None:
+    limit = response_module._CACHE_LIMIT
+    for number in range(limit + 10):
+        response = started(f"{200 + number % 99} S{number}", [("ETag", f'"{number}"')])
+        assert f'ETag: "{number}"\r\n'.encode() in response.finish()[0]
+    assert 0 < len(response_module._CHECKED_HEADERS) <= limit
+    assert 0 < len(response_module._STATUS_CODES) <= limit
+
+
+def test_empty_connection_header_is_dropped_and_keeps_alive() -> None:
+    response = started(headers=[("Connection", "")])
+    assert b"onnection" not in response.finish(b"x")[0]
+    assert response.should_close is False
 
 
 # ------------------------------------------------------------------ start_response rules
@@ -511,6 +565,13 @@ def test_write_callable_output_comes_before_finish() -> None:
     assert response.finish(b"cd") == [
         b"HTTP/1.0 200 OK\r\n" + DATE + b"Content-Length: 4\r\nConnection: keep-alive\r\n\r\nabcd"
     ]
+
+
+def test_written_bytes_leave_with_an_empty_finish() -> None:
+    response = new()
+    write = response.start_response("200 OK", [("Content-Length", "2")])
+    write(b"ab")
+    assert response.finish() == [b"HTTP/1.1 200 OK\r\n" + DATE + b"Content-Length: 2\r\n\r\nab"]
 
 
 def test_drain_returns_queued_bytes_once() -> None:
