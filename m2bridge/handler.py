@@ -52,10 +52,14 @@ def run_wsgi(app: WSGIApp, environ: Environ, response: Response) -> Generator[by
     try:
         result = app(environ, response.start_response)
         stage = "iterating the response"
-        tail = yield from _stream(result, response)
+        if type(result) is list or type(result) is tuple:  # the usual case: no generator layer
+            tail = _join(result)
+        else:
+            tail = yield from _stream(result, response)
         stage = "closing the response"
         closing, result = result, None
-        _close(closing)
+        if type(closing) is not list and type(closing) is not tuple:
+            _close(closing)
         stage = "finishing the response"
         yield from response.finish(tail)
         completed = True
@@ -78,18 +82,23 @@ def run_wsgi(app: WSGIApp, environ: Environ, response: Response) -> Generator[by
             response.should_close = True
 
 
+def _join(result: list[bytes] | tuple[bytes, ...]) -> bytes:
+    """Return the whole body of a list/tuple result."""
+    try:
+        return b"".join(result)
+    except TypeError:
+        kinds = sorted({type(item).__name__ for item in result})
+        raise ResponseError(f"application returned body items of type {kinds}") from None
+
+
 def _stream(result: Iterable[bytes], response: Response) -> Generator[bytes, None, bytes]:
-    """Yield the pieces of a streamed result; return the whole body of a list/tuple result."""
+    """Yield the pieces of a streamed result; return the whole body of a list/tuple subclass."""
     if isinstance(result, str | bytes | bytearray):
         raise ResponseError(
             f"application returned {type(result).__name__}, not an iterable of bytes"
         )
     if isinstance(result, list | tuple):
-        try:
-            return b"".join(result)
-        except TypeError:
-            kinds = sorted({type(item).__name__ for item in result})
-            raise ResponseError(f"application returned body items of type {kinds}") from None
+        return _join(result)
     yield from response.drain()
     for chunk in result:
         yield from response.write(chunk)

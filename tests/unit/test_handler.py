@@ -159,6 +159,21 @@ def test_tuple_result_is_merged_too() -> None:
     assert parse(pieces[0])[2] == b"ab"
 
 
+def test_list_subclass_with_close_is_merged_and_closed_once() -> None:
+    class ClosingList(list[bytes]):
+        closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    result = ClosingList([b"a", b"bc"])
+    pieces, _ = serve(returning(result))
+    assert pieces == [
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + DATE + b"Content-Length: 3\r\n\r\nabc"
+    ]
+    assert result.closed == 1
+
+
 def test_empty_list_gives_content_length_zero() -> None:
     pieces, _ = serve(returning([]))
     assert pieces[0].endswith(b"Content-Length: 0\r\n\r\n")
