@@ -198,19 +198,19 @@ def _check_item(item: object) -> _Checked:
 class _Headers:
     """The application's headers after validation, with what the framing layer needs.
 
-    ``lines`` holds the kept header lines, rendered. An exact ``(str, str)`` tuple seen (and
+    ``text`` holds the kept header lines, rendered. An exact ``(str, str)`` tuple seen (and
     checked) before is found in a cache instead of being checked again.
     """
 
-    __slots__ = ("close", "content_length", "has_date", "lines")
+    __slots__ = ("close", "content_length", "has_date", "text")
 
     def __init__(self, headers: object) -> None:
         if not isinstance(headers, list):
             raise ResponseError("response headers must be a list of (name, value) tuples")
-        self.lines: list[str] = []
-        self.close = self.has_date = False
+        text = ""
+        close = has_date = False
         length: int | None = None
-        conflicting: set[int] = set()
+        conflicting: list[int] = []
         for item in headers:
             try:
                 checked = _CHECKED_HEADERS.get(item) if type(item) is tuple else None
@@ -218,20 +218,20 @@ class _Headers:
                 checked = None
             kind, line, number = checked or _check_item(item)
             if kind == _KEEP:
-                self.lines.append(line)
+                text += line
             elif kind == _LENGTH:
                 if length is None:
                     length = number
                 elif number != length:
-                    conflicting.update((length, number))
+                    conflicting += (length, number)
             elif kind == _DATE:
-                self.has_date = True
-                self.lines.append(line)
+                has_date = True
+                text += line
             else:
-                self.close = self.close or bool(number)
+                close = close or bool(number)
         if conflicting:
-            raise ResponseError(f"conflicting Content-Length headers {sorted(conflicting)}")
-        self.content_length = length
+            raise ResponseError(f"conflicting Content-Length headers {sorted(set(conflicting))}")
+        self.text, self.close, self.has_date, self.content_length = text, close, has_date, length
 
 
 class Response:
@@ -365,6 +365,8 @@ class Response:
                 self._declared,
             )
             self.should_close = True
+        if not self._pending:  # the usual case
+            return [out] if out else []
         return self._ready(out)
 
     # ------------------------------------------------------------------ framing
@@ -404,17 +406,14 @@ class Response:
         headers = self._headers
         assert headers is not None
         self.headers_sent = True
-        lines = [f"{self.version} {self.status}\r\n", *headers.lines]
-        if not headers.has_date:
-            lines.append(_date_line(int(self._now())))
-        lines.append(self._framing(known_length))
+        date = "" if headers.has_date else _date_line(int(self._now()))
+        framing = self._framing(known_length)
         if self.should_close:
-            lines.append("Connection: close\r\n\r\n")
-        elif self.version == "HTTP/1.0":
-            lines.append("Connection: keep-alive\r\n\r\n")
+            end = "Connection: close\r\n\r\n"
         else:
-            lines.append("\r\n")
-        return "".join(lines).encode("latin-1")
+            end = "Connection: keep-alive\r\n\r\n" if self.version == "HTTP/1.0" else "\r\n"
+        head = f"{self.version} {self.status}\r\n{headers.text}{date}{framing}{end}"
+        return head.encode("latin-1")
 
     def _framing(self, known_length: int | None) -> str:
         code = self.status_code or 0
