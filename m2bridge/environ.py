@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, BinaryIO, TextIO
 from urllib.parse import unquote_to_bytes
 
@@ -44,6 +43,11 @@ _CLIENT_HEADER_RE = re.compile(r"[!#$%&'*+.^`|~0-9a-z-]+\Z")
 _PATTERN_METACHARACTERS = frozenset("()[]{}*+?$^\\|")
 _SCHEME_PORTS = {"http": "80", "https": "443"}
 _SINGLE_VALUED = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+_SINGLE_VALUED_KEYS = frozenset(_SINGLE_VALUED.values())
+# Header name -> environ key ("" = dropped): one dict lookup per header instead of a table
+# check plus an lru_cache call. Cleared when full so forged names cannot grow it unbounded.
+_HEADER_KEYS_MAX = 1024
+_HEADER_KEYS: dict[str, str] = dict(_SINGLE_VALUED)
 
 
 @dataclass(frozen=True)
@@ -90,18 +94,20 @@ def build_environ(
         A fresh ``dict`` the application may mutate.
     """
     headers = request.headers
-    scheme = first_value(headers.get("URL_SCHEME")) or "http"
+    scheme = _scalar(headers.get("URL_SCHEME")) or "http"
     script_name, path_info = split_path(request, settings.script_name)
-    server_name, server_port = server_address(first_value(headers.get("host")), scheme, settings)
-    uri = first_value(headers.get("URI")) or request.path
+    server_name, server_port = server_address(_scalar(headers.get("host")), scheme, settings)
+    uri = _scalar(headers.get("URI")) or request.path
+    method = headers.get("METHOD", "")
+    version = headers.get("VERSION", "HTTP/1.0")
     environ: Environ = {
-        "REQUEST_METHOD": request.method,
+        "REQUEST_METHOD": method if isinstance(method, str) else request.method,
         "SCRIPT_NAME": script_name,
         "PATH_INFO": path_info,
         "QUERY_STRING": query_string(headers),
         "SERVER_NAME": server_name,
         "SERVER_PORT": server_port,
-        "SERVER_PROTOCOL": request.version,
+        "SERVER_PROTOCOL": version if isinstance(version, str) else request.version,
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
         "REMOTE_ADDR": remote_addr(headers),
         "REQUEST_URI": uri,
@@ -129,6 +135,11 @@ def first_value(value: HeaderValue | None) -> str | None:
     return value
 
 
+def _scalar(value: HeaderValue | None) -> str | None:
+    """``first_value`` with the common case (a ``str``) checked first, inline."""
+    return value if isinstance(value, str) else first_value(value)
+
+
 def unquote_path(path: str) -> str:
     """Percent-decode a request path to bytes and return them as a latin-1 ``str``."""
     if "%" not in path:
@@ -139,6 +150,8 @@ def unquote_path(path: str) -> str:
 def split_path(request: Request, script_name: str) -> tuple[str, str]:
     """Return ``(SCRIPT_NAME, PATH_INFO)``; their concatenation is always the decoded path."""
     path = unquote_path(request.path)
+    if not script_name:
+        return "", path
     if script_name == ROUTE:
         prefix = route_prefix(first_value(request.headers.get("PATTERN")), path)
         return prefix, path[len(prefix) :]
@@ -167,7 +180,7 @@ def route_prefix(pattern: str | None, path: str) -> str:
 
 def query_string(headers: Headers) -> str:
     """Return QUERY_STRING: Mongrel2's raw QUERY, else the URI part after ``?``, else ``""``."""
-    query = first_value(headers.get("QUERY"))
+    query = _scalar(headers.get("QUERY"))
     if query is not None:
         return query
     uri = first_value(headers.get("URI")) or ""
@@ -182,6 +195,8 @@ def server_address(host: str | None, scheme: str, settings: EnvironSettings) -> 
     """
     if not host:
         return settings.default_server_name, settings.default_server_port
+    if ":" not in host and host[0] != "[":
+        return host, _SCHEME_PORTS.get(scheme, "80")
     if host.startswith("["):
         address, _, rest = host.partition("]")
         name = address + "]"
@@ -195,7 +210,7 @@ def server_address(host: str | None, scheme: str, settings: EnvironSettings) -> 
 
 def remote_addr(headers: Headers) -> str:
     """Return REMOTE_ADDR: Mongrel2's REMOTE_ADDR, else the first x-forwarded-for entry."""
-    addr = first_value(headers.get("REMOTE_ADDR"))
+    addr = _scalar(headers.get("REMOTE_ADDR"))
     if addr:
         return addr
     forwarded = first_value(headers.get("x-forwarded-for")) or ""
@@ -204,19 +219,32 @@ def remote_addr(headers: Headers) -> str:
 
 def add_client_headers(environ: Environ, headers: Headers) -> None:
     """Add CONTENT_TYPE, CONTENT_LENGTH and one ``HTTP_*`` key per acceptable client header."""
+    keys_get = _HEADER_KEYS.get
     for name, value in headers.items():
-        single = _SINGLE_VALUED.get(name)
-        if single is not None:
-            first = first_value(value)
-            if first is not None:
-                environ[single] = first
+        key = keys_get(name)
+        if key is None:
+            key = _learn_header_key(name)
+        if not key:
             continue
-        key = environ_key(name)
-        if key is not None:
-            environ[key] = value if isinstance(value, str) else join_header(name, value)
+        if isinstance(value, str):
+            environ[key] = value
+        elif key in _SINGLE_VALUED_KEYS:
+            if value:
+                environ[key] = value[0]
+        else:
+            environ[key] = join_header(name, value)
 
 
-@lru_cache(maxsize=1024)
+def _learn_header_key(name: str) -> str:
+    """Return (and cache) the environ key for header ``name``; ``""`` means dropped."""
+    if len(_HEADER_KEYS) >= _HEADER_KEYS_MAX:
+        _HEADER_KEYS.clear()
+        _HEADER_KEYS.update(_SINGLE_VALUED)
+    key = environ_key(name) or ""
+    _HEADER_KEYS[name] = key
+    return key
+
+
 def environ_key(name: str) -> str | None:
     """Return the ``HTTP_*`` key for a header name as Mongrel2 sends it, or None to drop it.
 

@@ -11,6 +11,7 @@ import wsgiref.validate
 
 import pytest
 
+import m2bridge.environ as environ_module
 from m2bridge._types import Environ, StartResponse
 from m2bridge.environ import (
     ROUTE,
@@ -451,6 +452,8 @@ def test_repeated_pattern_uses_the_first() -> None:
         ("/app", "/other", ("/app", "/other")),
         ("/", "/x", ("", "/x")),
         ("", "/x", ("", "/x")),
+        ("", "", ("", "")),
+        ("", "/a%2Fb", ("", "/a/b")),
         ("/a b", "/a%20b/c", ("/a b", "/c")),
     ],
 )
@@ -515,6 +518,7 @@ def test_missing_query_and_uri_give_an_empty_query() -> None:
         ("[::1]:8080", "http", ("[::1]", "8080")),
         ("[::1]", "https", ("[::1]", "443")),
         ("[::1]junk", "http", ("[::1]", "80")),
+        ("[bad", "https", ("[bad]", "443")),
         (":8080", "http", ("localhost", "8080")),
         ("", "http", ("localhost", "80")),
         (None, "https", ("localhost", "80")),
@@ -636,3 +640,29 @@ def test_empty_list_content_length_is_left_out() -> None:
 def test_environ_key_maps_dashes_to_underscores() -> None:
     assert environ_key("accept-encoding") == "HTTP_ACCEPT_ENCODING"
     assert environ_key("x.weird~token") == "HTTP_X.WEIRD~TOKEN"
+
+
+def test_header_key_cache_is_bounded_and_stays_correct_when_cleared() -> None:
+    limit = environ_module._HEADER_KEYS_MAX  # the cache is private; its bound is the contract
+    names = {f"x-h{i}": f"v{i}" for i in range(limit + 10)}
+    environ = environ_for(make_request("/", **names))
+    assert all(environ["HTTP_X_H" + name[3:]] == value for name, value in names.items())
+    assert len(environ_module._HEADER_KEYS) <= limit
+    after = environ_for(make_request("/", x_h1="no", **{"content-type": ["a/b", "c/d"]}))
+    assert after["CONTENT_TYPE"] == "a/b"
+    assert "HTTP_CONTENT_TYPE" not in after
+    assert "HTTP_X_H1" not in after
+
+
+def test_a_cached_header_name_is_joined_when_it_repeats() -> None:
+    single = environ_for(make_request("/", cookie="a=1", accept="x"))
+    repeated = environ_for(make_request("/", cookie=["a=1", "b=2"], accept=["x", "y"]))
+    assert (single["HTTP_COOKIE"], single["HTTP_ACCEPT"]) == ("a=1", "x")
+    assert (repeated["HTTP_COOKIE"], repeated["HTTP_ACCEPT"]) == ("a=1; b=2", "x, y")
+
+
+def test_non_string_method_and_version_keep_the_request_properties() -> None:
+    request = make_request("/", METHOD=["GET", "PUT"], VERSION=["HTTP/1.1"])
+    environ = environ_for(request)
+    assert environ["REQUEST_METHOD"] == request.method
+    assert environ["SERVER_PROTOCOL"] == request.version
