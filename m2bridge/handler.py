@@ -52,13 +52,16 @@ def run_wsgi(app: WSGIApp, environ: Environ, response: Response) -> Generator[by
     try:
         result = app(environ, response.start_response)
         stage = "iterating the response"
-        if type(result) is list or type(result) is tuple:  # the usual case: no generator layer
-            tail = _join(result)
+        if type(result) is list or type(result) is tuple:  # the usual case: nothing to close
+            body, result = result, None
+            try:
+                tail = b"".join(body)
+            except TypeError:
+                raise _bad_items(body) from None
         else:
             tail = yield from _stream(result, response)
-        stage = "closing the response"
-        closing, result = result, None
-        if type(closing) is not list and type(closing) is not tuple:
+            stage = "closing the response"
+            closing, result = result, None
             _close(closing)
         stage = "finishing the response"
         yield from response.finish(tail)
@@ -82,13 +85,10 @@ def run_wsgi(app: WSGIApp, environ: Environ, response: Response) -> Generator[by
             response.should_close = True
 
 
-def _join(result: list[bytes] | tuple[bytes, ...]) -> bytes:
-    """Return the whole body of a list/tuple result."""
-    try:
-        return b"".join(result)
-    except TypeError:
-        kinds = sorted({type(item).__name__ for item in result})
-        raise ResponseError(f"application returned body items of type {kinds}") from None
+def _bad_items(result: list[bytes] | tuple[bytes, ...]) -> ResponseError:
+    """Return the error for a list/tuple result holding something else than bytes."""
+    kinds = sorted({type(item).__name__ for item in result})
+    return ResponseError(f"application returned body items of type {kinds}")
 
 
 def _stream(result: Iterable[bytes], response: Response) -> Generator[bytes, None, bytes]:
@@ -98,7 +98,10 @@ def _stream(result: Iterable[bytes], response: Response) -> Generator[bytes, Non
             f"application returned {type(result).__name__}, not an iterable of bytes"
         )
     if isinstance(result, list | tuple):
-        return _join(result)
+        try:
+            return b"".join(result)
+        except TypeError:
+            raise _bad_items(result) from None
     yield from response.drain()
     for chunk in result:
         yield from response.write(chunk)

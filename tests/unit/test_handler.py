@@ -174,6 +174,24 @@ def test_list_subclass_with_close_is_merged_and_closed_once() -> None:
     assert result.closed == 1
 
 
+def test_list_subclass_with_non_bytes_items_gets_a_500_and_is_closed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class ClosingList(list[object]):
+        closed = 0
+
+        def close(self) -> None:
+            self.closed += 1
+
+    result = ClosingList([b"ok", 1])
+    pieces, _ = serve(returning(result))
+    assert pieces == [ERROR_500]
+    assert result.closed == 1
+    [record] = error_logs(caplog)
+    assert record.exc_info is not None
+    assert "body items of type ['bytes', 'int']" in str(record.exc_info[1])
+
+
 def test_empty_list_gives_content_length_zero() -> None:
     pieces, _ = serve(returning([]))
     assert pieces[0].endswith(b"Content-Length: 0\r\n\r\n")
