@@ -195,43 +195,44 @@ def _check_item(item: object) -> _Checked:
     return checked
 
 
-class _Headers:
-    """The application's headers after validation, with what the framing layer needs.
+_CheckedHeaders = tuple[str, bool, bool, int | None]
 
-    ``text`` holds the kept header lines, rendered. An exact ``(str, str)`` tuple seen (and
-    checked) before is found in a cache instead of being checked again.
+
+def _check_headers(headers: object) -> _CheckedHeaders:
+    """Validate the application's headers; return what the framing layer needs.
+
+    Returns:
+        ``(kept header lines rendered as one string, the app asked to close, it sent a Date,
+        its Content-Length or None)``. An exact ``(str, str)`` item seen (and checked) before
+        is found in a cache instead of being checked again.
     """
-
-    __slots__ = ("close", "content_length", "has_date", "text")
-
-    def __init__(self, headers: object) -> None:
-        if not isinstance(headers, list):
-            raise ResponseError("response headers must be a list of (name, value) tuples")
-        text = ""
-        close = has_date = False
-        length: int | None = None
-        conflicting: list[int] = []
-        for item in headers:
-            try:
-                checked = _CHECKED_HEADERS.get(item) if type(item) is tuple else None
-            except TypeError:  # an unhashable name or value: _check_item refuses it
-                checked = None
-            kind, line, number = checked or _check_item(item)
-            if kind == _KEEP:
-                text += line
-            elif kind == _LENGTH:
-                if length is None:
-                    length = number
-                elif number != length:
-                    conflicting += (length, number)
-            elif kind == _DATE:
-                has_date = True
-                text += line
-            else:
-                close = close or bool(number)
-        if conflicting:
-            raise ResponseError(f"conflicting Content-Length headers {sorted(set(conflicting))}")
-        self.text, self.close, self.has_date, self.content_length = text, close, has_date, length
+    if not isinstance(headers, list):
+        raise ResponseError("response headers must be a list of (name, value) tuples")
+    text = ""
+    close = has_date = False
+    length: int | None = None
+    conflicting: list[int] = []
+    for item in headers:
+        try:
+            checked = _CHECKED_HEADERS.get(item) if type(item) is tuple else None
+        except TypeError:  # an unhashable name or value: _check_item refuses it
+            checked = None
+        kind, line, number = checked or _check_item(item)
+        if kind == _KEEP:
+            text += line
+        elif kind == _LENGTH:
+            if length is None:
+                length = number
+            elif number != length:
+                conflicting += (length, number)
+        elif kind == _DATE:
+            has_date = True
+            text += line
+        else:
+            close = close or bool(number)
+    if conflicting:
+        raise ResponseError(f"conflicting Content-Length headers {sorted(set(conflicting))}")
+    return text, close, has_date, length
 
 
 class Response:
@@ -252,8 +253,9 @@ class Response:
         "_body_allowed",
         "_chunked",
         "_declared",
+        "_has_date",
         "_head_request",
-        "_headers",
+        "_header_text",
         "_now",
         "_overrun",
         "_pending",
@@ -279,7 +281,8 @@ class Response:
         self.should_close = not keep_alive
         self._head_request = method == "HEAD"
         self._now = now
-        self._headers: _Headers | None = None
+        self._header_text = ""
+        self._has_date = False
         self._declared: int | None = None
         self._body_allowed = True
         self._pending: list[bytes] = []
@@ -303,11 +306,16 @@ class Response:
         code = _STATUS_CODES.get(status) if type(status) is str else None
         if code is None:
             code = check_status(status)
-        checked = _Headers(headers)
-        self.status, self.status_code, self._headers = status, code, checked
-        self._declared = checked.content_length
+        text, close, has_date, length = _check_headers(headers)
+        self.status, self.status_code, self._header_text, self._has_date = (
+            status,
+            code,
+            text,
+            has_date,
+        )
+        self._declared = length
         self._body_allowed = not (self._head_request or code < 200 or code in (204, 304))
-        self.should_close = checked.close or not self.keep_alive
+        self.should_close = close or not self.keep_alive
         return self._write_later
 
     def _write_later(self, data: bytes) -> None:
@@ -336,7 +344,7 @@ class Response:
             return self.drain()
         if self.status is None:
             raise ResponseError("response body before start_response() was called")
-        head = b"" if self.headers_sent else self._head(known_length=None)
+        head = b"" if self.headers_sent else self._head(None)
         return self._ready(head + self._frame(bytes(data)))
 
     def finish(self, tail: bytes = b"") -> list[bytes]:
@@ -353,7 +361,7 @@ class Response:
         if self.status is None:
             raise ResponseError("the application never called start_response()")
         self.finished = True
-        out = b"" if self.headers_sent else self._head(known_length=len(tail))
+        out = b"" if self.headers_sent else self._head(len(tail))
         if tail:
             out += self._frame(tail if type(tail) is bytes else bytes(tail))
         if self._chunked:
@@ -403,16 +411,14 @@ class Response:
         self.should_close = True
 
     def _head(self, known_length: int | None) -> bytes:
-        headers = self._headers
-        assert headers is not None
         self.headers_sent = True
-        date = "" if headers.has_date else _date_line(int(self._now()))
+        date = "" if self._has_date else _date_line(int(self._now()))
         framing = self._framing(known_length)
         if self.should_close:
             end = "Connection: close\r\n\r\n"
         else:
             end = "Connection: keep-alive\r\n\r\n" if self.version == "HTTP/1.0" else "\r\n"
-        head = f"{self.version} {self.status}\r\n{headers.text}{date}{framing}{end}"
+        head = f"{self.version} {self.status}\r\n{self._header_text}{date}{framing}{end}"
         return head.encode("latin-1")
 
     def _framing(self, known_length: int | None) -> str:
