@@ -307,13 +307,8 @@ class Response:
         if code is None:
             code = check_status(status)
         text, close, has_date, length = _check_headers(headers)
-        self.status, self.status_code, self._header_text, self._has_date = (
-            status,
-            code,
-            text,
-            has_date,
-        )
-        self._declared = length
+        self.status, self.status_code = status, code
+        self._header_text, self._has_date, self._declared = text, has_date, length
         self._body_allowed = not (self._head_request or code < 200 or code in (204, 304))
         self.should_close = close or not self.keep_alive
         return self._write_later
