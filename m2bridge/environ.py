@@ -93,23 +93,38 @@ def build_environ(
     Returns:
         A fresh ``dict`` the application may mutate.
     """
+    # Once per request, so the common case is inline: Mongrel2's values are a str (a list only
+    # for a repeated key, handled by first_value and the helpers), PATH rarely needs decoding.
     headers = request.headers
-    scheme = _scalar(headers.get("URL_SCHEME")) or "http"
-    script_name, path_info = split_path(request, settings.script_name)
-    server_name, server_port = server_address(_scalar(headers.get("host")), scheme, settings)
-    uri = _scalar(headers.get("URI")) or request.path
-    method = headers.get("METHOD", "")
-    version = headers.get("VERSION", "HTTP/1.0")
+    get = headers.get
+    scheme = get("URL_SCHEME")
+    scheme = (scheme if isinstance(scheme, str) else first_value(scheme)) or "http"
+    path = request.path
+    if settings.script_name or "%" in path:
+        script_name, path_info = split_path(request, settings.script_name)
+    else:
+        script_name, path_info = "", path
+    host = get("host")
+    host = host if isinstance(host, str) else first_value(host)
+    server_name, server_port = server_address(host, scheme, settings)
+    uri = get("URI")
+    uri = (uri if isinstance(uri, str) else first_value(uri)) or path
+    query = get("QUERY")
+    query = query if isinstance(query, str) else query_string(headers)
+    addr = get("REMOTE_ADDR")
+    addr = addr if addr and isinstance(addr, str) else remote_addr(headers)
+    method = get("METHOD", "")
+    version = get("VERSION", "HTTP/1.0")
     environ: Environ = {
         "REQUEST_METHOD": method if isinstance(method, str) else request.method,
         "SCRIPT_NAME": script_name,
         "PATH_INFO": path_info,
-        "QUERY_STRING": query_string(headers),
+        "QUERY_STRING": query,
         "SERVER_NAME": server_name,
         "SERVER_PORT": server_port,
         "SERVER_PROTOCOL": version if isinstance(version, str) else request.version,
         "SERVER_SOFTWARE": SERVER_SOFTWARE,
-        "REMOTE_ADDR": remote_addr(headers),
+        "REMOTE_ADDR": addr,
         "REQUEST_URI": uri,
         "RAW_URI": uri,
         "wsgi.version": (1, 0),
@@ -219,10 +234,11 @@ def remote_addr(headers: Headers) -> str:
 
 def add_client_headers(environ: Environ, headers: Headers) -> None:
     """Add CONTENT_TYPE, CONTENT_LENGTH and one ``HTTP_*`` key per acceptable client header."""
-    keys_get = _HEADER_KEYS.get
+    keys = _HEADER_KEYS
     for name, value in headers.items():
-        key = keys_get(name)
-        if key is None:
+        try:
+            key = keys[name]
+        except KeyError:
             key = _learn_header_key(name)
         if not key:
             continue

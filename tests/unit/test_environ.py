@@ -666,3 +666,24 @@ def test_non_string_method_and_version_keep_the_request_properties() -> None:
     environ = environ_for(request)
     assert environ["REQUEST_METHOD"] == request.method
     assert environ["SERVER_PROTOCOL"] == request.version
+
+
+def test_repeated_mongrel2_values_use_the_first_copy() -> None:
+    request = make_request(
+        "/x",
+        URL_SCHEME=["https", "http"],
+        host=["example.com:8443", "other"],
+        URI=["/x?u=1", "/y"],
+        QUERY=["q=1", "q=2"],
+        REMOTE_ADDR=["10.0.0.1", "10.0.0.2"],
+    )
+    environ = environ_for(request)
+    assert environ["wsgi.url_scheme"] == "https"
+    assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == ("example.com", "8443")
+    assert (environ["REQUEST_URI"], environ["QUERY_STRING"]) == ("/x?u=1", "q=1")
+    assert environ["REMOTE_ADDR"] == "10.0.0.1"
+
+
+def test_empty_remote_addr_falls_back_to_x_forwarded_for() -> None:
+    request = make_request("/", REMOTE_ADDR="", x__forwarded__for="1.2.3.4, 5.6.7.8")
+    assert environ_for(request)["REMOTE_ADDR"] == "1.2.3.4"
