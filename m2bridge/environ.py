@@ -49,6 +49,34 @@ _SINGLE_VALUED_KEYS = frozenset(_SINGLE_VALUED.values())
 _HEADER_KEYS_MAX = 1024
 _HEADER_KEYS: dict[str, str] = dict(_SINGLE_VALUED)
 
+# Every environ starts as a copy of this: the constant values, and the key order of the
+# CGI/WSGI keys (None = set per request by build_environ). Copying it and assigning is faster
+# than a 22-entry dict display.
+_ENVIRON_TEMPLATE: Environ = {
+    "REQUEST_METHOD": None,
+    "SCRIPT_NAME": None,
+    "PATH_INFO": None,
+    "QUERY_STRING": None,
+    "SERVER_NAME": None,
+    "SERVER_PORT": None,
+    "SERVER_PROTOCOL": None,
+    "SERVER_SOFTWARE": SERVER_SOFTWARE,
+    "REMOTE_ADDR": None,
+    "REQUEST_URI": None,
+    "RAW_URI": None,
+    "wsgi.version": (1, 0),
+    "wsgi.url_scheme": None,
+    "wsgi.input": None,
+    "wsgi.errors": None,
+    "wsgi.multithread": None,
+    "wsgi.multiprocess": None,
+    "wsgi.run_once": False,
+    "wsgi.input_terminated": True,
+    "wsgi.file_wrapper": FileWrapper,
+    "m2bridge.request": None,
+    "m2bridge.conn_id": None,
+}
+
 
 @dataclass(frozen=True)
 class EnvironSettings:
@@ -115,30 +143,23 @@ def build_environ(
     addr = addr if addr and isinstance(addr, str) else remote_addr(headers)
     method = get("METHOD", "")
     version = get("VERSION", "HTTP/1.0")
-    environ: Environ = {
-        "REQUEST_METHOD": method if isinstance(method, str) else request.method,
-        "SCRIPT_NAME": script_name,
-        "PATH_INFO": path_info,
-        "QUERY_STRING": query,
-        "SERVER_NAME": server_name,
-        "SERVER_PORT": server_port,
-        "SERVER_PROTOCOL": version if isinstance(version, str) else request.version,
-        "SERVER_SOFTWARE": SERVER_SOFTWARE,
-        "REMOTE_ADDR": addr,
-        "REQUEST_URI": uri,
-        "RAW_URI": uri,
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": scheme,
-        "wsgi.input": body,
-        "wsgi.errors": errors,
-        "wsgi.multithread": settings.multithread,
-        "wsgi.multiprocess": settings.multiprocess,
-        "wsgi.run_once": False,
-        "wsgi.input_terminated": True,
-        "wsgi.file_wrapper": FileWrapper,
-        "m2bridge.request": request,
-        "m2bridge.conn_id": request.conn_id,
-    }
+    environ = _ENVIRON_TEMPLATE.copy()
+    environ["REQUEST_METHOD"] = method if isinstance(method, str) else request.method
+    environ["SCRIPT_NAME"] = script_name
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = query
+    environ["SERVER_NAME"] = server_name
+    environ["SERVER_PORT"] = server_port
+    environ["SERVER_PROTOCOL"] = version if isinstance(version, str) else request.version
+    environ["REMOTE_ADDR"] = addr
+    environ["REQUEST_URI"] = environ["RAW_URI"] = uri
+    environ["wsgi.url_scheme"] = scheme
+    environ["wsgi.input"] = body
+    environ["wsgi.errors"] = errors
+    environ["wsgi.multithread"] = settings.multithread
+    environ["wsgi.multiprocess"] = settings.multiprocess
+    environ["m2bridge.request"] = request
+    environ["m2bridge.conn_id"] = request.conn_id
     add_client_headers(environ, headers)
     return environ
 

@@ -227,6 +227,7 @@ ALL_CAPTURES = [
 def test_every_captured_request_gives_a_valid_pep3333_environ(raw: bytes, script_name: str) -> None:
     environ = environ_of(raw, EnvironSettings(script_name=script_name))
     assert_valid_environ(environ)
+    assert [key for key, value in environ.items() if value is None] == []
 
 
 def test_validator_helper_detects_a_violation() -> None:
@@ -267,7 +268,11 @@ def test_each_call_returns_a_fresh_dict() -> None:
     request = make_request("/x")
     first = environ_for(request)
     first["PATH_INFO"] = "/changed"
-    assert environ_for(request)["PATH_INFO"] == "/x"
+    first["SERVER_SOFTWARE"] = "changed"
+    first["HTTP_X_ADDED"] = "1"
+    second = environ_for(request)
+    assert (second["PATH_INFO"], second["SERVER_SOFTWARE"]) == ("/x", "m2bridge")
+    assert "HTTP_X_ADDED" not in second
 
 
 # ------------------------------------------------------------------ captured requests
