@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from typing import Any
@@ -179,9 +180,48 @@ def test_parse_message_returns_event(data: bytes, event: Event) -> None:
     assert parse_message(data) == event
 
 
-@pytest.mark.parametrize("kind", [bytearray, memoryview])
+class BytesSubclass(bytes):
+    pass
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview, BytesSubclass])
 def test_parse_message_accepts_bytes_like(kind: type) -> None:
-    assert parse_message(kind(tnet(GET))) == parse_message(tnet(GET))
+    event = parse_message(kind(tnet(GET)))
+    assert event == parse_message(tnet(GET))
+    assert type(event.sender) is bytes
+
+
+@pytest.mark.parametrize("sender", [b"-", b"a", b"Z-9", b"09-AZ-az"])
+def test_parse_message_accepts_every_sender_of_the_grammar(sender: bytes) -> None:
+    event = parse_message(raw_msg(netstring(b"6:METHOD,3:GET,", b"}"), prefix=sender + b" 7 /p "))
+    assert event == Request(sender, 7, "/p", {"METHOD": "GET"}, b"")
+
+
+def test_plain_request_is_built_like_the_dataclass_would() -> None:
+    # parse_message builds a plain Request without its __init__: it must set every field
+    assert [field.name for field in dataclasses.fields(Request)] == [
+        "sender",
+        "conn_id",
+        "path",
+        "headers",
+        "body",
+    ]
+    assert not hasattr(Request, "__post_init__")
+    event = parse_message(tnet(GET, b"xy", path="/q", conn_id=5))
+    expected = Request(SENDER, 5, "/q", GET, b"xy")
+    assert type(event) is Request
+    assert (event, repr(event)) == (expected, repr(expected))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.path = "/other"  # type: ignore[misc]
+
+
+def test_json_headers_with_and_without_lists_parse_alike() -> None:
+    plain = parse_message(jmsg(GET))
+    repeated = parse_message(jmsg({**GET, "cookie": ["a=1", "b=2"]}))
+    assert isinstance(plain, Request)
+    assert isinstance(repeated, Request)
+    assert plain.headers == GET
+    assert repeated.headers == {**GET, "cookie": ["a=1", "b=2"]}
 
 
 # ----------------------------------------------------------------------------- parse: errors
@@ -192,6 +232,7 @@ ERROR_CASES = [
     pytest.param(SENDER + b" 7 /p", "fewer than four", id="three-fields"),
     pytest.param(b"bad_uuid 7 /p " + netstring(b"{}") + b"0:,", "sender", id="sender-underscore"),
     pytest.param(b" 7 /p 2:{},0:,", "sender", id="sender-empty"),
+    pytest.param(b"a\xe9 7 /p 2:{},0:,", "sender", id="sender-latin1-letter"),
     pytest.param(
         raw_msg(b"2:{},", prefix=SENDER + b" x7 /p "), "connection id", id="conn-id-letters"
     ),
@@ -240,6 +281,9 @@ ERROR_CASES = [
     pytest.param(raw_msg(b"2:{},", b"2:ab;"), "does not end with", id="body-terminator"),
     pytest.param(raw_msg(b"2:{},", b""), "length is missing", id="body-missing"),
     pytest.param(raw_msg(b"2:{},", b"0:,x"), "trailing bytes", id="body-trailing"),
+    pytest.param(raw_msg(b"2:{},", b"1:,"), "shorter than its length", id="body-eats-comma"),
+    pytest.param(raw_msg(b"2:{},", b"0:,,"), "1 trailing bytes", id="body-extra-comma"),
+    pytest.param(raw_msg(b"2:{},", b"0,"), "length is missing", id="body-no-colon"),
     pytest.param(tnet({"VERSION": "HTTP/1.1"}), "METHOD header is missing", id="no-method"),
     pytest.param(
         tnet({"METHOD": ["GET", "PUT"]}), "METHOD header is missing or repeated", id="method-list"
@@ -335,6 +379,8 @@ REPLY_CASES = [
     ),
     pytest.param(b"a-1", [81, 82, 83], b"x", b"a-1 8:81 82 83, x", id="three"),
     pytest.param(b"a", [0], b"", b"a 1:0, ", id="close"),
+    pytest.param(b"-", [2**64], b"", b"- 20:18446744073709551616, ", id="huge-id"),
+    pytest.param(b"a", [Target.SECOND], b"z", b"a 1:2, z", id="one-int-enum"),
     pytest.param(b"a", [Target.SECOND, 3], b"z", b"a 3:2 3, z", id="int-enum"),
     pytest.param(b"a", (i for i in (5, 6)), b"\x00", b"a 3:5 6, \x00", id="generator"),
     pytest.param(
@@ -363,6 +409,8 @@ REPLY_ERRORS = [
     pytest.param(b"", [1], "sender", id="empty-sender"),
     pytest.param("54c6755b", [1], "sender", id="str-sender"),
     pytest.param(b"a b", [1], "sender", id="space-in-sender"),
+    pytest.param(b"a\xff", [1], "sender", id="high-byte-sender"),
+    pytest.param(bytearray(b"a"), [1], "sender", id="bytearray-sender"),
     pytest.param(b"a", [], "at least one", id="no-ids"),
     pytest.param(b"a", range(MAX_TARGETS + 1), "at most 128", id="129-ids"),
     pytest.param(b"a", [-1], "invalid connection id", id="negative"),
