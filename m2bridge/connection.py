@@ -207,8 +207,12 @@ class Connection:
         if self.window is not None:
             self._send_credited(data)
             return
-        self._pending.append(data)
-        if not self._sending and self._flusher is None:
+        if self._sending or self._flusher is not None:
+            self._pending.append(data)  # the flusher sends it, merged with what is held back
+        elif not self._pending and self._take_token():
+            self._send(data)  # the usual case: nothing held back, a token left
+        else:
+            self._pending.append(data)
             self._pump()
 
     def end(self, close: bool) -> None:
@@ -278,6 +282,9 @@ class Connection:
         pending = self._pending
         payload = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()
+        self._send(payload)
+
+    def _send(self, payload: bytes) -> None:
         self._sending = True
         try:
             self.channel.send(encode_reply(self.sender, (self.conn_id,), payload))
@@ -334,7 +341,7 @@ class ConnectionTable:
         if conn is not None:
             conn.jobs.append(job)
             return
-        conn = Connection(self, channel, conn_id, self.reply_sender(channel, sender))
+        conn = Connection(self, channel, conn_id, self._sender_id or channel.reply_ident or sender)
         conn.window = self._windows.get(key)
         conn.jobs.append(job)
         idle = self._idle

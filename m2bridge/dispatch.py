@@ -30,7 +30,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import re
@@ -215,7 +214,7 @@ class Dispatcher:
     # ------------------------------------------------------------------ routing
 
     def _on_request_event(self, channel: Sink, event: Request) -> None:
-        if self._overloaded(channel, event):
+        if len(self.table) >= self._max_in_flight and self._overloaded(channel, event):
             return
         self._on_request()
         credits = event.headers.get("DOWNLOAD_CREDITS")
@@ -299,7 +298,7 @@ class Dispatcher:
         self._refuse(channel, event, 400)
 
     def _on_streamed_request(self, channel: Sink, event: StreamedRequest) -> None:
-        if self._overloaded(channel, event):
+        if len(self.table) >= self._max_in_flight and self._overloaded(channel, event):
             return
         self._on_request()
         sender = self.table.reply_sender(channel, event.sender)
@@ -413,12 +412,14 @@ class Dispatcher:
         try:
             environ = build_environ(request, body, self._settings, sys.stderr)
             environ[DISCONNECTED_KEY] = conn.disconnected
-            # closing(): a timeout, kill or disconnect mid-write runs the app's close() at once.
-            with contextlib.closing(run_wsgi(self.app, environ, response)) as pieces:
+            pieces = run_wsgi(self.app, environ, response)
+            try:
                 for piece in pieces:
                     conn.write(piece)
                     if conn.closed:  # the client left (or we gave it up): stop the stream
                         break
+            finally:  # a timeout, kill or disconnect mid-write runs the app's close() at once
+                pieces.close()
             conn.end(response.should_close)
             status = response.status_code if response.finished else None
         except gevent.Timeout as exc:
