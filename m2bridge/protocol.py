@@ -196,8 +196,8 @@ def _parse_headers(rest: bytes) -> tuple[dict[str, HeaderValue], int]:
     if end >= len(rest):
         raise ProtocolError("netstring is shorter than its length says")
     kind = rest[end]
-    if kind == 0x7D:  # }
-        return _tnetstring_headers(rest[: end + 1]), end + 1
+    if kind == 0x7D:  # } (the codec reads the one dict at the start, no copy needed)
+        return _tnetstring_headers(rest), end + 1
     if kind == 0x2C:  # ,
         return _json_headers(rest[colon + 1 : end]), end + 1
     raise ProtocolError("headers are neither a tnetstring dict nor a JSON netstring")

@@ -252,6 +252,9 @@ ERROR_CASES = [
     pytest.param(raw_msg(b"2:{}", b""), "shorter than its length", id="headers-exact-end"),
     pytest.param(raw_msg(b"2:{}]"), "neither a tnetstring dict nor", id="headers-list-tag"),
     pytest.param(raw_msg(b"4:1:a,}"), "bad tnetstring headers", id="tnet-dict-odd"),
+    pytest.param(  # the item would be whole with the bytes after the dict: they do not count
+        raw_msg(b"7:1:a,3:b}", b"x,"), "bad tnetstring headers", id="tnet-item-past-dict"
+    ),
     pytest.param(raw_msg(b"8:1:1#1:a,}"), "header name is not a string", id="tnet-int-key"),
     pytest.param(raw_msg(b"11:1:a,4:true!}"), "neither a string nor a list", id="tnet-bool-value"),
     pytest.param(raw_msg(b"11:1:a,4:1:1#]}"), "neither a string nor a list", id="tnet-list-of-int"),
