@@ -7,6 +7,7 @@ Must not import zmq, gevent, socket, subprocess.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from bench.cycles import Record, paired_ratio, summarize
@@ -50,17 +51,43 @@ def diff_results(old: Record, new: Record) -> list[dict[str, Any]]:
     return rows
 
 
+def _had_relay(result: Record) -> bool:
+    """Whether this run's ``m2-zmq`` ran behind ``m2bridge relay`` (results written before
+    ``m2-relay`` existed say ``"relay": true`` in their config; no key means no relay)."""
+    return result.get("config", {}).get("relay") is True
+
+
+def topology_notes(old: Record, new: Record) -> list[str]:
+    """One line when ``m2-zmq`` ran with the relay in one result and without it in the other."""
+    old_relay, new_relay = _had_relay(old), _had_relay(new)
+    had_zmq = any(stack == "m2-zmq" for _, stack, _ in _cells(old) & _cells(new))
+    if old_relay == new_relay or not had_zmq:
+        return []
+    if old_relay:
+        return [
+            "Note: the baseline's m2-zmq ran with `m2bridge relay` (its config says "
+            "`relay: true`); m2-zmq now has no relay, and that topology is measured as m2-relay."
+        ]
+    return [
+        "Note: the baseline's m2-zmq ran without `m2bridge relay`; the new run's m2-zmq ran "
+        "with it (its config says `relay: true`)."
+    ]
+
+
 def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
 
-def format_diff(rows: list[dict[str, Any]], old_name: str, new_name: str) -> str:
-    """A Markdown table of ``diff_results`` rows."""
+def format_diff(
+    rows: list[dict[str, Any]], old_name: str, new_name: str, notes: Sequence[str] = ()
+) -> str:
+    """A Markdown table of ``diff_results`` rows, after ``notes`` (one paragraph each)."""
     lines = [
         f"## Change from `{old_name}` to `{new_name}`",
         "",
         f"req/s medians, p99 medians (ms), and the paired ratio vs {BASE} (same run).",
         "",
+        *[line for note in notes for line in (note, "")],
         "| app | stack | c | req/s old | req/s new | change | p99 old | p99 new "
         "| ratio old | ratio new | ratio change |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
