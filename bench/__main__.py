@@ -60,12 +60,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--direct",
         action="store_true",
-        help="start m2-zmq and fd as plain `m2bridge serve` processes, without `m2bridge up`",
-    )
-    p.add_argument(
-        "--no-relay",
-        action="store_true",
-        help="m2-zmq workers PULL from Mongrel2 directly, without `m2bridge relay`",
+        help="start m2-zmq, m2-relay and fd as plain processes (`m2bridge serve`, "
+        "`m2bridge relay`), without `m2bridge up`",
     )
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the result files")
     p.add_argument("--diff", type=Path, metavar="OLD.json", help="baseline to compare with")
@@ -88,7 +84,7 @@ def config_from(args: argparse.Namespace) -> cycles.BenchConfig:
         "idle_s": args.idle,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
-    config = replace(config, direct=args.direct, relay=not args.no_relay)
+    config = replace(config, direct=args.direct)
     if min(config.duration_s, config.warmup_s, config.rounds, config.workers) < 1:
         raise ValueError("--duration, --warmup, --rounds and --workers must be >= 1")
     return config
@@ -101,7 +97,8 @@ def write_reports(result: dict[str, Any], out: Path, baseline: Path | None) -> P
     diff_md = ""
     if baseline is not None:
         old = report.load_json(baseline)
-        diff_md = diff.format_diff(diff.diff_results(old, result), baseline.name, stem.name)
+        rows, notes = diff.diff_results(old, result), diff.topology_notes(old, result)
+        diff_md = diff.format_diff(rows, baseline.name, stem.name, notes)
     json_path = stem.with_suffix(".json")
     report.write_json(result, json_path)
     md = report.markdown(result) + ("\n" + diff_md if diff_md else "")

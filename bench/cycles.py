@@ -15,7 +15,18 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 APPS = ("hello", "io", "big", "post")
-STACKS = ("m2-zmq", "fd", "gunicorn-sync", "gunicorn-gevent", "uwsgi", "m2-static", "m2-canned")
+#: ``m2-zmq`` is the plain Mongrel2 topology the targets are about; ``m2-relay`` is the same plus
+#: ``m2bridge relay`` (the demo stack's shape), measured beside it.
+STACKS = (
+    "m2-zmq",
+    "m2-relay",
+    "fd",
+    "gunicorn-sync",
+    "gunicorn-gevent",
+    "uwsgi",
+    "m2-static",
+    "m2-canned",
+)
 CONCURRENCIES = (1, 10, 50, 100, 200)
 BASELINES = ("gunicorn-gevent", "gunicorn-sync")
 #: ceilings only make sense for some apps: Mongrel2 serves a file, the canned handler waits on
@@ -39,7 +50,6 @@ class BenchConfig:
     idle_s: float = 3.0
     warmup_every_round: bool = True
     direct: bool = False
-    relay: bool = True
     quick: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -56,7 +66,6 @@ class BenchConfig:
             "idle_s": self.idle_s,
             "warmup_every_round": self.warmup_every_round,
             "direct": self.direct,
-            "relay": self.relay,
             "quick": self.quick,
         }
 

@@ -1,9 +1,10 @@
-"""The Mongrel2-based stacks: ``m2-static``, ``m2-canned``, ``m2-zmq`` and ``fd``.
+"""The Mongrel2-based stacks: ``m2-static``, ``m2-canned``, ``m2-zmq``/``m2-relay`` and ``fd``.
 
 Each gets its own chroot under the run's work directory, a config loaded with the real ``m2sh``
 and the real ``mongrel2`` in the foreground (``server.daemonize=0``, no access log). Handlers
-talk to it over TCP on free loopback ports with the tnetstring protocol. Until ``m2bridge up``
-exists the m2bridge workers are started directly as ``m2bridge serve`` processes.
+talk to it over TCP on free loopback ports with the tnetstring protocol. With ``--direct`` the
+m2bridge stacks are started here as plain processes (``m2bridge serve``, ``m2bridge relay``)
+instead of under ``m2bridge up`` (``bench/supervised.py``).
 """
 
 from __future__ import annotations
@@ -133,20 +134,37 @@ def start_canned(app: str, workers: int, workdir: Path) -> Stack:
     return stack
 
 
-def start_zmq_direct(app: str, workers: int, workdir: Path) -> Stack:
-    """Mongrel2 plus ``workers`` ``m2bridge serve`` processes started directly (no supervisor)."""
-    chroot = workdir / "m2-zmq"
+def _start_m2_direct(name: str, app: str, workers: int, workdir: Path, relay: bool) -> Stack:
+    chroot = workdir / name
     ends = Endpoints.on_free_ports()
-    how = f"mongrel2 + {workers} x `m2bridge serve` started directly (no supervisor)"
-    stack = Stack("m2-zmq", app, "", how)
+    via = " + `m2bridge relay`" if relay else ""
+    how = f"mongrel2{via} + {workers} x `m2bridge serve` started directly (no supervisor)"
+    stack = Stack(name, app, "", how)
     port = start_mongrel2(stack, chroot, ends.conf())
     stack.url = url_for(port, app)
     argv = [sys.executable, "-m", "m2bridge", "serve", WORKLOADS[app].app]
-    argv += ["--send-spec", ends.send_spec, "--recv-spec", ends.recv_spec]
-    argv += ["--m2-chroot", str(chroot), "--log-level", "warning"]
+    if relay:
+        spec = f"ipc://{workdir / (name + '.ipc')}"
+        relay_argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", ends.send_spec]
+        relay_argv += ["--bind", spec, "--log-level", "warning"]
+        stack.start("relay", relay_argv, workdir / f"{name}-relay.log")
+        argv += ["--relay", spec]
+    else:
+        argv += ["--send-spec", ends.send_spec]
+    argv += ["--recv-spec", ends.recv_spec, "--m2-chroot", str(chroot), "--log-level", "warning"]
     for i in range(workers):
-        stack.start("worker", argv, workdir / f"m2-zmq-{i}.log")
+        stack.start("worker", argv, workdir / f"{name}-{i}.log")
     return stack
+
+
+def start_zmq_direct(app: str, workers: int, workdir: Path) -> Stack:
+    """Mongrel2 plus ``workers`` ``m2bridge serve`` processes started directly (no supervisor)."""
+    return _start_m2_direct("m2-zmq", app, workers, workdir, relay=False)
+
+
+def start_relay_direct(app: str, workers: int, workdir: Path) -> Stack:
+    """``m2-relay`` without the supervisor: Mongrel2, ``m2bridge relay`` and the workers."""
+    return _start_m2_direct("m2-relay", app, workers, workdir, relay=True)
 
 
 def start_fd_direct(app: str, workers: int, workdir: Path) -> Stack:

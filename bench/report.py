@@ -136,8 +136,10 @@ def resources_table(result: dict[str, Any], app: str) -> list[str]:
         "| idle CPU % after | RSS MB after |",
         "|---|---|---:|---:|---:|---|---|",
     ]
-    for stack, cells in result["summary"].get(app, {}).items():
-        s = cells.get(top)
+    summary = result["summary"].get(app, {})
+    order = [s for s in cycles.stacks_for(app, result["config"]["stacks"]) if s in summary]
+    for stack in order + sorted(set(summary) - set(order)):
+        s = summary[stack].get(top)
         cpu = ", ".join(f"{k} {v:.0f}" for k, v in s["cpu_pct"].items()) if s else "-"
         wrk = _fmt(s["loadgen_cpu_pct"]) if s else "-"
         busy = _fmt(s.get("machine_cpu_pct")) if s else "-"

@@ -32,6 +32,7 @@ DRAIN_TIMEOUT_S = 15.0
 Starter = Callable[[str, int, Path], Stack]
 STARTERS: dict[str, Starter] = {
     "m2-zmq": supervised.start_zmq_supervised,
+    "m2-relay": supervised.start_relay_supervised,
     "fd": supervised.start_fd_supervised,
     "gunicorn-sync": partial(stacks.start_gunicorn, worker_class="sync"),
     "gunicorn-gevent": partial(stacks.start_gunicorn, worker_class="gevent"),
@@ -42,17 +43,15 @@ STARTERS: dict[str, Starter] = {
 #: ``--direct``: the m2bridge stacks without the supervisor (plain ``m2bridge serve`` processes).
 DIRECT: dict[str, Starter] = {
     "m2-zmq": m2stacks.start_zmq_direct,
+    "m2-relay": m2stacks.start_relay_direct,
     "fd": m2stacks.start_fd_direct,
 }
 
 
-def starter(name: str, direct: bool, relay: bool = True) -> Starter:
-    """How to start stack ``name``: the supervisor for m2bridge stacks unless ``direct``;
-    ``m2-zmq`` with the relay unless not ``relay``."""
+def starter(name: str, direct: bool) -> Starter:
+    """How to start stack ``name``: the supervisor for m2bridge stacks unless ``direct``."""
     if direct and name in DIRECT:
         return DIRECT[name]
-    if name == "m2-zmq" and not relay:
-        return partial(supervised.start_zmq_supervised, relay=False)
     return STARTERS[name]
 
 
@@ -90,7 +89,7 @@ def start_stacks(run: Run, app: str) -> dict[str, Stack]:
     for name in cycles.stacks_for(app, run.config.stacks):
         stack: Stack | None = None
         try:
-            start = starter(name, run.config.direct, run.config.relay)
+            start = starter(name, run.config.direct)
             stack = start(app, run.config.workers, workdir)
             stacks.wait_ready(stack)
         except (StackError, OSError) as exc:

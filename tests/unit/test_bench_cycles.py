@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.cycles import (
+    APPS,
+    STACKS,
     BenchConfig,
     cpu_per_request_us,
     estimate_seconds,
@@ -45,8 +47,21 @@ def test_plan_interleaves_stacks_inside_each_cycle_round_after_round() -> None:
     ]  # fmt: skip
 
 
-def test_quick_config_fits_in_two_minutes_with_every_stack() -> None:
-    assert estimate_seconds(quick_config()) < 100
+def test_both_mongrel2_topologies_serve_every_app_side_by_side() -> None:
+    assert STACKS[:2] == ("m2-zmq", "m2-relay")
+    for app in APPS:
+        served = stacks_for(app, STACKS)
+        assert served.index("m2-relay") == served.index("m2-zmq") + 1
+
+
+def test_config_no_longer_records_a_relay_switch() -> None:
+    config = BenchConfig().to_dict()
+    assert "relay" not in config
+    assert config["stacks"][:2] == ["m2-zmq", "m2-relay"]
+
+
+def test_quick_config_estimate_stays_under_two_minutes_with_every_stack() -> None:
+    assert estimate_seconds(quick_config()) < 120
     assert estimate_seconds(BenchConfig()) > estimate_seconds(quick_config())
 
 

@@ -178,3 +178,63 @@ def test_wrong_answers_are_explained(name: str, status: int, body: bytes, proble
     found = workload.answer_problem(name, status, body)
     assert found is not None
     assert problem in found
+
+
+def relay_result() -> dict[str, Any]:
+    """m2-zmq and m2-relay side by side, as the default run measures them."""
+    config = BenchConfig(
+        apps=("hello",),
+        stacks=("m2-zmq", "m2-relay", "gunicorn-gevent"),
+        concurrencies=(10, 50),
+        rounds=1,
+    )
+    relayed = [proc("worker", 50.0, 30.0), proc("relay", 20.0, 20.0), proc("mongrel2", 30.0, 15.0)]
+    records = [
+        make_record("hello", stack, 0, c, rps, procs=procs)
+        for stack, rps, procs in (("m2-zmq", 8000.0, []), ("m2-relay", 6000.0, relayed))
+        for c in (10, 50)
+    ]
+    records += [make_record("hello", "gunicorn-gevent", 0, c, 4000.0) for c in (10, 50)]
+    stats = {"watchers": [{"name": "app", "processes": [{"served": 7, "errors": 1}]}]}
+    raw = {
+        "date": "2026-11-23T06:00:00+00:00",
+        "commit": "abc1234",
+        "stacks": {
+            "m2-zmq": "direct pull",
+            "m2-relay": "with `m2bridge relay`",
+            "gunicorn-gevent": "g",
+        },
+        "apps": {"hello": "handlers.hello:app"},
+        "records": records,
+        "idle": [idle_sample("hello", "m2-relay", relayed)],
+        "failures": [],
+        "supervisor_stats": [{"app": "hello", "stack": "m2-relay", "stats": stats}],
+        "notes": [],
+    }
+    return report.build_result(config, MACHINE, raw)
+
+
+def test_m2_relay_is_reported_beside_m2_zmq_in_every_table_but_no_target() -> None:
+    result = relay_result()
+    text = report.markdown(result)
+    zmq_row = text.index("| m2-zmq | 8000 (x2.00)")
+    assert text.index("| m2-relay | 6000 (x1.50)") > zmq_row
+    assert (
+        "| m2-relay | mongrel2 30, relay 20, worker 50 | 167 (mongrel2 50, relay 33, worker 83) |"
+        in text
+    )
+    assert "- `m2-relay`: with `m2bridge relay`" in text
+    assert "`m2-relay` supervisor stats: `app` workers served 7 requests (1 errors)" in text
+    assert not any("m2-relay" in t["name"] for t in result["targets"])
+    rows = [line.split(" |")[0] for line in report.resources_table(result, "hello")[2:]]
+    assert rows == ["| m2-zmq", "| m2-relay", "| gunicorn-gevent"]  # the plan's order
+
+
+def test_html_charts_draw_m2_relay_in_its_own_colour() -> None:
+    page = html.render(relay_result())
+    assert page.count("<svg") == 6
+    assert ">m2-relay<" in page
+    zmq, relay = (svg.color_for(s, html.STACKS) for s in ("m2-zmq", "m2-relay"))
+    assert zmq != relay
+    assert relay in page
+    assert len({svg.color_for(s, html.STACKS) for s in html.STACKS}) == len(html.STACKS)
