@@ -1,6 +1,6 @@
 """``python -m bench``: run the benchmark, write ``bench/results/<date>-<commit>.{json,md,html}``.
 
-``--quick`` is the development run (< 2 min); ``--diff OLD.json`` adds the change since a
+``--quick`` is the development run (about 2 min); ``--diff OLD.json`` adds the change since a
 baseline; ``--report-only RESULT.json`` re-renders the Markdown and HTML of an earlier run.
 """
 
@@ -48,7 +48,7 @@ def _levels(text: str) -> tuple[int, ...]:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    p.add_argument("--quick", action="store_true", help="short development run (< 2 min)")
+    p.add_argument("--quick", action="store_true", help="short development run (about 2 min)")
     p.add_argument("--apps", type=lambda t: _names(t, cycles.APPS, "app"))
     p.add_argument("--stacks", type=lambda t: _names(t, cycles.STACKS, "stack"))
     p.add_argument("--cycles", type=_levels, help="connections per cycle, e.g. 1,10,50")
