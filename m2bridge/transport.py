@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import deque
 from time import monotonic
 from typing import Any
 
 import gevent
 import zmq.green as zmq
 from gevent.event import Event
-from gevent.lock import Semaphore
 from zmq.sugar.socket import Socket as PlainSocket
 
 log = logging.getLogger("m2bridge.transport")
@@ -37,6 +37,9 @@ FIRST_WAIT_WARNING = 1.0
 WAIT_WARNING_INTERVAL = 5.0
 #: How long closing waits for replies still queued in ZeroMQ to reach Mongrel2 (ms).
 CLOSE_LINGER_MS = 2000
+#: Replies queued on one channel past which a sending greenlet flushes (or, while Mongrel2 is
+#: behind, waits): the bound on memory held by replies not yet handed to ZeroMQ.
+OUTBOX_LIMIT = 256
 #: Longest time a subscription change can go unnoticed (see ``Channel._watch_subscriptions``).
 WATCH_INTERVAL_MS = 100
 _SUBSCRIBE = 1
@@ -79,7 +82,10 @@ class Channel:
         self._topics: set[bytes] = set()
         self._ready = Event()
         self._pull_connected = False
-        self._send_lock = Semaphore()
+        self._outbox: deque[bytes] = deque()
+        self._stalled: Event | None = None  # set while a greenlet waits for Mongrel2
+        self._drainer: gevent.Greenlet[[], None] | None = None
+        self._loop = gevent.get_hub().loop
         self._pull = self._request_socket(context, identity)
         self._pub = context.socket(zmq.XPUB)
         self._pub.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
@@ -153,17 +159,58 @@ class Channel:
                 log.debug("disconnecting %s: %s", self.send_spec, exc)
 
     def send(self, message: bytes) -> None:
-        """Publish one reply; blocks (this greenlet only) while Mongrel2 is behind."""
+        """Queue one reply; it is published, in order, once the ready greenlets have run.
+
+        Replies leave in one burst per pass of the event loop (one wake-up of ZeroMQ's I/O
+        thread for the burst, not one per reply). While Mongrel2 is behind, a greenlet that
+        finds ``OUTBOX_LIMIT`` replies queued waits (back-pressure on it alone).
+        """
+        outbox = self._outbox
+        outbox.append(message)
+        if self._stalled is not None:  # Mongrel2 is behind: the draining greenlet sends it
+            if len(outbox) >= OUTBOX_LIMIT:
+                self._stalled.wait()
+        elif len(outbox) == 1:
+            self._loop.run_callback(self._flush)
+        elif len(outbox) >= OUTBOX_LIMIT:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Publish what is queued without blocking; on back-pressure hand it to a greenlet."""
+        outbox = self._outbox
+        if self._stalled is not None or self._pub.closed:
+            return
         try:
-            # The plain non-blocking send: zmq.green's wrapper would re-read ZMQ_EVENTS after
-            # every reply, a third of the per-reply cost; the watcher polls instead.
-            _raw_send(self._pub, message, zmq.NOBLOCK)
+            while outbox:
+                # The plain non-blocking send: zmq.green's wrapper would re-read ZMQ_EVENTS
+                # after every reply, a third of the per-reply cost; the watcher polls instead.
+                _raw_send(self._pub, outbox[0], zmq.NOBLOCK)
+                outbox.popleft()
         except zmq.Again:
-            with self._send_lock:  # zmq.green lets one greenlet at a time wait to write
-                self._pub.send(message)
+            self._stalled = Event()
+            self._drainer = gevent.spawn(self._drain_stalled)
+
+    def _drain_stalled(self) -> None:
+        outbox = self._outbox
+        try:
+            while outbox:
+                self._pub.send(outbox[0])  # zmq.green: waits (this greenlet) until it fits
+                outbox.popleft()
+        finally:
+            stalled, self._stalled = self._stalled, None
+            if stalled is not None:
+                stalled.set()
 
     def close(self, linger_ms: int = CLOSE_LINGER_MS) -> None:
         """Close both sockets, giving queued replies up to ``linger_ms`` to leave."""
+        self._flush()
+        if self._stalled is not None and not self._stalled.wait(linger_ms / 1000):
+            log.warning(
+                "%d replies to %s not sent: Mongrel2 is behind", len(self._outbox), self.recv_spec
+            )
+        if self._drainer is not None:
+            self._drainer.kill(block=False)
+        self._outbox.clear()
         self._watcher.kill(block=False)
         self._pull.close(0)
         self._pub.close(linger_ms)

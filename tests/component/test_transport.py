@@ -14,7 +14,7 @@ import gevent
 import pytest
 
 from m2bridge.testing import FakeMongrel2, make_request_frame, parse_reply
-from m2bridge.transport import Transport
+from m2bridge.transport import OUTBOX_LIMIT, Transport
 
 
 @pytest.fixture
@@ -54,6 +54,7 @@ def test_channel_becomes_ready_on_subscription_and_serves_a_round_trip(transport
         sender.join(5)
         assert frame == make_request_frame("/x")
         channel.send(b"%s 1:1, hello" % fake.sender)
+        gevent.sleep(0)  # replies leave once the ready greenlets have run
         assert fake.wait_for(lambda: len(fake.replies) == 1, timeout=5)
         assert fake.replies[0] == parse_reply(b"%s 1:1, hello" % fake.sender)
         assert channel.reply_ident is None  # Mongrel2 subscribed to everything (recv_ident '')
@@ -78,3 +79,43 @@ def _wait_until(predicate):
 def test_transport_refuses_unpaired_specs():
     with pytest.raises(ValueError, match="pair up"):
         Transport(("ipc:///tmp/a",), ())
+
+
+def test_replies_of_one_loop_pass_leave_together_and_in_order(transport, directory):
+    channel = transport.channels[0]
+    with FakeMongrel2(directory) as fake:
+        assert channel.wait_ready(timeout=5)
+        for conn_id in range(20):
+            channel.send(b"%s 2:%02d, reply %d" % (fake.sender, conn_id, conn_id))
+        assert not fake.wait_for(lambda: bool(fake.replies), timeout=0.2)  # still queued
+        gevent.sleep(0)
+        assert fake.wait_for(lambda: len(fake.replies) == 20, timeout=5)
+        assert [r.body for r in fake.replies] == [b"reply %d" % i for i in range(20)]
+
+
+def test_a_greenlet_that_never_yields_still_hands_replies_over_past_the_outbox_limit(
+    transport, directory
+):
+    channel = transport.channels[0]
+    total = OUTBOX_LIMIT * 2 + 10
+    with FakeMongrel2(directory) as fake:
+        assert channel.wait_ready(timeout=5)
+        for n in range(total):
+            channel.send(b"%s 1:1, %d" % (fake.sender, n))
+        # No yield yet: everything but the last partial batch is already with ZeroMQ.
+        assert fake.wait_for(lambda: len(fake.replies) >= OUTBOX_LIMIT * 2, timeout=5)
+        gevent.sleep(0)
+        assert fake.wait_for(lambda: len(fake.replies) == total, timeout=5)
+        assert [int(r.body) for r in fake.replies] == list(range(total))
+
+
+def test_close_sends_the_replies_still_queued(directory):
+    transport = Transport(
+        (f"ipc://{directory / 'm2-send.ipc'}",), (f"ipc://{directory / 'm2-recv.ipc'}",)
+    )
+    with FakeMongrel2(directory) as fake:
+        assert transport.channels[0].wait_ready(timeout=5)
+        transport.channels[0].send(b"%s 1:7, last words" % fake.sender)
+        transport.close(linger_ms=2000)  # no loop pass in between
+        assert fake.wait_for(lambda: len(fake.replies) == 1, timeout=5)
+        assert fake.replies[0].body == b"last words"
