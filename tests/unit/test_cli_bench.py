@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ def test_bench_subcommand_outside_a_checkout_says_so(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "m2bridge", "bench", "--quick"],
         cwd=tmp_path,
+        # Only the installed package: a PYTHONPATH holding the checkout would run the benchmark.
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
         capture_output=True,
         text=True,
         timeout=30,
