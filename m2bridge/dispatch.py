@@ -71,6 +71,8 @@ if TYPE_CHECKING:
     from m2bridge.logs import AccessLog
     from m2bridge.stats import WorkerStats
 
+#: Notices Mongrel2 deals round-robin that the sibling workers must see too.
+_SHARED_NOTICES = frozenset({Disconnect, Credits, UploadStarted})
 #: How long an upload ``done`` waits for its ``start`` shared by a sibling worker (s).
 SIBLING_START_WAIT = 0.5
 
@@ -181,7 +183,7 @@ class Dispatcher:
             self._on_malformed(channel, frame, exc)
             return
         self._routes[type(event)](channel, event)
-        if self.siblings is not None and isinstance(event, Disconnect | Credits | UploadStarted):
+        if self.siblings is not None and type(event) in _SHARED_NOTICES:
             has_work = self.table.has_work(channel.index, event.conn_id)
             self.siblings.notice(channel.index, frame, event, has_work)
 
