@@ -6,8 +6,9 @@ workers on one Handler, the worker serving a connection would see only some of i
 
 Each worker of a watcher binds a PUB at ``ipc://<notice dir>/<slot>.ipc`` and connects one SUB
 to every other ``*.ipc`` endpoint it finds in that directory (re-scanned every
-``SCAN_INTERVAL`` s, so siblings started later by incr/reload are found; an endpoint of a
-sibling that stopped costs a reconnect attempt now and then, and a restarted slot binds the
+``STARTUP_SCAN`` s for the first ``STARTUP_PERIOD`` s, then every ``SCAN_INTERVAL`` s, so
+siblings started together or later by incr/reload are found; an endpoint of a sibling that
+stopped costs a reconnect attempt now and then, and a restarted slot binds the
 same path again). A ``Disconnect`` is always shared, a ``Credits`` notice only when no request
 of that connection runs here (``should_share``). A shared notice travels as two frames: the
 ``send_spec`` it came from (connection ids are per server) and Mongrel2's raw message bytes.
@@ -38,6 +39,10 @@ log = logging.getLogger("m2bridge.siblings")
 NOTICE_DIR_ENV = "M2BRIDGE_NOTICE_DIR"
 #: Seconds between scans of the notice directory for new siblings.
 SCAN_INTERVAL = 1.0
+#: Siblings usually start together: for this long after opening, scan every STARTUP_SCAN s,
+#: so a notice shared right after the workers are ready (an upload's start) is not lost.
+STARTUP_PERIOD = 3.0
+STARTUP_SCAN = 0.05
 #: Longest ipc endpoint path (Linux ``sun_path`` holds 107 bytes plus NUL).
 MAX_IPC_PATH = 107
 #: Shared notices a slow sibling may fall behind by before newer ones are dropped.
@@ -172,6 +177,9 @@ class SiblingBus:
             self._apply(channel, frame)
 
     def _scan_forever(self) -> None:
+        for _ in range(int(STARTUP_PERIOD / STARTUP_SCAN)):
+            gevent.sleep(STARTUP_SCAN)
+            self._scan()
         while True:
             gevent.sleep(SCAN_INTERVAL)
             self._scan()
