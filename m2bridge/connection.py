@@ -341,7 +341,7 @@ class ConnectionTable:
         if conn is not None:
             conn.jobs.append(job)
             return
-        conn = Connection(self, channel, conn_id, self._sender_id or channel.reply_ident or sender)
+        conn = Connection(self, channel, conn_id, self.reply_sender(channel, sender))
         conn.window = self._windows.get(key)
         conn.jobs.append(job)
         idle = self._idle

@@ -216,7 +216,7 @@ class Dispatcher:
     # ------------------------------------------------------------------ routing
 
     def _on_request_event(self, channel: Sink, event: Request) -> None:
-        if len(self.table) >= self._max_in_flight and self._overloaded(channel, event):
+        if self._overloaded(channel, event):
             return
         self._on_request()
         credits = event.headers.get("DOWNLOAD_CREDITS")
@@ -300,7 +300,7 @@ class Dispatcher:
         self._refuse(channel, event, 400)
 
     def _on_streamed_request(self, channel: Sink, event: StreamedRequest) -> None:
-        if len(self.table) >= self._max_in_flight and self._overloaded(channel, event):
+        if self._overloaded(channel, event):
             return
         self._on_request()
         sender = self.table.reply_sender(channel, event.sender)

@@ -368,14 +368,12 @@ class Response:
                 self._declared,
             )
             self.should_close = True
-        if not self._pending:  # the usual case
-            return [out] if out else []
         return self._ready(out)
 
     # ------------------------------------------------------------------ framing
 
     def _ready(self, out: bytes) -> list[bytes]:
-        if not self._pending:
+        if not self._pending:  # the usual case: nothing held back by write()
             return [out] if out else []
         pending = self.drain()
         if out:
