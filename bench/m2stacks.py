@@ -134,6 +134,24 @@ def start_canned(app: str, workers: int, workdir: Path) -> Stack:
     return stack
 
 
+def zmq_worker_argv(
+    python: str, app: str, ends: Endpoints, chroot: Path, relay_spec: str | None
+) -> list[str]:
+    """``m2bridge serve`` of a Mongrel2 stack: it PULLs from Mongrel2, or from the relay at
+    ``relay_spec``; replies go to Mongrel2 either way."""
+    argv = [python, "-m", "m2bridge", "serve", WORKLOADS[app].app]
+    argv += ["--relay", relay_spec] if relay_spec else ["--send-spec", ends.send_spec]
+    argv += ["--recv-spec", ends.recv_spec, "--m2-chroot", str(chroot), "--log-level", "warning"]
+    return argv
+
+
+def relay_argv(python: str, ends: Endpoints, relay_spec: str) -> list[str]:
+    """``m2bridge relay`` between Mongrel2's PUSH and workers connecting at ``relay_spec``."""
+    argv = [python, "-m", "m2bridge", "relay", "--send-spec", ends.send_spec]
+    argv += ["--bind", relay_spec, "--log-level", "warning"]
+    return argv
+
+
 def _start_m2_direct(name: str, app: str, workers: int, workdir: Path, relay: bool) -> Stack:
     chroot = workdir / name
     ends = Endpoints.on_free_ports()
@@ -142,16 +160,10 @@ def _start_m2_direct(name: str, app: str, workers: int, workdir: Path, relay: bo
     stack = Stack(name, app, "", how)
     port = start_mongrel2(stack, chroot, ends.conf())
     stack.url = url_for(port, app)
-    argv = [sys.executable, "-m", "m2bridge", "serve", WORKLOADS[app].app]
-    if relay:
-        spec = f"ipc://{workdir / (name + '.ipc')}"
-        relay_argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", ends.send_spec]
-        relay_argv += ["--bind", spec, "--log-level", "warning"]
-        stack.start("relay", relay_argv, workdir / f"{name}-relay.log")
-        argv += ["--relay", spec]
-    else:
-        argv += ["--send-spec", ends.send_spec]
-    argv += ["--recv-spec", ends.recv_spec, "--m2-chroot", str(chroot), "--log-level", "warning"]
+    spec = f"ipc://{workdir / (name + '.ipc')}" if relay else None
+    if spec:
+        stack.start("relay", relay_argv(sys.executable, ends, spec), workdir / f"{name}-relay.log")
+    argv = zmq_worker_argv(sys.executable, app, ends, chroot, spec)
     for i in range(workers):
         stack.start("worker", argv, workdir / f"{name}-{i}.log")
     return stack

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.m2stacks import Endpoints, config_text
+from bench.m2stacks import Endpoints, config_text, relay_argv, zmq_worker_argv
 from bench.stacks import HOST, ROOT, Stack, free_port, url_for
 from bench.workload import WORKLOADS
 
@@ -48,9 +48,7 @@ def worker_watcher(name: str, argv: Sequence[str], workers: int, sockets: bool =
 
 def relay_watcher(ends: Endpoints, relay: str) -> str:
     """The ``[watchers.relay]`` table: Mongrel2's PUSH -> the relay -> workers by credit."""
-    argv = ["$(python)", "-m", "m2bridge", "relay", "--send-spec", ends.send_spec]
-    argv += ["--bind", relay, "--log-level", "warning"]
-    return worker_watcher("relay", argv, 1) + "priority = 5\n"
+    return worker_watcher("relay", relay_argv("$(python)", ends, relay), 1) + "priority = 5\n"
 
 
 def zmq_stack_text(
@@ -58,11 +56,8 @@ def zmq_stack_text(
 ) -> str:
     """The stack file of ``name``: Mongrel2, ``workers`` ZeroMQ workers and, if ``relay``,
     ``m2bridge relay`` between them (the workers then connect to the relay, not Mongrel2)."""
-    argv = ["$(python)", "-m", "m2bridge", "serve", WORKLOADS[app].app]
     relay_spec = f"ipc://{chroot.parent / (name + '.ipc')}"
-    argv += ["--relay", relay_spec] if relay else ["--send-spec", ends.send_spec]
-    argv += ["--recv-spec", ends.recv_spec]
-    argv += ["--m2-chroot", str(chroot), "--log-level", "warning"]
+    argv = zmq_worker_argv("$(python)", app, ends, chroot, relay_spec if relay else None)
     mongrel2 = (
         "[watchers.mongrel2]\n"
         'type = "mongrel2"\n'
