@@ -21,13 +21,6 @@ from tests.integration.worker_fixture import APPS, REPO_ROOT, WorkerProcess
 MUX = f"{APPS}.mux:app"
 
 
-@pytest.fixture
-def fake(tmp_path):
-    (tmp_path / "m2").mkdir()
-    with FakeMongrel2(tmp_path / "m2") as fake:
-        yield fake
-
-
 @contextlib.contextmanager
 def running(argv: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``argv`` until the block ends; stopped by PID (SIGTERM, then SIGKILL)."""

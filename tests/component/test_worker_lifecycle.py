@@ -22,12 +22,6 @@ def mkdir(path):
     return path
 
 
-@pytest.fixture
-def fake(tmp_path):
-    with FakeMongrel2(mkdir(tmp_path / "m2")) as fake:
-        yield fake
-
-
 def serve(tmp_path, fake, *extra, **kwargs):
     return run_worker(tmp_path / "w", MUX, [fake.send_spec], [fake.recv_spec], extra, **kwargs)
 

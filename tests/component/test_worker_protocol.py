@@ -6,20 +6,10 @@ import hashlib
 import json
 import time
 
-import pytest
-
-from m2bridge.testing import FakeMongrel2
 from tests.integration.worker_fixture import APPS, run_worker
 from tests.waiting import wait_for
 
 MUX = f"{APPS}.mux:app"
-
-
-@pytest.fixture
-def fake(tmp_path):
-    (tmp_path / "m2").mkdir()
-    with FakeMongrel2(tmp_path / "m2") as fake:
-        yield fake
 
 
 def test_requests_past_the_in_flight_bound_get_503_with_retry_after(tmp_path, fake):
