@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
 import threading
 
 from m2bridge.worker import default_sender_id
+from tests.integration.test_stack_up import get
 from tests.integration.worker_fixture import APPS, run_worker
 from tests.mongrel2_harness import HandlerSpec, run_mongrel2
 
 APP = f"{APPS}.protocol:app"
-
-
-def get(port, path):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
 
 
 def test_one_worker_serves_two_mongrel2_servers_at_once(tmp_path):
@@ -35,7 +25,7 @@ def test_one_worker_serves_two_mongrel2_servers_at_once(tmp_path):
 
         def client(port):
             for _ in range(20):
-                results.append((port, *get(port, "/hello")))
+                results.append((port, *get(port, "/hello", timeout=10)))
 
         threads = [threading.Thread(target=client, args=(s.port,)) for s in (server_a, server_b)]
         for thread in threads:
@@ -46,7 +36,7 @@ def test_one_worker_serves_two_mongrel2_servers_at_once(tmp_path):
         assert all(status == 200 and body == b"hello\n" for _, status, body in results)
         assert {port for port, _, _ in results} == {server_a.port, server_b.port}
         # a long response on one server does not leak into the other
-        assert get(server_b.port, "/stream?mb=1") == (200, b"\xa5" * (1 << 20))
+        assert get(server_b.port, "/stream?mb=1", timeout=10) == (200, b"\xa5" * (1 << 20))
         assert worker.log().count("Mongrel2 connected") == 2
 
 
