@@ -14,7 +14,7 @@ import gevent
 import pytest
 
 from m2bridge.testing import FakeMongrel2, make_request_frame, parse_reply
-from m2bridge.transport import OUTBOX_LIMIT, Transport
+from m2bridge.transport import OUTBOX_LIMIT, READ_RECHECK, Transport
 
 
 @pytest.fixture
@@ -119,3 +119,48 @@ def test_close_sends_the_replies_still_queued(directory):
         transport.close(linger_ms=2000)  # no loop pass in between
         assert fake.wait_for(lambda: len(fake.replies) == 1, timeout=5)
         assert fake.replies[0].body == b"last words"
+
+
+def test_a_burst_of_replies_is_one_multipart_message_of_one_reply_per_frame(directory):
+    """Mongrel2 reads every frame as a reply of its own; ZeroMQ wakes its I/O thread once."""
+    import zmq.green as zmq
+
+    context = zmq.Context()
+    push, sub = context.socket(zmq.PUSH), context.socket(zmq.SUB)
+    push.bind(f"ipc://{directory / 'm2-send.ipc'}")
+    sub.bind(f"ipc://{directory / 'm2-recv.ipc'}")
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    transport = Transport(
+        (f"ipc://{directory / 'm2-send.ipc'}",), (f"ipc://{directory / 'm2-recv.ipc'}",)
+    )
+    try:
+        channel = transport.channels[0]
+        assert channel.wait_ready(timeout=5)
+        for n in range(3):
+            channel.send(b"uuid 1:%d, reply %d" % (n, n))
+        gevent.sleep(0)
+        with gevent.Timeout(5):
+            frames = sub.recv_multipart()
+        assert frames == [b"uuid 1:%d, reply %d" % (n, n) for n in range(3)]
+        channel.send(b"uuid 1:9, alone")
+        gevent.sleep(0)
+        with gevent.Timeout(5):
+            assert sub.recv_multipart() == [b"uuid 1:9, alone"]
+    finally:
+        transport.close(linger_ms=0)
+        push.close(0)
+        sub.close(0)
+        context.term()
+
+
+def test_a_request_whose_wake_up_was_missed_is_still_read_after_the_recheck(transport, directory):
+    channel = transport.channels[0]
+    with FakeMongrel2(directory) as fake:
+        assert channel.wait_ready(timeout=5)
+        channel._reader.stop()  # as if ZMQ_FD never signalled
+        receiver = gevent.spawn(channel.recv)
+        gevent.sleep(0.05)
+        fake.send_frame(make_request_frame("/late"))
+        receiver.join(READ_RECHECK + 2)
+        assert receiver.ready()
+        assert receiver.value == make_request_frame("/late")
