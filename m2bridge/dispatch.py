@@ -75,6 +75,8 @@ if TYPE_CHECKING:
 _SHARED_NOTICES = frozenset({Disconnect, Credits, UploadStarted})
 #: How long an upload ``done`` waits for its ``start`` shared by a sibling worker (s).
 SIBLING_START_WAIT = 0.5
+#: Uploads started at a sibling and served here that a replayed ``start`` cannot revive.
+SIBLING_CLAIMS_REMEMBERED = 1024
 
 log = logging.getLogger("m2bridge.dispatch")
 
@@ -150,7 +152,7 @@ class Dispatcher:
         self.access_log = access_log
         self.uploads = UploadTracker()
         #: Uploads a sibling saw start: Mongrel2 may deal the ``done`` to this worker instead.
-        self.sibling_uploads = UploadTracker()
+        self.sibling_uploads = UploadTracker(remember_claims=SIBLING_CLAIMS_REMEMBERED)
         self.streams = UploadStreams()
         self._on_request = on_request or (lambda: None)
         self._settings = EnvironSettings(script_name=config.script_name)
@@ -205,6 +207,11 @@ class Dispatcher:
             self.sibling_uploads.start((channel.index, event.conn_id), event)
         else:
             log.warning("sibling sent a %s, not a notice: ignored", type(event).__name__)
+
+    def holds_upload(self, channel_index: int, conn_id: int, path: str) -> bool:
+        """Whether an upload that started here still waits for its ``done`` (the sibling bus
+        replays such starts to a sibling that connects later)."""
+        return self.uploads.holds((channel_index, conn_id), path)
 
     def close(self) -> None:
         """Worker exit: close open WebSockets (1001), delete unfinished upload temp files."""

@@ -14,9 +14,15 @@ of that connection runs here (``should_share``). A shared notice travels as two 
 ``send_spec`` it came from (connection ids are per server) and Mongrel2's raw message bytes.
 A worker applies a shared notice if it knows the connection and never shares it again.
 
+A notice published before a sibling's SUB has connected is lost (ZeroMQ's slow joiner), which
+matters for one kind: an upload's ``start``, whose ``done`` Mongrel2 may deal to a sibling that
+was still starting. The PUB is therefore an XPUB that sees each sibling subscribe, and then
+publishes again the starts whose ``done`` this worker still waits for (``holds``); a sibling
+that already served one ignores it (``uploads.UploadTracker(remember_claims)``).
+
 The bus runs only when the supervisor passes ``M2BRIDGE_NOTICE_DIR`` and the worker knows its
-slot; a standalone ``m2bridge serve`` opens nothing. Notices published before a sibling's SUB
-has connected are lost (ZeroMQ's slow joiner), as are those sent while a sibling is down.
+slot; a standalone ``m2bridge serve`` opens nothing. Other notices published before a
+sibling's SUB has connected are lost, as are those sent while a sibling is down.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -47,6 +54,9 @@ STARTUP_SCAN = 0.05
 MAX_IPC_PATH = 107
 #: Shared notices a slow sibling may fall behind by before newer ones are dropped.
 SEND_HWM = 10000
+#: Upload starts kept for replay to siblings that connect later (the oldest go first).
+MAX_REPLAYED = 1024
+_SUBSCRIPTION = b"\x01"  # what an XPUB reads when a SUB subscribes
 _ENDPOINT_RE = re.compile(r"([0-9]{1,9})\.ipc\Z")
 
 
@@ -63,6 +73,12 @@ class Spec(Protocol):
 C = TypeVar("C")
 #: Applies a notice shared by a sibling: ``(channel it came from, raw Mongrel2 message)``.
 ApplyNotice = Callable[[Any, bytes], None]
+#: Whether this worker still waits for an upload's ``done``: ``(channel index, conn id, path)``.
+HoldsUpload = Callable[[int, int, str], bool]
+
+
+def _holds_nothing(channel_index: int, conn_id: int, path: str) -> bool:
+    return False
 
 
 def should_share(event: object, has_work_here: bool) -> bool:
@@ -117,6 +133,7 @@ class SiblingBus:
         slot: int,
         channels: Sequence[Spec],
         apply: ApplyNotice,
+        holds: HoldsUpload = _holds_nothing,
     ) -> None:
         self.directory = directory
         self.slot = slot
@@ -124,10 +141,14 @@ class SiblingBus:
         self._channels = {ch.send_spec.encode(): ch for ch in channels}
         self._specs = {ch.index: ch.send_spec for ch in channels}
         self._apply = apply
+        self._holds = holds
         self._connected: set[str] = set()
-        self._pub = context.socket(zmq.PUB)
+        #: (channel index, conn id) -> (upload path, raw start message), for ``_replay``.
+        self._starts: OrderedDict[tuple[int, int], tuple[str, bytes]] = OrderedDict()
+        self._pub = context.socket(zmq.XPUB)
         self._pub.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, SEND_HWM)
+        self._pub.setsockopt(zmq.XPUB_VERBOSE, 1)  # every sibling's subscription, not the first
         self._sub = context.socket(zmq.SUB)
         self._sub.setsockopt(zmq.LINGER, 0)
         self._sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -138,7 +159,11 @@ class SiblingBus:
             self._pub.close(0)
             raise
         self._scan()
-        self._greenlets = [gevent.spawn(self._receive), gevent.spawn(self._scan_forever)]
+        self._greenlets = [
+            gevent.spawn(self._receive),
+            gevent.spawn(self._scan_forever),
+            gevent.spawn(self._watch_subscribers),
+        ]
 
     @property
     def siblings(self) -> int:
@@ -147,8 +172,27 @@ class SiblingBus:
 
     def notice(self, channel_index: int, frame: bytes, event: object, has_work: bool) -> None:
         """A notice from Mongrel2 was handled here: share it if ``should_share`` says so."""
+        if isinstance(event, UploadStarted):
+            self._remember_start(channel_index, event, frame)
+        elif isinstance(event, Disconnect):
+            self._starts.pop((channel_index, event.conn_id), None)
         if should_share(event, has_work):
             self.share(self._specs[channel_index], frame)
+
+    def _remember_start(self, channel_index: int, event: UploadStarted, frame: bytes) -> None:
+        key = (channel_index, event.conn_id)
+        self._starts.pop(key, None)
+        self._starts[key] = (event.upload_path, frame)
+        if len(self._starts) > MAX_REPLAYED:
+            self._starts.popitem(last=False)
+
+    def _replay(self) -> None:
+        """A sibling subscribed: publish again the starts whose ``done`` is still awaited."""
+        for key, (path, frame) in list(self._starts.items()):
+            if self._holds(key[0], key[1], path):
+                self.share(self._specs[key[0]], frame)
+            else:  # served here, or the client left: nothing to replay any more
+                del self._starts[key]
 
     def share(self, send_spec: str, frame: bytes) -> None:
         """Publish one notice to every sibling (dropped, not blocking, if they fall behind)."""
@@ -175,6 +219,13 @@ class SiblingBus:
                 log.warning("bad sibling notice ignored: %s", exc)
                 continue
             self._apply(channel, frame)
+
+    def _watch_subscribers(self) -> None:
+        while True:
+            message: bytes = self._pub.recv()
+            if message[:1] == _SUBSCRIPTION:
+                log.debug("a sibling subscribed: replaying %d upload start(s)", len(self._starts))
+                self._replay()
 
     def _scan_forever(self) -> None:
         for _ in range(int(STARTUP_PERIOD / STARTUP_SCAN)):
@@ -203,6 +254,7 @@ def open_bus(
     channels: Sequence[Spec],
     apply: ApplyNotice,
     environ: Mapping[str, str] = os.environ,
+    holds: HoldsUpload = _holds_nothing,
 ) -> SiblingBus | None:
     """The bus of a worker run as one of several (slot known and ``M2BRIDGE_NOTICE_DIR`` set),
     else None. A directory that cannot be used disables the bus with a warning."""
@@ -215,7 +267,7 @@ def open_bus(
         return None
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        bus = SiblingBus(context, path, slot, channels, apply)
+        bus = SiblingBus(context, path, slot, channels, apply, holds)
     except (OSError, zmq.ZMQError) as exc:
         log.warning("sibling notices off: cannot bind in %s: %s", path, exc)
         return None

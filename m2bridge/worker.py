@@ -136,6 +136,7 @@ class Worker:
                 config.worker_slot,
                 transport.channels,
                 self.dispatcher.on_sibling_notice,
+                holds=self.dispatcher.holds_upload,
             )
         )
         self.dispatcher.siblings = bus  # None unless one of several workers on one Handler

@@ -10,7 +10,7 @@ import pytest
 import zmq.green as zmq
 
 from m2bridge import siblings
-from m2bridge.protocol import Credits, Disconnect
+from m2bridge.protocol import Credits, Disconnect, parse_message
 from m2bridge.testing import make_request_frame
 
 SPECS = ("tcp://127.0.0.1:9997", "tcp://127.0.0.1:8887")
@@ -45,10 +45,10 @@ def directory(tmp_path):
 def open_buses(context, directory):
     buses = []
 
-    def open_bus(slot, received):
+    def open_bus(slot, received, holds=siblings._holds_nothing):
         env = {siblings.NOTICE_DIR_ENV: str(directory)}
         apply = lambda channel, frame: received.append((channel, frame))  # noqa: E731
-        bus = siblings.open_bus(context, slot, CHANNELS, apply, env)
+        bus = siblings.open_bus(context, slot, CHANNELS, apply, env, holds=holds)
         assert bus is not None
         buses.append(bus)
         return bus
@@ -77,6 +77,53 @@ def test_a_shared_disconnect_reaches_every_sibling_with_its_channel(open_buses):
     assert got2 == got3 == [(CHANNELS[1], DISCONNECT)]
     gevent.sleep(0.2)
     assert got1 == []  # never to itself, and never shared on again
+
+
+START = make_request_frame(
+    "/up",
+    conn_id=24,
+    method="POST",
+    sender=b"uuid",
+    headers={"x-mongrel2-upload-start": "/tmp/upload.a", "content-length": "30720"},
+)
+
+
+def test_an_upload_start_shared_before_a_sibling_listened_reaches_it_once_it_subscribes(
+    open_buses,
+):
+    """The start went out while no sibling listened (lost); the sibling that connects later
+    gets it again, because its ``done`` may be dealt to that sibling."""
+    held = []
+    bus1 = open_buses(1, [], holds=lambda *key: held.append(key) or True)
+    event = parse_message(START)
+    bus1.notice(1, START, event, has_work=False)
+    got2 = []
+    open_buses(2, got2)
+    assert wait_until(lambda: got2)
+    assert got2 == [(CHANNELS[1], START)]
+    assert held == [(1, 24, "/tmp/upload.a")]
+
+
+def test_a_start_no_longer_awaited_is_not_replayed(open_buses):
+    bus1 = open_buses(1, [], holds=lambda *key: False)  # served here, or the client left
+    bus1.notice(0, START, parse_message(START), has_work=False)
+    got2 = []
+    bus2 = open_buses(2, got2)
+    assert wait_until(lambda: bus1.siblings == 1 and bus2.siblings == 1)
+    gevent.sleep(0.3)
+    assert got2 == []
+
+
+def test_a_disconnect_drops_the_start_from_the_replay(open_buses):
+    bus1 = open_buses(1, [], holds=lambda *key: True)
+    bus1.notice(0, START, parse_message(START), has_work=False)
+    disconnect = DISCONNECT.replace(b" 7 ", b" 24 ")
+    bus1.notice(0, disconnect, parse_message(disconnect), has_work=False)
+    got2 = []
+    bus2 = open_buses(2, got2)
+    assert wait_until(lambda: bus2.siblings == 1)
+    gevent.sleep(0.3)
+    assert got2 == []  # the disconnect itself went out before bus 2 listened
 
 
 def test_credits_of_a_connection_running_here_stay_here(open_buses):

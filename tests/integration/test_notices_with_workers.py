@@ -150,3 +150,71 @@ def test_uploads_complete_when_start_and_done_go_to_different_workers(tmp_path, 
             assert result["size"] == len(body)
             assert result["sha256"] == hashlib.sha256(body).hexdigest()
         assert list((chroot / "tmp").glob("upload.*")) == []  # every temp file was deleted
+
+
+def test_uploads_started_before_the_second_worker_came_up_complete_on_either_worker(
+    tmp_path, monkeypatch
+):
+    """The starts reach worker 1 alone and are shared while no sibling listens; worker 2
+    comes up, Mongrel2 deals it half the ``done``s, and worker 1 replays the starts it
+    still holds once worker 2 subscribes to its notices."""
+    import contextlib
+    import hashlib
+    import json
+
+    monkeypatch.setenv(NOTICE_DIR_ENV, str(tmp_path / "n"))
+    handler = HandlerSpec(route="/", protocol="tnetstring")
+    chroot = tmp_path / "m2"
+    extra = ["--m2-chroot", str(chroot), "--upload-temp-store", "/tmp/upload.XXXXXX"]
+    body = bytes(range(256)) * 400  # 102,400 bytes: over limits.content_length
+    head = f"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+
+    def worker(stack, slot):
+        argv = [*extra, "--worker-slot", str(slot)]
+        app, specs = "handlers.upload:app", ([handler.send_spec], [handler.recv_spec])
+        return stack.enter_context(run_worker(tmp_path / f"w{slot}", app, *specs, argv))
+
+    with contextlib.ExitStack() as stack:
+        server = stack.enter_context(run_mongrel2(chroot, [handler]))
+        first = worker(stack, 1)
+        clients = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+            for _ in range(4)
+        ]
+        for client in clients:
+            client.sendall(head + body[:1000])
+        assert wait_for(lambda: len(list((chroot / "tmp").glob("upload.*"))) == 4, 5)
+        time.sleep(0.2)  # the starts are in worker 1 and shared with no one
+        second = worker(stack, 2)
+        for client in clients:
+            client.sendall(body[1000:])
+        answers = [_read_response(client) for client in clients]
+        logs = [w.log() for w in (first, second)]
+        for status, payload in answers:
+            assert status == 200, (payload, logs)
+            result = json.loads(payload)
+            assert result["sha256"] == hashlib.sha256(body).hexdigest()
+        served = lambda: [w.stats().get("served", 0) for w in (first, second)]  # noqa: E731
+        assert wait_for(lambda: sum(served()) == 4, 5), (served(), logs)
+        assert all(served()), (served(), logs)  # both workers served some of the four
+        assert wait_for(lambda: list((chroot / "tmp").glob("upload.*")) == [], 5)
+
+
+def _read_response(sock):
+    """(status, body) of one Content-Length response read from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, body
+        body += chunk
+    return int(head.split(b" ", 2)[1]), body
