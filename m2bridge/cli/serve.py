@@ -36,6 +36,8 @@ from m2bridge.logs import LOG_LEVELS
 
 #: The supervisor tells each worker where to publish its counters in this variable.
 STATS_ENV = "M2BRIDGE_STATS_FILE"
+#: The slot the supervisor gives each process of a watcher (``$(wid)``), for ``--worker-slot``.
+WID_ENV = "M2BRIDGE_WID"
 _TCP_RE = re.compile(r"tcp://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+):([0-9]{1,5})\Z")
 _IDENT_RE = re.compile(r"[A-Za-z0-9-]+\Z")
 
@@ -198,7 +200,7 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
         cancel_grace=args.cancel_grace,
         fd=args.fd,
         bind=args.bind,
-        worker_slot=args.worker_slot,
+        worker_slot=_worker_slot(args),
         stats_file=args.stats_file or os.environ.get(STATS_ENV) or None,
         validate=args.validate,
         relay=args.relay,
@@ -206,6 +208,20 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
     if args.config:
         config = _from_mongrel2_config(config, args.config, args.handler)
     return config
+
+
+def _worker_slot(args: argparse.Namespace) -> int | None:
+    """``--worker-slot``, else the slot the supervisor put in ``$M2BRIDGE_WID``: a worker in
+    any stack-file command knows its slot (and so joins its siblings' notice bus)."""
+    if args.worker_slot is not None:
+        slot: int = args.worker_slot
+        return slot
+    raw = os.environ.get(WID_ENV, "")
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
+        raise ConfigError(f"${WID_ENV} must be a slot number, not {raw[:20]!r}")
+    return int(raw)
 
 
 def _send_specs(args: argparse.Namespace) -> tuple[str, ...]:

@@ -23,6 +23,8 @@ log = logging.getLogger("m2bridge.supervisor")
 
 #: Where a watcher's processes find each other's sibling notice endpoints (``siblings``).
 NOTICE_DIR_ENV = "M2BRIDGE_NOTICE_DIR"
+#: Each process's slot number (``$(wid)``); ``m2bridge serve`` takes it as its --worker-slot.
+WID_ENV = "M2BRIDGE_WID"
 #: Longest watcher name used as is in the notice directory (ipc paths hold 107 bytes).
 _NOTICE_NAME_MAX = 16
 
@@ -77,7 +79,7 @@ class CommandLauncher:
             {k: template.substitute(v, values, f"{where}.env.{k}") for k, v in spec.env.items()}
         )
         stats_file = self.stats_dir / f"{spec.name}.{wid}.json"
-        env.update({STATS_ENV: str(stats_file), "M2BRIDGE_WID": str(wid)})
+        env.update({STATS_ENV: str(stats_file), WID_ENV: str(wid)})
         env[NOTICE_DIR_ENV] = str(notice_dir(self.stats_dir.parent, spec.name))
         used = set(spec.use_sockets) | {
             ref.removeprefix("sockets.")

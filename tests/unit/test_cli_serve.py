@@ -10,6 +10,7 @@ import pytest
 from m2bridge.cli import make_parser
 from m2bridge.cli.serve import (
     STATS_ENV,
+    WID_ENV,
     UsageError,
     build_config,
     child_argv,
@@ -17,6 +18,7 @@ from m2bridge.cli.serve import (
     supervisor_name,
 )
 from m2bridge.config import WorkerConfig
+from m2bridge.errors import ConfigError
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -36,6 +38,7 @@ def usage_error(capsys, *argv: str) -> str:
 
 def test_defaults_match_worker_config(monkeypatch):
     monkeypatch.delenv(STATS_ENV, raising=False)
+    monkeypatch.delenv(WID_ENV, raising=False)
     assert config_of("handlers.echo:app") == WorkerConfig(app="handlers.echo:app")
 
 
@@ -74,6 +77,21 @@ def test_every_flag_reaches_its_config_field(monkeypatch):
         stats_file="/run/s.json",
         validate=True,
     )
+
+
+def test_worker_slot_defaults_to_the_slot_the_supervisor_sets(monkeypatch):
+    monkeypatch.setenv(WID_ENV, "2")
+    assert config_of("a:b").worker_slot == 2
+    assert config_of("a:b", "--worker-slot", "5").worker_slot == 5  # the flag wins
+    monkeypatch.setenv(WID_ENV, "")
+    assert config_of("a:b").worker_slot is None
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5", "1234567890", "\u0661"])
+def test_a_bad_supervisor_slot_is_a_config_error(monkeypatch, value):
+    monkeypatch.setenv(WID_ENV, value)
+    with pytest.raises(ConfigError, match=WID_ENV):
+        config_of("a:b")
 
 
 def test_stats_file_defaults_to_the_supervisors_environment_variable(monkeypatch):
