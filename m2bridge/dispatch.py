@@ -39,6 +39,7 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
 
 import gevent
+from gevent.event import Event
 
 from m2bridge.body import inline_body, open_upload, remove_upload
 from m2bridge.environ import EnvironSettings, build_environ
@@ -153,6 +154,7 @@ class Dispatcher:
         self.uploads = UploadTracker()
         #: Uploads a sibling saw start: Mongrel2 may deal the ``done`` to this worker instead.
         self.sibling_uploads = UploadTracker(remember_claims=SIBLING_CLAIMS_REMEMBERED)
+        self._start_waiters: dict[tuple[int, int], Event] = {}  # dones awaiting their start
         self.streams = UploadStreams()
         self._on_request = on_request or (lambda: None)
         self._settings = EnvironSettings(script_name=config.script_name)
@@ -204,7 +206,11 @@ class Dispatcher:
         elif isinstance(event, Credits):
             self._on_credits(channel, event)
         elif isinstance(event, UploadStarted):
-            self.sibling_uploads.start((channel.index, event.conn_id), event)
+            key = (channel.index, event.conn_id)
+            self.sibling_uploads.start(key, event)
+            waiter = self._start_waiters.get(key)
+            if waiter is not None:  # its ``done`` came first and waits for it
+                waiter.set()
         else:
             log.warning("sibling sent a %s, not a notice: ignored", type(event).__name__)
 
@@ -284,12 +290,19 @@ class Dispatcher:
     def _await_sibling_start(self, channel: Sink, event: UploadDone) -> None:
         key = (channel.index, event.conn_id)
         deadline = monotonic() + SIBLING_START_WAIT
-        while monotonic() < deadline:
-            gevent.sleep(0.005)
-            if self.sibling_uploads.claim(key, event):
-                self._accept_upload(channel, event)
-                return
-        self._refuse_upload(channel, event)
+        waiter = self._start_waiters[key] = Event()
+        try:
+            while not self.sibling_uploads.claim(key, event):
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    self._refuse_upload(channel, event)
+                    return
+                waiter.wait(remaining)  # set when a sibling's start for this connection arrives
+                waiter.clear()
+            self._accept_upload(channel, event)
+        finally:
+            if self._start_waiters.get(key) is waiter:
+                del self._start_waiters[key]
 
     def _accept_upload(self, channel: Sink, event: UploadDone) -> None:
         if self._overloaded(channel, event):
