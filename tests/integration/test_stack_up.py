@@ -413,3 +413,39 @@ def test_restart_with_a_broken_mongrel2_config_is_refused_and_keeps_serving(base
         assert stack.ctl("--wait", "15", "restart", "mongrel2").returncode == 0
         assert stack.pids("mongrel2") not in ([], [m2pid])
         assert get(port) == (200, b"Hello, world!\n")
+
+
+def test_stack_workers_without_a_slot_flag_share_uploads_on_the_sibling_bus(base):
+    """A plain stack-file command (no --worker-slot): the workers take their slot from the
+    supervisor, join the notice bus, and uploads whose start and done Mongrel2 deals to
+    different workers are served."""
+    import hashlib
+
+    port = free_port()
+    conf = base / "mongrel2.conf"
+    conf.write_text(make_conf(port, [HandlerSpec(route="/", protocol="tnetstring")]))
+    text = f"""
+[watchers.mongrel2]
+type = "mongrel2"
+config = "{conf}"
+working_dir = "{base}"
+
+[watchers.hello]
+cmd = "$(python) -m m2bridge serve handlers.upload:app --config {conf} --handler /"
+numprocesses = 2
+readiness = "stats"
+"""
+    body = bytes(range(256)) * 400  # over limits.content_length: the temp-file path
+    with running_stack(base, text) as stack:
+        stack.wait_until(lambda: len(stack.pids("hello")) == 2, timeout=20)
+        stack.wait_until(lambda: get(port)[0] == 200, timeout=20)
+        answers = []
+        for _ in range(6):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("POST", "/up", body=body)
+            response = conn.getresponse()
+            answers.append((response.status, response.read()))
+            conn.close()
+        assert [status for status, _ in answers] == [200] * 6, answers
+        digest = hashlib.sha256(body).hexdigest()
+        assert all(json.loads(answer)["sha256"] == digest for _, answer in answers)
