@@ -69,6 +69,9 @@ BYE_ACK_TIMEOUT = 5.0
 #: to its I/O thread (one wake-up) once its last frame is in, and Mongrel2 reads every frame
 #: as a reply of its own (``mqrecv`` takes one frame at a time, whatever the MORE flag).
 _BURST_FLAGS = zmq.NOBLOCK | zmq.SNDMORE
+#: Replies in one such message at most. ZeroMQ's send high-water mark counts messages (1000 by
+#: default), so this also bounds the replies it holds before senders wait for Mongrel2.
+MAX_BURST_FRAMES = 64
 # pyzmq's compiled Socket.send/recv, below the zmq.green wrapper and pyzmq's pure-Python send
 # (routing_id/group handling this module never uses: half the cost of a small send).
 _raw_send = BackendSocket.send
@@ -106,6 +109,7 @@ class Channel:
         self._loop = self._hub.loop
         self._receiver: Any = None  # the greenlet waiting in ``recv``
         self._pull = self._request_socket(context, identity)
+        self._start_reading()
         self._pub = context.socket(zmq.XPUB)
         self._pub.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
         self._pub.setsockopt(zmq.IMMEDIATE, 1)
@@ -121,11 +125,14 @@ class Channel:
         pull.setsockopt(zmq.LINGER, 0)
         if identity:
             pull.setsockopt(zmq.IDENTITY, identity.encode())
-        self._reader: Any = self._loop.io(cast(int, pull.getsockopt(zmq.FD)), 1)
+        return pull
+
+    def _start_reading(self) -> None:
+        """Watch the PULL's ZMQ_FD for ``recv`` (and recheck it now and then)."""
+        self._reader: Any = self._loop.io(cast(int, self._pull.getsockopt(zmq.FD)), 1)
         self._reader.start(self._readable)
         self._safety: Any = self._loop.timer(READ_RECHECK, READ_RECHECK, ref=False)
         self._safety.start(self._recheck)
-        return pull
 
     @property
     def ready(self) -> bool:
@@ -232,23 +239,24 @@ class Channel:
         """Publish what is queued without blocking; on back-pressure hand it to a greenlet."""
         outbox = self._outbox
         pub = self._pub
-        if self._stalled is not None or pub.closed or not outbox:
+        if self._stalled is not None or pub.closed:
             return
-        # The plain non-blocking send: zmq.green's wrapper would re-read ZMQ_EVENTS after
-        # every reply, a third of the per-reply cost; the watcher polls instead.
-        more = len(outbox) - 1
-        try:
-            _raw_send(pub, outbox[0], _BURST_FLAGS if more else zmq.NOBLOCK)
-        except zmq.Again:
-            self._stalled = Event()
-            self._drainer = gevent.spawn(self._drain_stalled)
-            return
-        outbox.popleft()
-        # The rest of the burst: frames of the same message, accepted with the first one.
-        for _ in range(more - 1):
-            _raw_send(pub, outbox.popleft(), _BURST_FLAGS)
-        if more:
-            _raw_send(pub, outbox.popleft(), zmq.NOBLOCK)
+        while outbox:
+            # The plain non-blocking send: zmq.green's wrapper would re-read ZMQ_EVENTS after
+            # every reply, a third of the per-reply cost; the watcher polls instead.
+            more = min(len(outbox), MAX_BURST_FRAMES) - 1
+            try:
+                _raw_send(pub, outbox[0], _BURST_FLAGS if more else zmq.NOBLOCK)
+            except zmq.Again:
+                self._stalled = Event()
+                self._drainer = gevent.spawn(self._drain_stalled)
+                return
+            outbox.popleft()
+            # The rest of the burst: frames of the same message, accepted with the first one.
+            for _ in range(more - 1):
+                _raw_send(pub, outbox.popleft(), _BURST_FLAGS)
+            if more:
+                _raw_send(pub, outbox.popleft(), zmq.NOBLOCK)
 
     def _drain_stalled(self) -> None:
         outbox = self._outbox
@@ -344,8 +352,11 @@ class RelayChannel(Channel):
         dealer.setsockopt(zmq.LINGER, 0)
         return dealer
 
+    def _start_reading(self) -> None:
+        """The DEALER is a zmq.green socket, read by its own waits: nothing to watch."""
+
     def _stop_reading(self) -> None:
-        """The DEALER is a zmq.green socket, read by its own waits: nothing to stop."""
+        """Nothing to stop (see ``_start_reading``)."""
 
     def _connect_requests(self) -> None:
         super()._connect_requests()

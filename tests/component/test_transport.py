@@ -14,7 +14,7 @@ import gevent
 import pytest
 
 from m2bridge.testing import FakeMongrel2, make_request_frame, parse_reply
-from m2bridge.transport import OUTBOX_LIMIT, READ_RECHECK, Transport
+from m2bridge.transport import MAX_BURST_FRAMES, OUTBOX_LIMIT, READ_RECHECK, Transport
 
 
 @pytest.fixture
@@ -164,3 +164,32 @@ def test_a_request_whose_wake_up_was_missed_is_still_read_after_the_recheck(tran
         receiver.join(READ_RECHECK + 2)
         assert receiver.ready()
         assert receiver.value == make_request_frame("/late")
+
+
+def test_a_burst_longer_than_max_burst_frames_leaves_as_several_messages(directory):
+    import zmq.green as zmq
+
+    context = zmq.Context()
+    push, sub = context.socket(zmq.PUSH), context.socket(zmq.SUB)
+    push.bind(f"ipc://{directory / 'm2-send.ipc'}")
+    sub.bind(f"ipc://{directory / 'm2-recv.ipc'}")
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    transport = Transport(
+        (f"ipc://{directory / 'm2-send.ipc'}",), (f"ipc://{directory / 'm2-recv.ipc'}",)
+    )
+    try:
+        channel = transport.channels[0]
+        assert channel.wait_ready(timeout=5)
+        total = MAX_BURST_FRAMES + 5
+        for n in range(total):
+            channel.send(b"uuid 1:1, %d" % n)
+        gevent.sleep(0)
+        with gevent.Timeout(5):
+            messages = [sub.recv_multipart(), sub.recv_multipart()]
+        assert [len(frames) for frames in messages] == [MAX_BURST_FRAMES, 5]
+        assert [int(f.split(b", ")[1]) for f in messages[0] + messages[1]] == list(range(total))
+    finally:
+        transport.close(linger_ms=0)
+        push.close(0)
+        sub.close(0)
+        context.term()
