@@ -121,8 +121,10 @@ def test_close_sends_the_replies_still_queued(directory):
         assert fake.replies[0].body == b"last words"
 
 
-def test_a_burst_of_replies_is_one_multipart_message_of_one_reply_per_frame(directory):
-    """Mongrel2 reads every frame as a reply of its own; ZeroMQ wakes its I/O thread once."""
+@pytest.fixture
+def raw_mongrel2(directory):
+    """Mongrel2's two sockets as plain zmq.green ones, so a test sees the message framing
+    (FakeMongrel2 reads frame by frame, as Mongrel2 does); yields (channel, SUB)."""
     import zmq.green as zmq
 
     context = zmq.Context()
@@ -136,21 +138,27 @@ def test_a_burst_of_replies_is_one_multipart_message_of_one_reply_per_frame(dire
     try:
         channel = transport.channels[0]
         assert channel.wait_ready(timeout=5)
-        for n in range(3):
-            channel.send(b"uuid 1:%d, reply %d" % (n, n))
-        gevent.sleep(0)
-        with gevent.Timeout(5):
-            frames = sub.recv_multipart()
-        assert frames == [b"uuid 1:%d, reply %d" % (n, n) for n in range(3)]
-        channel.send(b"uuid 1:9, alone")
-        gevent.sleep(0)
-        with gevent.Timeout(5):
-            assert sub.recv_multipart() == [b"uuid 1:9, alone"]
+        yield channel, sub
     finally:
         transport.close(linger_ms=0)
         push.close(0)
         sub.close(0)
         context.term()
+
+
+def test_a_burst_of_replies_is_one_multipart_message_of_one_reply_per_frame(raw_mongrel2):
+    """Mongrel2 reads every frame as a reply of its own; ZeroMQ wakes its I/O thread once."""
+    channel, sub = raw_mongrel2
+    for n in range(3):
+        channel.send(b"uuid 1:%d, reply %d" % (n, n))
+    gevent.sleep(0)
+    with gevent.Timeout(5):
+        frames = sub.recv_multipart()
+    assert frames == [b"uuid 1:%d, reply %d" % (n, n) for n in range(3)]
+    channel.send(b"uuid 1:9, alone")
+    gevent.sleep(0)
+    with gevent.Timeout(5):
+        assert sub.recv_multipart() == [b"uuid 1:9, alone"]
 
 
 def test_a_request_whose_wake_up_was_missed_is_still_read_after_the_recheck(transport, directory):
@@ -166,30 +174,13 @@ def test_a_request_whose_wake_up_was_missed_is_still_read_after_the_recheck(tran
         assert receiver.value == make_request_frame("/late")
 
 
-def test_a_burst_longer_than_max_burst_frames_leaves_as_several_messages(directory):
-    import zmq.green as zmq
-
-    context = zmq.Context()
-    push, sub = context.socket(zmq.PUSH), context.socket(zmq.SUB)
-    push.bind(f"ipc://{directory / 'm2-send.ipc'}")
-    sub.bind(f"ipc://{directory / 'm2-recv.ipc'}")
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    transport = Transport(
-        (f"ipc://{directory / 'm2-send.ipc'}",), (f"ipc://{directory / 'm2-recv.ipc'}",)
-    )
-    try:
-        channel = transport.channels[0]
-        assert channel.wait_ready(timeout=5)
-        total = MAX_BURST_FRAMES + 5
-        for n in range(total):
-            channel.send(b"uuid 1:1, %d" % n)
-        gevent.sleep(0)
-        with gevent.Timeout(5):
-            messages = [sub.recv_multipart(), sub.recv_multipart()]
-        assert [len(frames) for frames in messages] == [MAX_BURST_FRAMES, 5]
-        assert [int(f.split(b", ")[1]) for f in messages[0] + messages[1]] == list(range(total))
-    finally:
-        transport.close(linger_ms=0)
-        push.close(0)
-        sub.close(0)
-        context.term()
+def test_a_burst_longer_than_max_burst_frames_leaves_as_several_messages(raw_mongrel2):
+    channel, sub = raw_mongrel2
+    total = MAX_BURST_FRAMES + 5
+    for n in range(total):
+        channel.send(b"uuid 1:1, %d" % n)
+    gevent.sleep(0)
+    with gevent.Timeout(5):
+        messages = [sub.recv_multipart(), sub.recv_multipart()]
+    assert [len(frames) for frames in messages] == [MAX_BURST_FRAMES, 5]
+    assert [int(f.split(b", ")[1]) for f in messages[0] + messages[1]] == list(range(total))
