@@ -43,6 +43,18 @@ _STR_TYPE = frozenset({str})
 #: ``json.loads(text, strict=False)`` would build a new decoder on every call.
 _JSON_DECODER = json.JSONDecoder(strict=False)
 _FLAGS_RE = re.compile(r"(?:0x)?[0-9A-Fa-f]{1,2}\Z")
+#: Header names every request carries, decoded once: a dict lookup is cheaper than a decode.
+_HEADER_NAMES: dict[object, str] = {
+    name.encode("latin-1"): name
+    for name in (
+        *("PATH", "METHOD", "VERSION", "URI", "QUERY", "FRAGMENT", "PATTERN", "URL_SCHEME"),
+        *("REMOTE_ADDR", "DOWNLOAD_CREDITS", "UPLOAD_STREAM", "UPLOAD_STREAM_DONE"),
+        *("host", "user-agent", "accept", "accept-encoding", "accept-language", "connection"),
+        *("content-length", "content-type", "cookie", "referer", "origin", "x-forwarded-for"),
+        *("cache-control", "authorization", "if-none-match", "if-modified-since", "upgrade"),
+        *(UPLOAD_START, UPLOAD_DONE),
+    )
+}
 
 
 # --------------------------------------------------------------------------- events
@@ -205,6 +217,8 @@ def _parse_headers(rest: bytes) -> tuple[dict[str, HeaderValue], int]:
 
 def _parse_body(rest: bytes, offset: int) -> bytes:
     """The body netstring at ``offset``, which must end ``rest``."""
+    if len(rest) - offset == 3 and rest.endswith(b"0:,"):  # no body (most requests): b"0:,"
+        return b""
     colon = rest.find(b":", offset, offset + MAX_LENGTH_DIGITS + 1)
     if colon < 0 or not (digits := rest[offset:colon]).isdigit():
         raise ProtocolError("netstring length is missing or not a number")
@@ -223,15 +237,16 @@ def _tnetstring_headers(raw: bytes) -> dict[str, HeaderValue]:
         decoded = tnetstring.loads(raw)
     except Exception as exc:  # the C codec raises ValueError and friends
         raise ProtocolError(f"bad tnetstring headers: {exc}") from None
+    known = _HEADER_NAMES.get
+    headers: dict[str, HeaderValue] = {}
     try:  # one pass; only a name that is not bytes lacks .decode
-        return {
-            key.decode("latin-1"): (
+        for key, value in decoded.items():
+            headers[known(key) or key.decode("latin-1")] = (
                 value.decode("latin-1") if type(value) is bytes else _header_list(value, bytes)
             )
-            for key, value in decoded.items()
-        }
     except AttributeError:
         raise ProtocolError("tnetstring header name is not a string") from None
+    return headers
 
 
 def _json_headers(payload: bytes) -> dict[str, HeaderValue]:

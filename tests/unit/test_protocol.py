@@ -224,6 +224,24 @@ def test_json_headers_with_and_without_lists_parse_alike() -> None:
     assert repeated.headers == {**GET, "cookie": ["a=1", "b=2"]}
 
 
+def test_tnetstring_and_json_headers_decode_alike_for_common_and_rare_names() -> None:
+    # tnetstring names come as bytes: the usual ones are looked up, the rest decoded
+    headers = {
+        **GET,
+        "host": "h:1",
+        "user-agent": "w\xe9",
+        "x-rare-name": "1",
+        "content-type": ["a", "b"],
+        "QUERY": "",
+    }
+    for body in (b"", b"0", b"0:,", b"x" * 10):
+        tnet_event = parse_message(tnet(headers, body))
+        json_event = parse_message(jmsg(headers, body))
+        assert isinstance(tnet_event, Request)
+        assert (tnet_event.headers, tnet_event.body) == (headers, body)
+        assert (json_event.headers, json_event.body) == (headers, body)
+
+
 # ----------------------------------------------------------------------------- parse: errors
 
 DEEP = b"[" * 100_000
