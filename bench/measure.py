@@ -15,6 +15,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,11 @@ log = logging.getLogger("bench.measure")
 
 #: extra seconds wrk may take past its ``-d`` before it is killed.
 WRK_GRACE_S = 20.0
+#: Before a measured run the machine must be this quiet (busy CPU %, 200 = both cores)...
+QUIET_PCT = 15.0
+#: ...over a window this long (s), waiting at most SETTLE_MAX_S.
+QUIET_WINDOW_S = 0.25
+SETTLE_MAX_S = 5.0
 MB = 1024.0 * 1024.0
 
 
@@ -53,6 +59,28 @@ def machine_busy_s() -> float:
     """CPU seconds all cores spent not idle since boot (every process, ours or not)."""
     times = psutil.cpu_times()
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def settle(
+    max_s: float = SETTLE_MAX_S,
+    quiet_pct: float = QUIET_PCT,
+    window_s: float = QUIET_WINDOW_S,
+    busy_s: Callable[[], float] = machine_busy_s,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Wait until the machine is quiet (a stack still working off a backlog, say); return the
+    seconds waited, ``max_s`` or a little more when it never got quiet."""
+    start = clock()
+    while True:
+        begin_busy, begin = busy_s(), clock()
+        sleep(window_s)
+        busy_pct = 100.0 * (busy_s() - begin_busy) / max(clock() - begin, 1e-6)
+        waited = clock() - start
+        if busy_pct <= quiet_pct or waited >= max_s:
+            if busy_pct > quiet_pct:
+                log.info("machine %.0f%% busy after %.1f s: measuring anyway", busy_pct, waited)
+            return round(waited, 2)
 
 
 def machine_busy_pct(before: Snapshot, after: Snapshot) -> float:

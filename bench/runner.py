@@ -151,6 +151,7 @@ def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
         warm = wrk.wrk_argv(stack.url, step.concurrency, run.config.warmup_s, script)
         measure.run_wrk(warm, run.config.warmup_s)
     drain(stack)
+    settled_s = measure.settle()  # the previous stack may still work off its backlog
     loadavg = [round(x, 2) for x in os.getloadavg()]
     argv = wrk.wrk_argv(stack.url, step.concurrency, run.config.duration_s, script)
     before = measure.snapshot(stack)
@@ -162,6 +163,7 @@ def run_step(run: Run, step: cycles.Step, stack: Stack) -> dict[str, Any]:
     record["procs"] = measure.usage(before, after)
     record["loadgen_cpu_pct"] = round(100.0 * done.cpu_s / max(done.wall_s, 1e-6), 1)
     record["machine_cpu_pct"] = measure.machine_busy_pct(before, after)
+    record["settle_s"] = settled_s
     return record
 
 
