@@ -23,22 +23,34 @@ def test_sigkill_under_load_loses_only_what_the_worker_held_and_respawns_fast(ba
             time.sleep(1.5)
             victim = next(p for p in stack.processes("hello") if p["wid"] == 2)
             os.kill(victim["pid"], signal.SIGKILL)
-            respawn = stack.wait_until(lambda: respawned(stack, victim["pid"]), timeout=5)
+            found: list[dict] = []
+            respawn = stack.wait_until(lambda: respawned(stack, victim["pid"], found), timeout=5)
             time.sleep(2.5)  # every request the victim held times out (2 s)
-        log.warning("%s; respawned ready in %.2f s", report("kill -9", load), respawn)
+        # The new worker's age when it was first seen ready: the rest is the supervisor's delay.
+        spawn_delay = respawn - found[0]["age"]
+        log.warning(
+            "%s; respawned after %.2f s, ready %.2f s after the kill",
+            report("kill -9", load),
+            spawn_delay,
+            respawn,
+        )
         # Each client has one request outstanding, so the victim held at most one per client
         # Mongrel2 had routed to it; clients of the surviving worker must lose nothing.
         assert 0 < load.failed < CLIENTS, load.errors[:5]
         assert all("timed out" in error for error in load.errors)
-        assert respawn < 2.0
+        # Respawned at once (no flapping backoff); how long the new process then takes to
+        # import and connect depends on the machine and is bounded by the wait above.
+        assert spawn_delay < 1.0
         assert "killed by SIGKILL" in stack.log()
 
 
-def respawned(stack, old_pid: int) -> bool:
-    return any(
-        p["wid"] == 2 and p["pid"] != old_pid and p["state"] == "ready"
-        for p in stack.processes("hello")
-    )
+def respawned(stack, old_pid: int, found: list[dict]) -> bool:
+    """Whether slot 2 runs a new ready process; it is appended to ``found``."""
+    for p in stack.processes("hello"):
+        if p["wid"] == 2 and p["pid"] != old_pid and p["state"] == "ready":
+            found.append(p)
+            return True
+    return False
 
 
 def test_leaking_app_is_recycled_by_max_rss_never_all_workers_at_once(base: Path):
