@@ -83,7 +83,9 @@ def test_a_stream_piece_of_no_request_is_dropped_without_a_reply(tmp_path, fake)
 
 
 def test_a_connection_first_seen_without_credits_gets_a_window_on_a_flow_server(tmp_path, fake):
-    with run_worker(tmp_path / "w", MUX, [fake.send_spec], [fake.recv_spec]):
+    # The held request never gets its credits: a short graceful timeout lets the worker exit.
+    extra = ["--graceful-timeout", "1"]
+    with run_worker(tmp_path / "w", MUX, [fake.send_spec], [fake.recv_spec], extra):
         first = fake.request("/hello/", headers={"DOWNLOAD_CREDITS": "102400"})
         assert fake.response(first).status == 200
         later = fake.request("/big/", query="bytes=300000")  # its first request went elsewhere
