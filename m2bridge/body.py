@@ -95,7 +95,7 @@ def upload_path(announced_path: str, chroot: str, temp_store: str | None) -> str
     """Return the real path of an announced upload file, or raise ``ProtocolError`` (400)."""
     if not announced_path or "\0" in announced_path or "\0" in chroot:
         raise ProtocolError(f"invalid upload path {announced_path!r:.80}", 400)
-    root = os.path.realpath(chroot)
+    root = _real_dir(chroot)
     joined = os.path.normpath(os.path.join(root, announced_path.lstrip("/")))
     if not _strictly_inside(joined, root):
         raise ProtocolError(
@@ -110,12 +110,32 @@ def upload_path(announced_path: str, chroot: str, temp_store: str | None) -> str
 
 def _check_temp_store(real: str, root: str, temp_store: str) -> None:
     store_dir, template = os.path.split(temp_store)
-    real_store_dir = os.path.realpath(os.path.join(root, store_dir.lstrip("/")))
+    real_store_dir = _real_dir(os.path.join(root, store_dir.lstrip("/")))
     if os.path.dirname(real) != real_store_dir:
         raise ProtocolError(f"upload path {real!r} is not in the temp store {real_store_dir}", 400)
     prefix = template.removesuffix(TEMPLATE_SUFFIX)
     if not os.path.basename(real).startswith(prefix):
         raise ProtocolError(f"upload file name of {real!r} does not start with {prefix!r}", 400)
+
+
+def _real_dir(path: str) -> str:
+    """``os.path.realpath`` of the chroot or temp-store directory, resolved once per process.
+
+    An existing directory's resolution is kept (bounded): the per-file check that the joined
+    path is its own realpath still refuses a symlink put into the chroot later.
+    """
+    real = _REAL_DIRS.get(path)
+    if real is None:
+        real = os.path.realpath(path)
+        if os.path.isdir(real):  # a directory still to be created is resolved again next time
+            if len(_REAL_DIRS) >= _REAL_DIRS_MAX:
+                _REAL_DIRS.clear()
+            _REAL_DIRS[path] = real
+    return real
+
+
+_REAL_DIRS: dict[str, str] = {}
+_REAL_DIRS_MAX = 64
 
 
 def _strictly_inside(path: str, root: str) -> bool:

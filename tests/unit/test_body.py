@@ -156,6 +156,31 @@ def test_symlinked_directory_component_is_refused(chroot: Path) -> None:
     assert "symlink" in str(refused("/tmplink/upload.AbC123", chroot, None))
 
 
+def test_temp_store_swapped_for_a_symlink_after_first_use_is_refused(
+    chroot: Path, tmp_path: Path
+) -> None:
+    # The chroot and temp store are resolved once per process; each file is still checked.
+    assert upload_path("/tmp/upload.AbC123", str(chroot), TEMP_STORE)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "upload.AbC123").write_bytes(b"not Mongrel2's")
+    (chroot / "tmp").rename(tmp_path / "old-tmp")
+    (chroot / "tmp").symlink_to(outside)
+    assert "symlink" in str(refused("/tmp/upload.AbC123", chroot))
+
+
+def test_chroot_that_appears_later_through_a_symlink_is_resolved_then(tmp_path: Path) -> None:
+    link = tmp_path / "late-srv"
+    refused("/tmp/upload.AbC123", link)  # not there yet: nothing to open
+    real = tmp_path / "real-srv"
+    (real / "tmp").mkdir(parents=True)
+    (real / "tmp" / "upload.AbC123").write_bytes(DATA)
+    link.symlink_to(real)
+    stream, size = open_upload("/tmp/upload.AbC123", str(link), TEMP_STORE)
+    stream.close()
+    assert size == len(DATA)
+
+
 def test_directory_is_refused(chroot: Path) -> None:
     (chroot / "tmp" / "upload.dir000").mkdir()
     error = refused("/tmp/upload.dir000", chroot)
