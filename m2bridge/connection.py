@@ -50,8 +50,8 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 
+from m2bridge.encode import encode_close, encode_reply
 from m2bridge.flow import CreditWindow
-from m2bridge.protocol import encode_close, encode_reply
 
 log = logging.getLogger("m2bridge.connection")
 

@@ -42,6 +42,7 @@ import gevent
 from gevent.event import Event
 
 from m2bridge.body import inline_body, open_upload, remove_upload
+from m2bridge.encode import encode_control
 from m2bridge.environ import EnvironSettings, build_environ
 from m2bridge.errors import ProtocolError
 from m2bridge.flow import DEFAULT_CREDITS, parse_credits
@@ -57,7 +58,6 @@ from m2bridge.protocol import (
     UploadStarted,
     WebSocketFrame,
     WebSocketHandshake,
-    encode_control,
     parse_message,
 )
 from m2bridge.response import Response, keep_alive_requested, make_simple_response

@@ -13,7 +13,7 @@ nothing itself: the hub sends the 101, answers each ping with a pong and each cl
 close, then closes the connection (the empty reply).
 
 Broadcast (``broadcast``) sends one frame to many sockets in ``ceil(n / 128)`` messages
-(``protocol.encode_broadcast``), paced per hub like one connection's writes.
+(``encode.encode_broadcast``), paced per hub like one connection's writes.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from m2bridge.connection import BURST, MERGE_INTERVAL, Connection
+from m2bridge.encode import encode_broadcast
 from m2bridge.environ import EnvironSettings, build_environ
 from m2bridge.errors import ProtocolError
-from m2bridge.protocol import WebSocketFrame, WebSocketHandshake, encode_broadcast
+from m2bridge.protocol import WebSocketFrame, WebSocketHandshake
 from m2bridge.websocket import (
     CLOSE_ABNORMAL,
     CLOSE_INTERNAL_ERROR,

@@ -14,8 +14,9 @@ import pytest
 from gevent.pool import Pool
 
 from m2bridge.connection import ConnectionTable
+from m2bridge.encode import MAX_TARGETS
 from m2bridge.environ import EnvironSettings
-from m2bridge.protocol import MAX_TARGETS, parse_message
+from m2bridge.protocol import parse_message
 from m2bridge.testing import FakeMongrel2, make_disconnect_frame, make_request_frame, parse_reply
 from m2bridge.websocket import (
     OP_BINARY,

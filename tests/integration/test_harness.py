@@ -6,7 +6,8 @@ import http.client
 
 import zmq
 
-from m2bridge.protocol import Request, encode_reply, parse_message
+from m2bridge.encode import encode_reply
+from m2bridge.protocol import Request, parse_message
 from tests.mongrel2_harness import HandlerSpec, run_mongrel2
 
 

@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 IO_PACKAGES = ("zmq", "gevent")
 #: The sans-IO core: protocol, WSGI environ/body/response, handler; no sockets or processes.
-CORE = ["m2bridge.protocol", "m2bridge.environ", "m2bridge.body", "m2bridge.response"]
+CORE = ["m2bridge.protocol", "m2bridge.encode", "m2bridge.environ", "m2bridge.body"]
+CORE += ["m2bridge.response"]
 CORE += ["m2bridge.handler", "m2bridge.errors", "m2bridge.websocket", "m2bridge.flow"]
 CORE += ["m2bridge.relay_state"]
 #: Pure too, but only held to "no zmq, no gevent" for now.

@@ -9,9 +9,16 @@ from typing import Any
 
 import pytest
 
+from m2bridge.encode import (
+    MAX_TARGETS,
+    encode_broadcast,
+    encode_close,
+    encode_control,
+    encode_reply,
+    encode_request,
+)
 from m2bridge.errors import ProtocolError
 from m2bridge.protocol import (
-    MAX_TARGETS,
     Credits,
     Disconnect,
     Event,
@@ -24,11 +31,6 @@ from m2bridge.protocol import (
     UploadStarted,
     WebSocketFrame,
     WebSocketHandshake,
-    encode_broadcast,
-    encode_close,
-    encode_control,
-    encode_reply,
-    encode_request,
     join_header,
     parse_message,
 )

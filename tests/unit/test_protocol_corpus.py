@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from m2bridge.encode import encode_request
 from m2bridge.protocol import (
     Credits,
     Disconnect,
@@ -25,7 +26,6 @@ from m2bridge.protocol import (
     UploadStarted,
     WebSocketFrame,
     WebSocketHandshake,
-    encode_request,
     parse_message,
 )
 

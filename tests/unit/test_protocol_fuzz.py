@@ -22,18 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from m2bridge import protocol
+from m2bridge.encode import MAX_TARGETS, encode_broadcast, encode_reply, encode_request
 from m2bridge.errors import ProtocolError
-from m2bridge.protocol import (
-    MAX_TARGETS,
-    Event,
-    HeaderValue,
-    JSONMessage,
-    Request,
-    encode_broadcast,
-    encode_reply,
-    encode_request,
-    parse_message,
-)
+from m2bridge.protocol import Event, HeaderValue, JSONMessage, Request, parse_message
 
 EXAMPLES = int(os.environ.get("M2BRIDGE_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(
