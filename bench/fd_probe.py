@@ -40,7 +40,7 @@ def app(environ, start_response):
 LAUNCH = """
 import json, sys
 from m2bridge.config import WorkerConfig
-from m2bridge import fdworker
+from m2bridge.worker import fd_worker as fdworker
 if sys.argv[2] == "greedy":
     fdworker.FdServer.set_max_accept = lambda self: None
 sys.exit(fdworker.main(WorkerConfig(**json.loads(sys.argv[1]))))

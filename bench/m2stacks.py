@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.stacks import HOST, Stack, StackError, free_port, url_for
 from bench.workload import WORKLOADS, canned_body
-from m2bridge import mongrel2
+from m2bridge.supervisor import mongrel2
 
 SERVER_UUID = "bench-server"
 #: files m2-static serves, named by app.

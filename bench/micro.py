@@ -15,8 +15,8 @@ import timeit
 from collections.abc import Callable
 from pathlib import Path
 
-from m2bridge.encode import encode_reply
-from m2bridge.protocol import parse_message
+from m2bridge.wire.encode import encode_reply
+from m2bridge.wire.protocol import parse_message
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "requests"
 SENDER = b"54c6755b-9628-40a4-9a2d-cc82a816345e"

@@ -23,7 +23,7 @@ from typing import Any
 import tnetstring
 import zmq
 
-from m2bridge.protocol import NOTICE_PATH
+from m2bridge.wire.protocol import NOTICE_PATH
 
 DEFAULT_SENDER = b"fake-mongrel2-7c0e21d2"
 

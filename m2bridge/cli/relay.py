@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         args.parser.error(str(exc))  # exits 2
     except ConfigError as exc:
         return _fail(exc)
-    from m2bridge import relay
+    from m2bridge.relay import router as relay
 
     try:
         return relay.main(specs, args.bind)

@@ -3,10 +3,10 @@
 Argument parsing and dispatch only. Flags are the ``WorkerConfig`` field names with dashes.
 Where the work goes:
 
-- ``--fd N`` / ``--bind HOST:PORT``: the fd-path worker, ``m2bridge.fdworker.main``;
+- ``--fd N`` / ``--bind HOST:PORT``: the fd-path worker, ``m2bridge.worker.fd_worker.main``;
 - ``--workers N`` (N > 1): ``m2bridge.supervisor.serve_workers`` runs N copies of this command
   with ``--workers 1 --worker-slot $(wid)`` (the project's one process manager);
-- otherwise this process becomes one ZeroMQ worker, ``m2bridge.worker.main``.
+- otherwise this process becomes one ZeroMQ worker, ``m2bridge.worker.zmq_worker.main``.
 
 ``--config PATH --handler NAME`` reads the endpoints, chroot and upload temp store from a
 Mongrel2 config (``mongrel2_conf.find_handler``). Exit codes: 0 ok, 1 error (one line on
@@ -343,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _dispatch(config: WorkerConfig) -> int:
     if config.fd is not None or config.bind:
-        fdworker = _import("m2bridge.fdworker", "the fd path (--fd/--bind)")
+        fdworker = _import("m2bridge.worker.fd_worker", "the fd path (--fd/--bind)")
         return int(fdworker.main(config))
     if config.workers > 1:
         supervisor = _import("m2bridge.supervisor", "--workers N")
@@ -355,7 +355,7 @@ def _dispatch(config: WorkerConfig) -> int:
                 supervisor_name(config.app),
             )
         )
-    from m2bridge import worker
+    from m2bridge.worker import zmq_worker as worker
 
     return worker.main(config)
 

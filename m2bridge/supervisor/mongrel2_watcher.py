@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from m2bridge import mongrel2
 from m2bridge.errors import ConfigError
+from m2bridge.supervisor import mongrel2
 from m2bridge.supervisor.process import Command, WorkerProcess
 from m2bridge.supervisor.stack import WatcherSpec
 

@@ -31,10 +31,10 @@ from pathlib import Path
 import atheris  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
 with atheris.instrument_imports():
-    from m2bridge.body import upload_path
-    from m2bridge.environ import EnvironSettings, build_environ
     from m2bridge.errors import ProtocolError
-    from m2bridge.protocol import Request, parse_message
+    from m2bridge.wire.protocol import Request, parse_message
+    from m2bridge.wsgi.body import upload_path
+    from m2bridge.wsgi.environ import EnvironSettings, build_environ
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "requests"
 SETTINGS = EnvironSettings(script_name="route")

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from m2bridge import mongrel2
+from m2bridge.supervisor import mongrel2
 from mongrel2_conf import load_config, write_config
 from mongrel2_conf.schema import COLUMNS
-from tests.mongrel2_harness import require_mongrel2
+from tests.helpers.mongrel2 import require_mongrel2
 
 DATA = Path(__file__).parents[1] / "data" / "mongrel2_conf"
 EXAMPLES = Path(__file__).parents[2] / "mongrel2_conf" / "examples"

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import zmq
 
-from m2bridge.encode import encode_reply
-from m2bridge.protocol import Request, parse_message
+from m2bridge.wire.encode import encode_reply
+from m2bridge.wire.protocol import Request, parse_message
 from mongrel2_conf import HandlerSettings, find_handler, load_config, write_config
-from tests.mongrel2_harness import free_port, require_mongrel2, start_mongrel2, stop_process
+from tests.helpers.mongrel2 import free_port, require_mongrel2, start_mongrel2, stop_process
 
 CONF = """
 app = Handler(send_spec="tcp://127.0.0.1:{send}" send_ident="conf-serves-test"

@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from tests.integration.worker_fixture import APPS, run_worker
-from tests.mongrel2_harness import HandlerSpec, free_port, run_mongrel2
-from tests.waiting import wait_for
+from tests.helpers.mongrel2 import HandlerSpec, free_port, run_mongrel2
+from tests.helpers.waiting import wait_for
+from tests.helpers.worker import APPS, run_worker
 
 MUX = f"{APPS}.mux:app"
 

@@ -13,8 +13,8 @@ import time
 
 import psutil
 
-from tests.integration.worker_fixture import APPS, run_worker
-from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
+from tests.helpers.worker import APPS, run_worker
 
 APP = f"{APPS}.protocol:app"
 MIB = 1 << 20

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.worker_fixture import APPS, REPO_ROOT, run_worker
-from tests.mongrel2_harness import HandlerSpec, free_port, run_mongrel2
+from tests.helpers.mongrel2 import HandlerSpec, free_port, run_mongrel2
+from tests.helpers.worker import APPS, REPO_ROOT, run_worker
 
 APP = f"{APPS}.frameworks:app"
 FRAMEWORKS = ("flask", "django", "bottle", "falcon")

@@ -6,9 +6,9 @@ import http.client
 
 import zmq
 
-from m2bridge.encode import encode_reply
-from m2bridge.protocol import Request, parse_message
-from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+from m2bridge.wire.encode import encode_reply
+from m2bridge.wire.protocol import Request, parse_message
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
 
 
 def test_mongrel2_forwards_a_request_and_delivers_the_reply(tmp_path):

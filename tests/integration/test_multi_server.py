@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from m2bridge.worker import default_sender_id
+from m2bridge.worker.zmq_worker import default_sender_id
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
+from tests.helpers.worker import APPS, run_worker
 from tests.integration.test_stack_up import get
-from tests.integration.worker_fixture import APPS, run_worker
-from tests.mongrel2_harness import HandlerSpec, run_mongrel2
 
 APP = f"{APPS}.protocol:app"
 

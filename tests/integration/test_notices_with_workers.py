@@ -1,7 +1,7 @@
 """Two workers on one Handler, through the real Mongrel2: every notice reaches its connection.
 
 Mongrel2 deals disconnect and credit notices round-robin over the workers, like requests; the
-sibling notice bus (``m2bridge.siblings``) passes them to the worker serving the connection.
+sibling notice bus (``m2bridge.worker.siblings``) passes them to the worker serving the connection.
 The workers run as the supervisor runs them: each with ``--worker-slot`` and the
 ``M2BRIDGE_NOTICE_DIR`` of their watcher.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import socket
 import time
 
-from m2bridge.siblings import NOTICE_DIR_ENV, SCAN_INTERVAL
-from tests.integration.worker_fixture import APPS, run_worker
-from tests.mongrel2_harness import HandlerSpec, run_mongrel2
-from tests.waiting import wait_for
+from m2bridge.worker.siblings import NOTICE_DIR_ENV, SCAN_INTERVAL
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
+from tests.helpers.waiting import wait_for
+from tests.helpers.worker import APPS, run_worker
 
 APP = f"{APPS}.protocol:app"
 MIB = 1 << 20

@@ -6,9 +6,9 @@ import concurrent.futures
 import http.client
 import time
 
-from tests.integration.worker_fixture import APPS, run_worker
-from tests.mongrel2_harness import HandlerSpec, run_mongrel2
-from tests.waiting import wait_for
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
+from tests.helpers.waiting import wait_for
+from tests.helpers.worker import APPS, run_worker
 
 MUX = f"{APPS}.mux:app"
 BOUND = 5

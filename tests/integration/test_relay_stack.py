@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.component.test_supervisor import running_stack
+from tests.component.supervisor.test_supervisor import running_stack
+from tests.helpers.mongrel2 import free_port
 from tests.integration.test_stack_up import (
     CTL,
     DEMO_CONF,
@@ -14,7 +15,6 @@ from tests.integration.test_stack_up import (
     get,
     wait_serving,
 )
-from tests.mongrel2_harness import free_port
 
 __all__ = ["_mongrel2_installed", "base"]  # fixtures used here
 

@@ -15,8 +15,8 @@ import time
 import pytest
 
 from handlers.stream import chunk
-from tests.integration.worker_fixture import APPS, run_worker
-from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
+from tests.helpers.worker import APPS, run_worker
 
 MUX = f"{APPS}.mux:app"
 

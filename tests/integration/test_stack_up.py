@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.component.test_supervisor import (
+from tests.component.supervisor.test_supervisor import (
     CTL,
     UP,
     RunningStack,
@@ -32,7 +32,7 @@ from tests.component.test_supervisor import (
     running_stack,
     write_stack,
 )
-from tests.mongrel2_harness import HandlerSpec, free_port, make_conf
+from tests.helpers.mongrel2 import HandlerSpec, free_port, make_conf
 
 __all__ = ["base"]
 
@@ -319,7 +319,7 @@ def test_fd_example_serves_on_the_supervisors_socket(base):
 
 
 def test_control_of_a_mongrel2_stack_refuses_another_user_and_a_tokenless_tcp_client(base):
-    from tests.component.test_supervisor_control import CONNECT_AS_NOBODY, NOBODY
+    from tests.component.supervisor.test_control import CONNECT_AS_NOBODY, NOBODY
 
     ctl_port = free_port()
     control = f'[control]\nendpoint = "tcp://127.0.0.1:{ctl_port}"\ntoken = "t0ken"\n'
@@ -354,7 +354,7 @@ def test_control_of_a_mongrel2_stack_refuses_another_user_and_a_tokenless_tcp_cl
 
 
 def test_serve_workers_flag_runs_the_same_supervisor(base):
-    from tests.mongrel2_harness import run_mongrel2
+    from tests.helpers.mongrel2 import run_mongrel2
 
     handler = HandlerSpec(route="/")
     with run_mongrel2(base / "m2", [handler]) as server:

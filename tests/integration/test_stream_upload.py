@@ -14,9 +14,9 @@ import os
 import socket
 import time
 
-from tests.integration.worker_fixture import APPS, run_worker
-from tests.mongrel2_harness import HandlerSpec, run_mongrel2
-from tests.waiting import wait_for
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
+from tests.helpers.waiting import wait_for
+from tests.helpers.worker import APPS, run_worker
 
 APP = f"{APPS}.protocol:app"
 STREAM = {"upload.stream": 1}

@@ -16,11 +16,11 @@ import time
 import pytest
 import websocket
 
-from tests.integration.worker_fixture import run_worker
-from tests.mongrel2_harness import HandlerSpec, run_mongrel2
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
+from tests.helpers.worker import run_worker
 
 CHAT = "handlers.chat:app"
-PROBE = "tests.component.test_wsapp:PROBE"
+PROBE = "tests.component.worker.test_wsapp:PROBE"
 
 
 @pytest.fixture(scope="module")

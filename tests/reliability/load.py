@@ -13,7 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.component.test_supervisor import RunningStack, running_stack
+from tests.component.supervisor.test_supervisor import RunningStack, running_stack
 from tests.integration.test_stack_up import LoadLoop, get, mongrel2_stack
 
 #: A 10 ms I/O-bound app: many requests wait inside each worker (and in its PULL queue).

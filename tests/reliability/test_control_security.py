@@ -20,8 +20,8 @@ from m2bridge.supervisor.client import ControlClient
 from m2bridge.supervisor.control import Errno
 from m2bridge.supervisor.server import ControlServer
 from m2bridge.supervisor.stack import ControlSpec
-from tests.component.test_supervisor import base, fake_watcher, running_stack
-from tests.mongrel2_harness import free_port
+from tests.component.supervisor.test_supervisor import base, fake_watcher, running_stack
+from tests.helpers.mongrel2 import free_port
 
 __all__ = ["base"]  # fixtures used here
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import psutil
 
-from tests.component.test_supervisor import RunningStack, running_stack
+from tests.component.supervisor.test_supervisor import RunningStack, running_stack
+from tests.helpers.mongrel2 import HandlerSpec, free_port, make_conf
 from tests.integration.test_live_scaling import served_by
 from tests.integration.test_stack_up import _mongrel2_installed, base
-from tests.mongrel2_harness import HandlerSpec, free_port, make_conf
 from tests.reliability.load import CLIENTS, SLEEPY, heavy_load, report, wait_ready
 from tests.reliability.test_scaling import AFTER_SECONDS
 

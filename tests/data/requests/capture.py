@@ -3,7 +3,7 @@
 For every scenario below the same HTTP bytes are sent to two Mongrel2 servers that differ only
 in their handler's ``protocol`` (``json`` and ``tnetstring``); a pyzmq PULL records exactly what
 each server pushed. Each kept message is written as ``NAME.json`` / ``NAME.tnet`` (raw bytes)
-plus ``NAME.expected.json``: the event ``m2bridge.protocol.parse_message`` must return, derived
+plus ``NAME.expected.json``: the event ``m2bridge.wire.protocol.parse_message`` must return, derived
 here independently from the scenario's declared event type and a plain tnetstring/JSON decode.
 Fields that legitimately differ between the two servers (mkstemp upload names) are stored under
 ``json_overrides``. Bytes are written as latin-1 strings.

@@ -1,0 +1,474 @@
+"""What a worker does with each message Mongrel2 sends: serve it, refuse it, or ignore it.
+
+``Dispatcher.dispatch(channel, frame)`` parses one message and routes the event:
+
+- ``Request``: queued on its connection and served through the WSGI app, in order; with
+  ``--max-in-flight`` connections already busy, a request on an idle connection is answered
+  ``503`` with ``Retry-After`` at once instead (nothing queues without limit); a first request
+  carrying ``DOWNLOAD_CREDITS`` opens the connection's credit window (``Credits`` notices
+  refill it, see ``connection``); once a server showed it has flow control on, a request of a
+  connection this worker has no window for (its first request went to another worker, or to
+  this worker's predecessor) gets a full default window;
+- ``UploadStarted``: remembered (no reply); ``UploadDone``: served with the temp file as
+  ``wsgi.input`` only if the same connection announced the same path; forged ones get 400;
+- ``Disconnect``: the connection's queued work is dropped, its ``m2bridge.disconnected`` event
+  set, its response stream stopped, and its request cancelled after ``cancel_grace``; notices
+  (``Disconnect``, ``Credits``) are never answered, as a reply to a dead connection brings
+  another notice, without end; with a sibling bus (``siblings``, several workers on one
+  Handler) a disconnect, and credits of a connection with no request running here, are also
+  passed to the siblings, and ``on_sibling_notice`` applies theirs;
+- ``WebSocketHandshake`` and ``WebSocketFrame``: handed to ``wsapp.WebSocketHub`` when the
+  app has a ``websocket`` handler; otherwise a handshake gets 501 and close, a frame is
+  dropped with a debug log;
+- ``StreamedRequest`` (``upload.stream=1``): served at once, ``wsgi.input`` a
+  ``StreamingInput`` that grants Mongrel2 credits as the app reads; ``UploadChunk`` feeds it
+  (a piece of no open stream is dropped, never answered);
+- ``JSONMessage``: dropped with a debug log;
+- a malformed message: a warning, and 400 + close when its sender and connection id are
+  readable (and it is not a notice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import sys
+from collections.abc import Callable
+from time import monotonic
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+
+import gevent
+from gevent.event import Event
+
+from m2bridge.errors import ProtocolError
+from m2bridge.wire.encode import encode_control
+from m2bridge.wire.flow import DEFAULT_CREDITS, parse_credits
+from m2bridge.wire.protocol import (
+    Credits,
+    Disconnect,
+    JSONMessage,
+    Request,
+    StreamedRequest,
+    UploadChunk,
+    UploadDone,
+    UploadStarted,
+    WebSocketFrame,
+    WebSocketHandshake,
+    parse_message,
+)
+from m2bridge.wire.uploads import UploadTracker
+from m2bridge.worker.streaming_input import StreamingInput, UploadStreams
+from m2bridge.worker.wsapp import WebSocketHub, find_websocket_handler
+from m2bridge.wsgi.body import inline_body, open_upload, remove_upload
+from m2bridge.wsgi.environ import EnvironSettings, build_environ
+from m2bridge.wsgi.handler import run_wsgi
+from m2bridge.wsgi.response import Response, keep_alive_requested, make_simple_response
+
+if TYPE_CHECKING:
+    from m2bridge._types import WSGIApp
+    from m2bridge.config import WorkerConfig
+    from m2bridge.logs import AccessLog
+    from m2bridge.worker.connection import Connection, ConnectionTable, Sink
+    from m2bridge.worker.stats import WorkerStats
+
+#: Notices Mongrel2 deals round-robin that the sibling workers must see too.
+_SHARED_NOTICES = frozenset({Disconnect, Credits, UploadStarted})
+#: How long an upload ``done`` waits for its ``start`` shared by a sibling worker (s).
+SIBLING_START_WAIT = 0.5
+#: Uploads started at a sibling and served here that a replayed ``start`` cannot revive.
+SIBLING_CLAIMS_REMEMBERED = 1024
+
+log = logging.getLogger("m2bridge.worker.dispatch")
+
+
+class NoticeBus(Protocol):
+    """Where notices go to sibling workers (``siblings.SiblingBus``)."""
+
+    def notice(self, channel_index: int, frame: bytes, event: object, has_work: bool) -> None: ...
+
+
+_TARGET_RE = re.compile(rb"([A-Za-z0-9-]+) ([0-9]{1,20}) ([^ @][^ ]*) ")
+_REASONS = {
+    400: "Bad Request",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+#: Seconds a client refused with 503 is asked to wait before retrying.
+RETRY_AFTER = 1
+#: The environ key of the gevent ``Event`` set when the client went away.
+DISCONNECTED_KEY = "m2bridge.disconnected"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ErrorReply:
+    """A short error response to send (and close) instead of running the app."""
+
+    status: int
+    method: str = "GET"
+    version: str = "HTTP/1.1"
+    retry_after: int | None = None
+
+
+def reply_target(frame: bytes) -> tuple[bytes, int] | None:
+    """Sender and connection id of a malformed message, if readable and not a notice."""
+    match = _TARGET_RE.match(frame)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def error_page(reply: ErrorReply) -> bytes:
+    """The bytes of a short plain-text error response that closes the connection."""
+    reason = _REASONS.get(reply.status, "Error")
+    version = reply.version if reply.version in ("HTTP/1.0", "HTTP/1.1") else "HTTP/1.1"
+    headers = () if reply.retry_after is None else (("Retry-After", str(reply.retry_after)),)
+    data, _ = make_simple_response(
+        f"{reply.status} {reason}",
+        f"{reason}\n".encode(),
+        method=reply.method,
+        version=version,
+        keep_alive=False,
+        headers=headers,
+    )
+    return data
+
+
+class Dispatcher:
+    """Routes parsed events to connections and serves requests through the WSGI app."""
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        config: WorkerConfig,
+        table: ConnectionTable,
+        stats: WorkerStats,
+        access_log: AccessLog | None = None,
+        on_request: Callable[[], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.config = config
+        self.table = table
+        self.stats = stats
+        self.access_log = access_log
+        self.uploads = UploadTracker()
+        #: Uploads a sibling saw start: Mongrel2 may deal the ``done`` to this worker instead.
+        self.sibling_uploads = UploadTracker(remember_claims=SIBLING_CLAIMS_REMEMBERED)
+        self._start_waiters: dict[tuple[int, int], Event] = {}  # dones awaiting their start
+        self.streams = UploadStreams()
+        self._on_request = on_request or (lambda: None)
+        self._settings = EnvironSettings(script_name=config.script_name)
+        self.websockets = WebSocketHub(find_websocket_handler(app), table, self._settings)
+        self._timeout = config.timeout
+        limit = config.max_in_flight or config.concurrency
+        self._max_in_flight = min(limit, config.concurrency)  # the pool must never block
+        self._serve_job = self._serve_request  # bound once, not per request
+        #: The sibling notice bus (``siblings.SiblingBus``) when this worker is one of several.
+        self.siblings: NoticeBus | None = None
+        self._flow_channels: set[int] = set()  # servers seen with download.flow_control on
+        self._routes: dict[type, Callable[[Sink, Any], None]] = {
+            Request: self._on_request_event,
+            UploadStarted: self._on_upload_started,
+            UploadDone: self._on_upload_done,
+            Disconnect: self._on_disconnect,
+            StreamedRequest: self._on_streamed_request,
+            WebSocketHandshake: self._on_websocket,
+            UploadChunk: self._on_upload_chunk,
+            WebSocketFrame: self._on_websocket,
+            JSONMessage: self._on_ignored,
+            Credits: self._on_credits,
+        }
+
+    def dispatch(self, channel: Sink, frame: bytes) -> None:
+        """Handle one message from ``channel``; never raises for bad input."""
+        try:
+            event = parse_message(frame)
+        except ProtocolError as exc:
+            self._on_malformed(channel, frame, exc)
+            return
+        self._routes[type(event)](channel, event)
+        if self.siblings is not None and type(event) in _SHARED_NOTICES:
+            has_work = self.table.has_work(channel.index, event.conn_id)
+            self.siblings.notice(channel.index, frame, event, has_work)
+
+    def on_sibling_notice(self, channel: Sink, frame: bytes) -> None:
+        """A notice a sibling worker got from Mongrel2: apply it if the connection is ours.
+
+        It is never shared again (no loops); anything but a notice is ignored with a warning.
+        """
+        try:
+            event = parse_message(frame)
+        except ProtocolError as exc:
+            log.warning("malformed sibling notice ignored: %s", exc)
+            return
+        if isinstance(event, Disconnect):
+            self._on_disconnect(channel, event)
+        elif isinstance(event, Credits):
+            self._on_credits(channel, event)
+        elif isinstance(event, UploadStarted):
+            key = (channel.index, event.conn_id)
+            self.sibling_uploads.start(key, event)
+            waiter = self._start_waiters.get(key)
+            if waiter is not None:  # its ``done`` came first and waits for it
+                waiter.set()
+        else:
+            log.warning("sibling sent a %s, not a notice: ignored", type(event).__name__)
+
+    def holds_upload(self, channel_index: int, conn_id: int, path: str) -> bool:
+        """Whether an upload that started here still waits for its ``done`` (the sibling bus
+        replays such starts to a sibling that connects later)."""
+        return self.uploads.holds((channel_index, conn_id), path)
+
+    def close(self) -> None:
+        """Worker exit: close open WebSockets (1001), delete unfinished upload temp files."""
+        self.websockets.close_all()
+        self.streams.abort_all()
+        for path in self.uploads.forget_all():
+            remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)
+
+    # ------------------------------------------------------------------ routing
+
+    def _on_request_event(self, channel: Sink, event: Request) -> None:
+        if self._overloaded(channel, event):
+            return
+        self._on_request()
+        credits = event.headers.get("DOWNLOAD_CREDITS")
+        if credits is not None:
+            self._open_window(channel, event.conn_id, credits)
+        elif channel.index in self._flow_channels:
+            self.table.ensure_window(channel.index, event.conn_id, DEFAULT_CREDITS)
+        self.table.submit(channel, event.conn_id, event.sender, (self._serve_job, event))
+
+    def _overloaded(self, channel: Sink, event: Request) -> bool:
+        """Refuse ``event`` with 503 when the in-flight bound is reached (O(1))."""
+        table = self.table
+        if len(table) < self._max_in_flight or table.has_work(channel.index, event.conn_id):
+            return False
+        gevent.sleep(0)  # a burst of quick requests: let the ready ones finish first
+        if len(table) < self._max_in_flight:
+            return False
+        self.stats.rejected += 1
+        self.stats.served += 1
+        log.debug("connection %d: %d requests in flight: 503", event.conn_id, len(table))
+        reply = ErrorReply(503, event.method, event.version, RETRY_AFTER)
+        table.refuse(channel, event.conn_id, event.sender, error_page(reply))
+        return True
+
+    def _open_window(self, channel: Sink, conn_id: int, value: object) -> None:
+        credits = parse_credits(value)
+        if credits is None:
+            log.warning("connection %d: ignored bad DOWNLOAD_CREDITS %r", conn_id, value)
+            return
+        self.table.open_window(channel.index, conn_id, credits)
+        self._flow_channels.add(channel.index)
+
+    def _on_credits(self, channel: Sink, event: Credits) -> None:
+        if not self.table.credit(channel.index, event.conn_id, event.credits):
+            log.debug("connection %d: credits for an unknown connection", event.conn_id)
+
+    def _on_upload_started(self, channel: Sink, event: UploadStarted) -> None:
+        if self.uploads.start((channel.index, event.conn_id), event):
+            log.debug("connection %d: upload started in %s", event.conn_id, event.upload_path)
+            return
+        log.warning(
+            "connection %d: refused x-mongrel2-upload-start %r that Mongrel2 did not send",
+            event.conn_id,
+            event.upload_path,
+        )
+        self._refuse(channel, event, 400)
+
+    def _on_upload_done(self, channel: Sink, event: UploadDone) -> None:
+        key = (channel.index, event.conn_id)
+        if self.uploads.claim(key, event) or self.sibling_uploads.claim(key, event):
+            self._accept_upload(channel, event)
+        elif self.siblings is not None:
+            # The start may have gone to a sibling whose share is still on the bus.
+            gevent.spawn(self._await_sibling_start, channel, event)
+        else:
+            self._refuse_upload(channel, event)
+
+    def _await_sibling_start(self, channel: Sink, event: UploadDone) -> None:
+        key = (channel.index, event.conn_id)
+        deadline = monotonic() + SIBLING_START_WAIT
+        waiter = self._start_waiters[key] = Event()
+        try:
+            while not self.sibling_uploads.claim(key, event):
+                remaining = deadline - monotonic()
+                if remaining <= 0:
+                    self._refuse_upload(channel, event)
+                    return
+                waiter.wait(remaining)  # set when a sibling's start for this connection arrives
+                waiter.clear()
+            self._accept_upload(channel, event)
+        finally:
+            if self._start_waiters.get(key) is waiter:
+                del self._start_waiters[key]
+
+    def _accept_upload(self, channel: Sink, event: UploadDone) -> None:
+        if self._overloaded(channel, event):
+            remove_upload(event.upload_path, self.config.m2_chroot, self.config.upload_temp_store)
+            return
+        self._on_request()
+        self.table.submit(channel, event.conn_id, event.sender, (self._serve_upload, event))
+
+    def _refuse_upload(self, channel: Sink, event: UploadDone) -> None:
+        log.warning(
+            "connection %d: refused forged x-mongrel2-upload-done %r (no matching start)",
+            event.conn_id,
+            event.upload_path,
+        )
+        self._refuse(channel, event, 400)
+
+    def _on_streamed_request(self, channel: Sink, event: StreamedRequest) -> None:
+        if self._overloaded(channel, event):
+            return
+        self._on_request()
+        sender = self.table.reply_sender(channel, event.sender)
+
+        def grant(credits: int) -> None:
+            channel.send(encode_control(sender, event.conn_id, {"credits": credits}))
+
+        body = self.streams.open((channel.index, event.conn_id), event.body, grant)
+        self.table.submit(channel, event.conn_id, event.sender, (self._serve_stream, (event, body)))
+
+    def _on_upload_chunk(self, channel: Sink, event: UploadChunk) -> None:
+        key = (channel.index, event.conn_id)
+        if not self.streams.feed(key, event.offset, event.data, event.done):
+            log.debug("connection %d: upload stream piece of no request: dropped", event.conn_id)
+
+    def _on_disconnect(self, channel: Sink, event: Disconnect) -> None:
+        self.streams.abort((channel.index, event.conn_id))
+        self.table.disconnect(channel.index, event.conn_id, self.config.cancel_grace)
+        self.websockets.disconnected(channel, event.conn_id)
+        self.sibling_uploads.forget((channel.index, event.conn_id))  # the sibling deletes it
+        path = self.uploads.forget((channel.index, event.conn_id))
+        if path is not None:
+            remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)
+
+    def _on_unsupported(self, channel: Sink, event: Request) -> None:
+        log.info("connection %d: %s not supported yet: 501", event.conn_id, type(event).__name__)
+        self._refuse(channel, event, 501)
+
+    def _on_websocket(self, channel: Sink, event: WebSocketHandshake | WebSocketFrame) -> None:
+        if self.websockets.enabled:
+            self.websockets.handle(channel, event)
+        elif isinstance(event, WebSocketHandshake):
+            self._on_unsupported(channel, event)
+        else:
+            self._on_ignored(channel, event)
+
+    def _on_ignored(self, channel: Sink, event: object) -> None:
+        log.debug("ignored %s", type(event).__name__)
+
+    def _on_malformed(self, channel: Sink, frame: bytes, exc: ProtocolError) -> None:
+        target = reply_target(frame)
+        log.warning("malformed message from Mongrel2 at %s: %s", channel.recv_spec, exc)
+        if target is not None:
+            reply = ErrorReply(exc.error_status_hint)
+            self.table.submit(channel, target[1], target[0], (self._send_error, reply))
+
+    def _refuse(self, channel: Sink, event: Request | UploadChunk, status: int) -> None:
+        if isinstance(event, Request):
+            reply = ErrorReply(status, event.method, event.version)
+        else:
+            reply = ErrorReply(status)
+        self.table.submit(channel, event.conn_id, event.sender, (self._send_error, reply))
+
+    # ------------------------------------------------------------------ jobs (one connection)
+
+    def _send_error(self, conn: Connection, reply: ErrorReply) -> None:
+        if not conn.closed:
+            self.stats.served += 1
+            conn.respond(error_page(reply), close=True)
+
+    def _serve_request(self, conn: Connection, request: Request) -> None:
+        if not conn.closed:
+            self._run_app(conn, request, inline_body(request))
+
+    def _serve_stream(self, conn: Connection, job: tuple[StreamedRequest, StreamingInput]) -> None:
+        event, body = job
+        try:
+            if conn.closed:
+                return
+            # The body arrives de-chunked: a chunked one simply ends (wsgi.input_terminated).
+            headers = {k: v for k, v in event.headers.items() if k != "transfer-encoding"}
+            self._run_app(conn, dataclasses.replace(event, headers=headers), cast("BinaryIO", body))
+            if not body.done and not conn.closed:
+                log.info("connection %d: answered before its body was in: closed", conn.conn_id)
+                conn.close()  # else Mongrel2 waits for credits for the rest, forever
+        finally:
+            self.streams.end((conn.channel.index, conn.conn_id), body)
+
+    def _serve_upload(self, conn: Connection, event: UploadDone) -> None:
+        chroot, store = self.config.m2_chroot, self.config.upload_temp_store
+        try:
+            if conn.closed:
+                return
+            try:
+                stream, size = open_upload(event.upload_path, chroot, store)
+            except ProtocolError as exc:
+                log.warning("connection %d: upload refused: %s", conn.conn_id, exc)
+                self._send_error(conn, ErrorReply(exc.error_status_hint, event.method))
+                return
+            with stream:
+                # The temp file holds the de-chunked body: its size is the only framing left.
+                headers = {
+                    key: value for key, value in event.headers.items() if key != "transfer-encoding"
+                }
+                headers["content-length"] = str(size)
+                request = dataclasses.replace(event, headers=headers)
+                self._run_app(conn, request, stream)
+        finally:
+            remove_upload(event.upload_path, chroot, store)
+
+    def _run_app(self, conn: Connection, request: Request, body: BinaryIO) -> None:
+        stats = self.stats
+        stats.in_flight += 1
+        started = monotonic()
+        version = request.version
+        keep_alive = keep_alive_requested(version, request.header("connection"))
+        response = Response(request.method, version, keep_alive)
+        environ = None
+        status: int | None = None
+        timer = gevent.Timeout.start_new(self._timeout) if self._timeout > 0 else None
+        try:
+            environ = build_environ(request, body, self._settings, sys.stderr)
+            environ[DISCONNECTED_KEY] = conn.disconnected
+            pieces = run_wsgi(self.app, environ, response)
+            try:
+                for piece in pieces:
+                    conn.write(piece)
+                    if conn.closed:  # the client left (or we gave it up): stop the stream
+                        break
+            finally:  # a timeout, kill or disconnect mid-write runs the app's close() at once
+                pieces.close()
+            conn.end(response.should_close)
+            status = response.status_code if response.finished else None
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            status = self._timed_out(conn, request, response)
+        finally:
+            if timer is not None:
+                timer.close()
+            stats.in_flight -= 1
+            stats.served += 1
+            if status is None or status >= 500:
+                stats.errors += 1
+            if self.access_log is not None and environ is not None:
+                self.access_log.log(environ, status, response.body_bytes, monotonic() - started)
+
+    def _timed_out(self, conn: Connection, request: Request, response: Response) -> int | None:
+        self.stats.timed_out += 1
+        log.warning(
+            "connection %d: %s %s ran past --timeout %ss; cancelled",
+            conn.conn_id,
+            request.method,
+            request.path,
+            self._timeout,
+        )
+        if response.headers_sent or conn.closed:
+            conn.close()
+            return None
+        conn.respond(error_page(ErrorReply(504, request.method, request.version)), close=True)
+        return 504

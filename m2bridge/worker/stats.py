@@ -1,0 +1,111 @@
+"""A worker's counters, published as a small JSON file the supervisor reads.
+
+The file holds ``{"pid", "served", "in_flight", "started_at", "errors", "rejected",
+"timed_out"}``. It is replaced
+atomically (written to a temp file in the same directory, then renamed) and rewritten at most
+once per ``PUBLISH_INTERVAL`` while the counters change, so publishing costs nothing per request.
+
+Must not import zmq, gevent, socket, subprocess.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from typing import Any
+
+log = logging.getLogger("m2bridge.worker.stats")
+
+#: Seconds between two writes of the stats file (at most).
+PUBLISH_INTERVAL = 0.5
+
+
+class WorkerStats:
+    """Counters of one worker process; plain attributes, updated in place by the worker.
+
+    Attributes:
+        pid: the worker's process id.
+        started_at: Unix time the worker started.
+        served: requests answered (whatever the status).
+        in_flight: requests being served now.
+        errors: requests answered 5xx or cut off by an application error.
+        rejected: requests answered 503 because ``--max-in-flight`` were being served.
+        timed_out: requests cancelled by ``--timeout`` (answered 504 when nothing was sent).
+    """
+
+    __slots__ = ("errors", "in_flight", "pid", "rejected", "served", "started_at", "timed_out")
+
+    def __init__(self, pid: int | None = None, started_at: float | None = None) -> None:
+        self.pid = os.getpid() if pid is None else pid
+        self.started_at = time.time() if started_at is None else started_at
+        self.served = 0
+        self.in_flight = 0
+        self.errors = 0
+        self.rejected = 0
+        self.timed_out = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as published."""
+        return {
+            "pid": self.pid,
+            "served": self.served,
+            "in_flight": self.in_flight,
+            "started_at": self.started_at,
+            "errors": self.errors,
+            "rejected": self.rejected,
+            "timed_out": self.timed_out,
+        }
+
+
+def write_atomically(path: str, data: dict[str, Any]) -> None:
+    """Replace ``path`` with ``data`` as JSON so that readers never see a partial file.
+
+    Raises:
+        OSError: the directory is missing or not writable.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as out:
+            json.dump(data, out)
+        os.replace(tmp, path)
+    except OSError:
+        _unlink_quietly(tmp)
+        raise
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+class StatsFile:
+    """Publishes a ``WorkerStats`` to ``path`` when it changed since the last write."""
+
+    def __init__(self, path: str, stats: WorkerStats) -> None:
+        self.path = path
+        self.stats = stats
+        self._last: tuple[int, ...] | None = None
+        self._warned = False
+
+    def publish(self, force: bool = False) -> bool:
+        """Write the file if the counters changed (or ``force``); never raises.
+
+        Returns:
+            Whether the file was written.
+        """
+        stats = self.stats
+        current = (stats.served, stats.in_flight, stats.errors, stats.rejected, stats.timed_out)
+        if current == self._last and not force:
+            return False
+        try:
+            write_atomically(self.path, stats.snapshot())
+        except OSError as exc:
+            if not self._warned:  # once: a broken path must not flood the log
+                log.warning("cannot write stats file %s: %s", self.path, exc)
+                self._warned = True
+            return False
+        self._last = current
+        return True

@@ -1,0 +1,220 @@
+"""The ZeroMQ worker process: receive Mongrel2 messages, serve them in a gevent pool, reply.
+
+Order of ``main`` (fixed, see docs/design.md): ``gevent.monkey.patch_all()`` first, then the
+app is imported, then a fresh ``zmq.green`` context connects one XPUB + PULL pair per Mongrel2
+(``transport``), then one receiving greenlet per pair hands each message to the
+``dispatch.Dispatcher``, which queues requests on their ``connection`` in a ``Pool`` of
+``--concurrency`` greenlets.
+
+Stopping (SIGTERM, SIGINT, or ``--max-requests`` reached) follows gunicorn's ggevent worker:
+stop receiving (messages already queued locally are still served, then the PULL disconnects so
+Mongrel2 hands new requests to other workers), wait up to ``--graceful-timeout`` for requests in
+flight, kill what is left (their clients get a close), flush replies and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import warnings
+from typing import TYPE_CHECKING
+
+import gevent
+from gevent import monkey
+from gevent.event import Event
+from gevent.pool import Pool
+
+from m2bridge.config import request_limit
+from m2bridge.loader import load_app
+from m2bridge.logs import AccessLog, setup_logging
+from m2bridge.worker.connection import ConnectionTable
+from m2bridge.worker.dispatch import Dispatcher
+from m2bridge.worker.siblings import open_bus
+from m2bridge.worker.stats import PUBLISH_INTERVAL, StatsFile, WorkerStats
+from m2bridge.worker.transport import Channel, Transport
+from m2bridge.worker.wsapp import find_websocket_handler, with_websocket
+
+if TYPE_CHECKING:
+    from m2bridge._types import WSGIApp
+    from m2bridge.config import WorkerConfig
+
+log = logging.getLogger("m2bridge.worker.zmq_worker")
+
+#: Seconds the pool gets to unwind after the graceful timeout, when its greenlets are killed.
+KILL_TIMEOUT = 1.0
+
+
+def main(config: WorkerConfig) -> int:
+    """Run a worker until it is stopped; return the process exit status.
+
+    Raises:
+        AppImportError: the application cannot be loaded (before anything connects).
+        ConfigError: a bad log level or access log path.
+    """
+    monkey.patch_all()
+    setup_logging(config.log_level)
+    app = load_app(config.app)
+    if wants_validation(config):
+        # The validator hides the app's WebSocket handler: keep it beside the wrapped app.
+        websocket = find_websocket_handler(app)
+        app = validating(app)
+        if websocket is not None:
+            app = with_websocket(app, websocket)
+    access_log = AccessLog.open(config.access_log)
+    try:
+        return Worker(config, app, access_log).run()
+    finally:
+        if access_log is not None:
+            access_log.close()
+
+
+def wants_validation(config: WorkerConfig) -> bool:
+    """Whether ``--validate`` was given (wrap the app in ``wsgiref.validate.validator``)."""
+    return config.validate
+
+
+def validating(app: WSGIApp) -> WSGIApp:
+    """Wrap ``app`` so that any PEP 3333 violation (either side) fails its request with a 500.
+
+    One relaxation: ``wsgi.input.read()`` without a size is allowed, because this server sets
+    ``wsgi.input_terminated`` (the input ends at the body's end), the extension werkzeug and
+    others rely on to read the body in one call.
+    """
+    import wsgiref.validate as wsgi_validate
+
+    class TerminatedInput(wsgi_validate.InputWrapper):
+        def read(self, *args: int) -> bytes:
+            if not args:
+                data: bytes = self.input.read()
+                return data
+            return super().read(*args)
+
+    wsgi_validate.InputWrapper = TerminatedInput  # type: ignore[misc]
+    warnings.simplefilter("error", wsgi_validate.WSGIWarning)
+    return wsgi_validate.validator(app)
+
+
+def default_sender_id(slot: int | None, hostname: str | None = None) -> str:
+    """``m2bridge-<hostname>-<slot or pid>`` reduced to ``[A-Za-z0-9-]+`` (this worker's name)."""
+    host = socket.gethostname() if hostname is None else hostname
+    suffix = slot if slot is not None else os.getpid()
+    return re.sub(r"[^A-Za-z0-9-]+", "-", f"m2bridge-{host}-{suffix}")
+
+
+class Worker:
+    """One worker process: its transport, pool, connections and counters."""
+
+    def __init__(
+        self, config: WorkerConfig, app: WSGIApp, access_log: AccessLog | None = None
+    ) -> None:
+        self.config = config
+        self.stats = WorkerStats()
+        self.pool = Pool(config.concurrency)
+        sender_id = config.sender_id.encode() if config.sender_id else None
+        self.table = ConnectionTable(self.pool, sender_id)
+        self.dispatcher = Dispatcher(
+            app, config, self.table, self.stats, access_log, self._count_request
+        )
+        self.stopping = Event()
+        self.limit = request_limit(config.max_requests, config.max_requests_jitter)
+        self.accepted = 0
+        self._waiting: set[int] = set()  # channels whose receiver is blocked in recv()
+
+    def run(self) -> int:
+        """Connect, serve until stopped, drain, and return 0."""
+        config = self.config
+        identity = config.sender_id or default_sender_id(config.worker_slot)
+        transport = Transport(config.send_specs, config.recv_specs, identity, config.relay)
+        bus = (
+            None
+            if config.relay
+            else open_bus(
+                transport.context,
+                config.worker_slot,
+                transport.channels,
+                self.dispatcher.on_sibling_notice,
+                holds=self.dispatcher.holds_upload,
+            )
+        )
+        self.dispatcher.siblings = bus  # None unless one of several workers on one Handler
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            gevent.signal_handler(signum, self.stopping.set)
+        receivers = [gevent.spawn(self._receive, ch) for ch in transport.channels]
+        publisher = self._start_publisher(transport.channels)
+        log.info("worker serving %s with %d greenlets", self.config.app, self.config.concurrency)
+        try:
+            self.stopping.wait()
+            log.info("worker stopping: %d connection(s) in flight", len(self.table))
+            for receiver, channel in zip(receivers, transport.channels, strict=True):
+                self._stop_receiving(receiver, channel)
+            self._drain()
+        finally:
+            self.table.abort_all()
+            self.dispatcher.close()
+            if publisher is not None:
+                publisher.kill()
+                StatsFile(self.config.stats_file or "", self.stats).publish(force=True)
+            if bus is not None:
+                bus.close()
+            transport.close()
+        log.info("worker exiting after %d request(s)", self.stats.served)
+        return 0
+
+    def _receive(self, channel: Channel) -> None:
+        dispatch = self.dispatcher.dispatch
+        waiting = self._waiting
+        while not self.stopping.is_set():
+            waiting.add(channel.index)
+            frame: bytes | None = channel.recv()
+            waiting.discard(channel.index)
+            while frame is not None:  # then take what else is queued without waiting
+                dispatch(channel, frame)
+                frame = None if self.stopping.is_set() else channel.recv_nowait()
+
+    def _stop_receiving(self, receiver: gevent.Greenlet[[Channel], None], channel: Channel) -> None:
+        if channel.index in self._waiting:
+            receiver.kill()  # blocked in recv(): no message is lost
+        else:
+            receiver.join()  # finishing a dispatch; it sees ``stopping`` next
+        channel.start_draining()  # with a relay: bye, then read up to its ack
+        while (frame := channel.recv_nowait()) is not None:
+            self.dispatcher.dispatch(channel, frame)  # already delivered to us: serve it
+        channel.stop_receiving()
+
+    def _drain(self) -> None:
+        self.table.release_idle()  # parked pool greenlets exit, so the join can end
+        if not self.pool.join(timeout=self.config.graceful_timeout):
+            log.warning(
+                "graceful timeout (%ss): cancelling %d request(s)",
+                self.config.graceful_timeout,
+                len(self.table),
+            )
+            self.pool.kill(timeout=KILL_TIMEOUT)
+
+    def _count_request(self) -> None:
+        self.accepted += 1
+        if self.limit and self.accepted >= self.limit and not self.stopping.is_set():
+            log.info("served --max-requests (%d): restarting", self.limit)
+            self.stopping.set()
+
+    def _start_publisher(
+        self, channels: list[Channel]
+    ) -> gevent.Greenlet[[StatsFile, list[Channel]], None] | None:
+        if not self.config.stats_file:
+            return None
+        stats_file = StatsFile(self.config.stats_file, self.stats)
+        return gevent.spawn(_publish_forever, stats_file, channels)
+
+
+def _publish_forever(stats_file: StatsFile, channels: list[Channel]) -> None:
+    """Publish once every channel is connected (the supervisor's readiness signal), then
+    whenever the counters change."""
+    for channel in channels:
+        channel.wait_ready(warn=False)
+    stats_file.publish(force=True)
+    while True:
+        gevent.sleep(PUBLISH_INTERVAL)
+        stats_file.publish()

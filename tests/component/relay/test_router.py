@@ -1,0 +1,246 @@
+"""The relay (``m2bridge relay``) between FakeMongrel2 and real workers started with ``--relay``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import zmq
+
+from m2bridge.relay.router import Relay
+from m2bridge.testing import FakeMongrel2
+from tests.helpers.worker import APPS, REPO_ROOT, WorkerProcess
+
+MUX = f"{APPS}.mux:app"
+
+
+@contextlib.contextmanager
+def running(argv: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``argv`` until the block ends; stopped by PID (SIGTERM, then SIGKILL)."""
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(argv, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+
+
+@contextlib.contextmanager
+def relay(tmp_path: Path, fake: FakeMongrel2) -> Iterator[str]:
+    """A relay process reading ``fake``; yields the endpoint workers connect to."""
+    bind = f"ipc://{tmp_path / 'relay.ipc'}"
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", fake.send_spec]
+    with running([*argv, "--bind", bind], tmp_path / "relay.log"):
+        yield bind
+
+
+@contextlib.contextmanager
+def worker(tmp_path: Path, fake: FakeMongrel2, bind: str, name: str) -> Iterator[WorkerProcess]:
+    """One worker of MUX taking its requests from the relay at ``bind``."""
+    stats = tmp_path / f"{name}.stats.json"
+    argv = [sys.executable, "-m", "m2bridge", "serve", MUX, "--relay", bind,
+            "--recv-spec", fake.recv_spec, "--stats-file", str(stats)]  # fmt: skip
+    with running(argv, tmp_path / f"{name}.log") as proc:
+        process = WorkerProcess(proc, tmp_path / f"{name}.log", stats)
+        process.wait_ready()
+        yield process
+
+
+def test_requests_are_served_through_the_relay(tmp_path, fake):
+    with relay(tmp_path, fake) as bind, worker(tmp_path, fake, bind, "w1"):
+        ids = [fake.request("/hello/") for _ in range(50)]
+        assert all(fake.response(conn_id).status == 200 for conn_id in ids)
+
+
+def served(process: WorkerProcess) -> int:
+    return int(process.stats().get("served", 0))
+
+
+def test_two_workers_share_new_connections(tmp_path, fake):
+    with (
+        relay(tmp_path, fake) as bind,
+        worker(tmp_path, fake, bind, "w1") as w1,
+        worker(tmp_path, fake, bind, "w2") as w2,
+    ):
+        ids = [fake.request("/sleepy/", query="seconds=0.01") for _ in range(200)]
+        assert all(fake.response(conn_id).status == 200 for conn_id in ids)
+        time.sleep(1.2)  # stats files are rewritten about once a second
+        assert served(w1) > 20, (served(w1), served(w2))
+        assert served(w2) > 20, (served(w1), served(w2))
+
+
+def test_sigterm_of_a_worker_in_a_burst_loses_no_request(tmp_path, fake):
+    with (
+        relay(tmp_path, fake) as bind,
+        worker(tmp_path, fake, bind, "w1") as w1,
+        worker(tmp_path, fake, bind, "w2"),
+    ):
+        ids = [fake.request("/sleepy/", query="seconds=0.02") for _ in range(150)]
+        w1.stop(signal.SIGTERM)
+        ids += [fake.request("/sleepy/", query="seconds=0.02") for _ in range(150)]
+        assert w1.proc.returncode == 0
+        missing = [i for i in ids if not _answered(fake, i)]
+        assert missing == [], w1.log()[-2000:]
+
+
+def test_a_killed_worker_is_dropped_and_later_requests_go_to_the_others(tmp_path, fake):
+    with (
+        relay(tmp_path, fake) as bind,
+        worker(tmp_path, fake, bind, "w1") as w1,
+        worker(tmp_path, fake, bind, "w2"),
+    ):
+        for conn_id in [fake.request("/hello/") for _ in range(20)]:
+            assert fake.response(conn_id).status == 200
+        w1.stop(signal.SIGKILL)
+        ids = [fake.request("/hello/") for _ in range(100)]
+        assert all(_answered(fake, conn_id) for conn_id in ids)
+
+
+def test_disconnect_reaches_the_worker_holding_the_connection(tmp_path, fake):
+    with (
+        relay(tmp_path, fake) as bind,
+        worker(tmp_path, fake, bind, "w1"),
+        worker(tmp_path, fake, bind, "w2"),
+    ):
+        ids = [fake.next_conn_id() for _ in range(8)]
+        for conn_id in ids:
+            fake.request("/sleepy/", query="seconds=1", conn_id=conn_id)
+            fake.request("/hello/", conn_id=conn_id)
+        time.sleep(0.2)
+        for conn_id in ids:
+            fake.disconnect(conn_id)
+        time.sleep(1.5)
+        # Round-robin would hand half the notices to the wrong worker: some would answer.
+        assert [fake.message_count(conn_id) for conn_id in ids] == [0] * len(ids)
+
+
+def test_bad_worker_messages_are_logged_and_the_relay_keeps_serving(tmp_path, fake):
+    with relay(tmp_path, fake) as bind, worker(tmp_path, fake, bind, "w1"):
+        context = zmq.Context()
+        rogue = context.socket(zmq.DEALER)
+        rogue.setsockopt(zmq.LINGER, 0)
+        try:
+            rogue.connect(bind)
+            for junk in ([b"ready x 0"], [b"ready 5 9"], [b"hello"], [b"a", b"b"], [b""]):
+                rogue.send_multipart(junk)
+            time.sleep(0.3)
+            ids = [fake.request("/hello/") for _ in range(20)]
+            assert all(fake.response(conn_id).status == 200 for conn_id in ids)
+        finally:
+            rogue.close(0)
+            context.term()
+    log = (tmp_path / "relay.log").read_text()
+    assert log.count("sent a bad message") == 5
+
+
+def test_relay_that_cannot_bind_exits_1_with_a_log_line(tmp_path):
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", f"ipc://{tmp_path}/m2",
+            "--bind", f"ipc://{tmp_path}/no/such/dir/relay.ipc"]  # fmt: skip
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 1
+    assert "cannot start the relay" in result.stderr
+
+
+def test_relay_refuses_a_bad_endpoint_as_a_usage_error(tmp_path):
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", "nonsense", "--bind", "x"]
+    result = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert "invalid endpoint" in result.stderr
+
+
+def _answered(fake: FakeMongrel2, conn_id: int) -> bool:
+    try:
+        return fake.response(conn_id, timeout=5).status == 200
+    except TimeoutError:
+        return False
+
+
+@pytest.fixture
+def inproc_relay(tmp_path):
+    """A ``Relay`` stepped by the test, a PUSH standing for Mongrel2, and a DEALER worker."""
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.bind(f"ipc://{tmp_path}/m2.ipc")
+    relay = Relay([f"ipc://{tmp_path}/m2.ipc"], f"ipc://{tmp_path}/relay.ipc", context)
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"ipc://{tmp_path}/relay.ipc")
+    try:
+        yield relay, push, dealer
+    finally:
+        for sock in (push, dealer):
+            sock.close(0)
+        relay.router.setsockopt(zmq.LINGER, 0)
+        relay.close()
+        context.term()
+
+
+def pump(relay: Relay, seconds: float = 0.3) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        relay.step(20)
+
+
+def received(dealer: zmq.Socket, timeout_ms: int = 300) -> list[list[bytes]]:
+    frames = []
+    while dealer.poll(timeout_ms):
+        frames.append(dealer.recv_multipart())
+    return frames
+
+
+def test_requests_wait_in_the_relay_until_a_worker_grants_credit(inproc_relay):
+    relay, push, dealer = inproc_relay
+    messages = [b"uuid %d / 2:{},0:," % n for n in range(5)]
+    for message in messages:
+        push.send(message)
+    pump(relay)
+    assert received(dealer, 100) == []
+    dealer.send(b"ready 3 0")
+    pump(relay)
+    assert received(dealer) == [[m] for m in messages[:3]]
+    dealer.send(b"ready 10 0")
+    pump(relay)
+    assert received(dealer) == [[m] for m in messages[3:]]
+
+
+def test_bye_ack_follows_the_last_message_and_nothing_comes_after(inproc_relay):
+    relay, push, dealer = inproc_relay
+    dealer.send(b"ready 100 0")
+    pump(relay, 0.1)
+    for n in range(20):
+        push.send(b"uuid %d / 2:{},0:," % n)
+    pump(relay, 0.1)
+    dealer.send(b"bye")
+    pump(relay, 0.1)
+    push.send(b"uuid 99 / 2:{},0:,")  # after the bye: held for another worker
+    pump(relay, 0.1)
+    frames = received(dealer)
+    assert frames[-1] == [b"", b"bye-ack"]
+    assert [f[0] for f in frames[:-1]] == [b"uuid %d / 2:{},0:," % n for n in range(20)]
+
+
+def test_a_restarted_relay_learns_its_idle_workers_again(tmp_path, fake):
+    bind = f"ipc://{tmp_path / 'relay.ipc'}"
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", fake.send_spec]
+    argv += ["--bind", bind]
+    with running(argv, tmp_path / "relay1.log") as first, worker(tmp_path, fake, bind, "w1"):
+        assert fake.response(fake.request("/hello/")).status == 200
+        os.kill(first.pid, signal.SIGTERM)
+        first.wait(10)
+        with running(argv, tmp_path / "relay2.log"):
+            conn_id = fake.request("/hello/")
+            assert fake.response(conn_id, timeout=5).status == 200  # after its idle grant

@@ -1,0 +1,275 @@
+"""The sibling notice bus over real ipc sockets (zmq.green, in this process, no Mongrel2)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import gevent
+import pytest
+import zmq.green as zmq
+
+from m2bridge.testing import make_request_frame
+from m2bridge.wire.protocol import Credits, Disconnect, parse_message
+from m2bridge.worker import siblings
+
+SPECS = ("tcp://127.0.0.1:9997", "tcp://127.0.0.1:8887")
+DISCONNECT = b'uuid 7 @* 17:{"METHOD":"JSON"},21:{"type":"disconnect"},'
+CREDITS = b'uuid 7 @* 42:16:DOWNLOAD_CREDITS,3:100,6:METHOD,4:JSON,}18:{"type":"credits"},'
+
+
+@dataclass(frozen=True)
+class FakeChannel:
+    index: int
+    send_spec: str
+
+
+CHANNELS = [FakeChannel(i, spec) for i, spec in enumerate(SPECS)]
+
+
+@pytest.fixture
+def context():
+    context = zmq.Context()
+    yield context
+    context.term()
+
+
+@pytest.fixture
+def directory(tmp_path):
+    path = tmp_path / "n"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def open_buses(context, directory):
+    buses = []
+
+    def open_bus(slot, received, holds=siblings._holds_nothing):
+        env = {siblings.NOTICE_DIR_ENV: str(directory)}
+        apply = lambda channel, frame: received.append((channel, frame))  # noqa: E731
+        bus = siblings.open_bus(context, slot, CHANNELS, apply, env, holds=holds)
+        assert bus is not None
+        buses.append(bus)
+        return bus
+
+    yield open_bus
+    for bus in buses:
+        bus.close()
+
+
+def wait_until(predicate, timeout=3.0):
+    with gevent.Timeout(timeout, False):
+        while not predicate():
+            gevent.sleep(0.01)
+    return predicate()
+
+
+def test_a_shared_disconnect_reaches_every_sibling_with_its_channel(open_buses):
+    got1, got2, got3 = [], [], []
+    bus1 = open_buses(1, got1)
+    open_buses(2, got2)
+    open_buses(3, got3)
+    assert wait_until(lambda: bus1.siblings == 2)  # found by the periodic scan
+    gevent.sleep(0.3)  # let the SUBs finish connecting (slow joiner)
+    bus1.notice(1, DISCONNECT, Disconnect(b"uuid", 7), has_work=True)
+    assert wait_until(lambda: got2 and got3)
+    assert got2 == got3 == [(CHANNELS[1], DISCONNECT)]
+    gevent.sleep(0.2)
+    assert got1 == []  # never to itself, and never shared on again
+
+
+START = make_request_frame(
+    "/up",
+    conn_id=24,
+    method="POST",
+    sender=b"uuid",
+    headers={"x-mongrel2-upload-start": "/tmp/upload.a", "content-length": "30720"},
+)
+
+
+def test_an_upload_start_shared_before_a_sibling_listened_reaches_it_once_it_subscribes(
+    open_buses,
+):
+    """The start went out while no sibling listened (lost); the sibling that connects later
+    gets it again, because its ``done`` may be dealt to that sibling."""
+    held = []
+    bus1 = open_buses(1, [], holds=lambda *key: held.append(key) or True)
+    event = parse_message(START)
+    bus1.notice(1, START, event, has_work=False)
+    got2 = []
+    open_buses(2, got2)
+    assert wait_until(lambda: got2)
+    assert got2 == [(CHANNELS[1], START)]
+    assert held == [(1, 24, "/tmp/upload.a")]
+
+
+def test_a_start_no_longer_awaited_is_not_replayed(open_buses):
+    bus1 = open_buses(1, [], holds=lambda *key: False)  # served here, or the client left
+    bus1.notice(0, START, parse_message(START), has_work=False)
+    got2 = []
+    bus2 = open_buses(2, got2)
+    assert wait_until(lambda: bus1.siblings == 1 and bus2.siblings == 1)
+    gevent.sleep(0.3)
+    assert got2 == []
+
+
+def test_a_disconnect_drops_the_start_from_the_replay(open_buses):
+    bus1 = open_buses(1, [], holds=lambda *key: True)
+    bus1.notice(0, START, parse_message(START), has_work=False)
+    disconnect = DISCONNECT.replace(b" 7 ", b" 24 ")
+    bus1.notice(0, disconnect, parse_message(disconnect), has_work=False)
+    got2 = []
+    bus2 = open_buses(2, got2)
+    assert wait_until(lambda: bus2.siblings == 1)
+    gevent.sleep(0.3)
+    assert got2 == []  # the disconnect itself went out before bus 2 listened
+
+
+def test_credits_of_a_connection_running_here_stay_here(open_buses):
+    got2 = []
+    bus1 = open_buses(1, [])
+    bus2 = open_buses(2, got2)
+    assert wait_until(lambda: bus2.siblings == 1 and bus1.siblings == 1)
+    gevent.sleep(0.3)
+    other = CREDITS.replace(b" 7 ", b" 8 ")
+    bus1.notice(0, CREDITS, Credits(b"uuid", 7, 100), has_work=True)
+    bus1.notice(0, other, Credits(b"uuid", 8, 100), has_work=False)
+    assert wait_until(lambda: got2)
+    gevent.sleep(0.2)
+    assert got2 == [(CHANNELS[0], other)]
+
+
+def test_a_bad_message_on_the_bus_is_logged_and_the_bus_goes_on(
+    open_buses, context, directory, caplog
+):
+    got = []
+    bus = open_buses(1, got)
+    intruder = context.socket(zmq.PUB)
+    intruder.setsockopt(zmq.LINGER, 0)
+    try:
+        intruder.bind(f"ipc://{directory / '9.ipc'}")
+        assert wait_until(lambda: bus.siblings == 1)
+        gevent.sleep(0.3)
+        with caplog.at_level(logging.WARNING, "m2bridge.worker.siblings"):
+            intruder.send_multipart([b"only one frame"])
+            intruder.send_multipart([b"tcp://10.9.9.9:1", DISCONNECT])
+            intruder.send_multipart([SPECS[0].encode(), DISCONNECT])
+            assert wait_until(lambda: got)
+        assert got == [(CHANNELS[0], DISCONNECT)]
+        assert "expected 2 frames, got 1" in caplog.text
+        assert "unknown send_spec" in caplog.text
+    finally:
+        intruder.close()
+
+
+def test_closing_a_bus_removes_its_endpoint_and_a_restarted_slot_is_heard_again(
+    open_buses, directory
+):
+    got1 = []
+    bus1 = open_buses(1, got1)
+    bus2 = open_buses(2, [])
+    assert (directory / "2.ipc").exists()
+    assert wait_until(lambda: bus1.siblings == 1)
+    bus2.close()
+    assert not (directory / "2.ipc").exists()
+    again = open_buses(2, [])
+    with gevent.Timeout(3, False):  # bus 1's SUB reconnects to the same path on its own
+        while not got1:
+            again.notice(0, DISCONNECT, Disconnect(b"uuid", 7), has_work=False)
+            gevent.sleep(0.05)
+    assert got1
+    assert set(got1) == {(CHANNELS[0], DISCONNECT)}
+    assert bus1.siblings == 1  # the same endpoint, not a second connection
+
+
+def test_an_unusable_notice_dir_turns_the_bus_off_with_a_warning(context, tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    env = {siblings.NOTICE_DIR_ENV: str(blocker / "n")}
+    with caplog.at_level(logging.WARNING, "m2bridge.worker.siblings"):
+        assert siblings.open_bus(context, 1, CHANNELS, print, env) is None
+    assert "sibling notices off" in caplog.text
+
+
+# ---------------------------------------------------------------------- the dispatcher's side
+
+
+@dataclass
+class RecordingChannel:
+    """A transport channel stand-in: replies are recorded."""
+
+    index: int = 0
+    recv_spec: str = "tcp://127.0.0.1:9996"
+    reply_ident: bytes | None = None
+    sent: list = field(default_factory=list)
+
+    def send(self, message):
+        self.sent.append(message)
+
+
+@dataclass
+class RecordingBus:
+    shared: list = field(default_factory=list)
+
+    def notice(self, channel_index, frame, event, has_work):
+        self.shared.append((channel_index, frame, type(event).__name__, has_work))
+
+
+def waiting_app(environ, start_response):
+    environ["m2bridge.disconnected"].wait(5)
+    start_response("200 OK", [("Content-Length", "0")])
+    return [b""]
+
+
+@pytest.fixture
+def dispatcher():
+    from gevent.pool import Pool
+
+    from m2bridge.config import WorkerConfig
+    from m2bridge.worker.connection import ConnectionTable
+    from m2bridge.worker.dispatch import Dispatcher
+    from m2bridge.worker.stats import WorkerStats
+
+    config = WorkerConfig(app="x:app", cancel_grace=0)
+    pool = Pool(10)
+    dispatcher = Dispatcher(waiting_app, config, ConnectionTable(pool), WorkerStats())
+    yield dispatcher
+    pool.kill()
+
+
+def test_a_sibling_disconnect_cancels_the_request_running_here(dispatcher):
+    channel = RecordingChannel()
+    dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
+    gevent.sleep(0.05)
+    assert dispatcher.stats.in_flight == 1
+    dispatcher.on_sibling_notice(channel, DISCONNECT)
+    assert wait_until(lambda: dispatcher.stats.in_flight == 0)
+    assert not dispatcher.table.has_work(0, 7)
+
+
+def test_a_bad_sibling_notice_is_logged_and_changes_nothing(dispatcher, caplog):
+    channel = RecordingChannel()
+    dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
+    gevent.sleep(0.05)
+    with caplog.at_level(logging.WARNING, "m2bridge.worker.dispatch"):
+        dispatcher.on_sibling_notice(channel, b"garbage")
+        dispatcher.on_sibling_notice(channel, make_request_frame("/", conn_id=7, sender=b"u"))
+    assert "malformed sibling notice ignored" in caplog.text
+    assert "sibling sent a Request, not a notice: ignored" in caplog.text
+    assert dispatcher.stats.in_flight == 1
+    assert channel.sent == []
+
+
+def test_the_dispatcher_shares_notices_from_mongrel2_but_not_requests(dispatcher):
+    bus = RecordingBus()
+    dispatcher.siblings = bus
+    channel = RecordingChannel(index=1)
+    dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
+    gevent.sleep(0.05)
+    dispatcher.dispatch(channel, CREDITS)
+    dispatcher.dispatch(channel, DISCONNECT)
+    assert bus.shared == [
+        (1, CREDITS, "Credits", True),
+        (1, DISCONNECT, "Disconnect", True),
+    ]

@@ -1,0 +1,97 @@
+"""``m2bridge relay`` and ``serve --relay`` options: parsing, validation, supervised children."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from m2bridge.cli import main, make_parser
+from m2bridge.cli.relay import send_specs
+from m2bridge.cli.serve import UsageError, build_config, child_argv
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return make_parser().parse_args(list(argv))
+
+
+def test_relay_takes_repeated_send_specs_and_a_bind():
+    args = parse("relay", "--send-spec", "tcp://127.0.0.1:1", "--send-spec", "ipc:///tmp/b",
+                 "--bind", "ipc:///tmp/r")  # fmt: skip
+    assert args.send_specs == ["tcp://127.0.0.1:1", "ipc:///tmp/b"]
+    assert args.bind == "ipc:///tmp/r"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("relay", "--send-spec", "tcp://127.0.0.1:1"),
+        ("relay", "--send-spec", "http://x", "--bind", "ipc:///tmp/r"),
+    ],
+    ids=["no bind", "bad endpoint"],
+)
+def test_relay_usage_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse(*argv)
+    assert exc.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_serve_relay_needs_only_recv_specs():
+    config = build_config(parse("serve", "a:app", "--relay", "ipc:///tmp/r",
+                                "--recv-spec", "tcp://127.0.0.1:2"))  # fmt: skip
+    assert config.relay == "ipc:///tmp/r"
+    assert config.recv_specs == ("tcp://127.0.0.1:2",)
+    assert len(config.send_specs) == 1  # one relay source per recv_spec
+
+
+@pytest.mark.parametrize(
+    "extra", [("--send-spec", "tcp://127.0.0.1:1", "--recv-spec", "tcp://127.0.0.1:2"),
+              ("--bind", "127.0.0.1:8000")],
+    ids=["with --send-spec", "with --bind"],
+)  # fmt: skip
+def test_serve_relay_refuses_send_specs_and_the_fd_path(extra):
+    with pytest.raises(UsageError, match="--relay replaces --send-spec"):
+        build_config(parse("serve", "a:app", "--relay", "ipc:///tmp/r", *extra))
+
+
+def test_supervised_children_get_the_relay_and_no_send_spec():
+    config = build_config(parse("serve", "a:app", "--relay", "ipc:///tmp/r", "--workers", "2",
+                                "--recv-spec", "tcp://127.0.0.1:2"))  # fmt: skip
+    argv = child_argv(config)
+    assert "--send-spec" not in argv
+    assert argv[argv.index("--relay") + 1] == "ipc:///tmp/r"
+    assert argv[argv.index("--recv-spec") + 1] == "tcp://127.0.0.1:2"
+    assert build_config(parse(*argv[3:-4])).relay == "ipc:///tmp/r"
+
+
+DEMO = str(Path(__file__).resolve().parents[3] / "mongrel2_conf" / "examples" / "demo.conf")
+
+
+def test_relay_reads_the_send_spec_of_a_handler_from_a_config():
+    assert send_specs(parse("relay", "--config", DEMO, "--handler", "/", "--bind", "ipc:///r")) == [
+        "tcp://127.0.0.1:9997"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--bind", "ipc:///r"), "either --send-spec or --config"),
+        (("--config", DEMO, "--bind", "ipc:///r"), "go together"),
+        (("--config", DEMO, "--handler", "/", "--send-spec", "ipc:///s", "--bind", "ipc:///r"),
+         "either --send-spec or --config"),
+    ],
+    ids=["neither", "config without handler", "both"],
+)  # fmt: skip
+def test_relay_spec_sources_that_contradict_are_usage_errors(argv, message):
+    with pytest.raises(UsageError, match=message):
+        send_specs(parse("relay", *argv))
+
+
+def test_relay_with_an_unknown_handler_exits_1_with_one_line(capsys):
+    assert main(["relay", "--config", DEMO, "--handler", "/nope/", "--bind", "ipc:///r"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("m2bridge relay: error:")
+    assert err.count("\n") == 1

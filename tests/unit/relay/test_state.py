@@ -1,0 +1,170 @@
+"""relay_state: which worker gets each message (credits, affinity, notices, bye)."""
+
+from __future__ import annotations
+
+import pytest
+
+from m2bridge.relay.state import MAX_GRANT, RelayState
+
+
+def request(conn_id: int, path: bytes = b"/") -> bytes:
+    return b"uuid %d %s 2:{},0:," % (conn_id, path)
+
+
+def disconnect(conn_id: int) -> bytes:
+    return b'uuid %d @* 17:{"METHOD":"JSON"},21:{"type":"disconnect"},' % conn_id
+
+
+def credits(conn_id: int) -> bytes:
+    return b'uuid %d @* 49:{"METHOD":"JSON","DOWNLOAD_CREDITS":"4096"},18:{"type":"credits"},' % (
+        conn_id
+    )
+
+
+def test_a_request_is_held_until_a_worker_grants_credit():
+    state = RelayState(1)
+    assert state.route(0, request(1)) is None
+    assert state.ready(b"a", 0, 2)
+    assert state.route(0, request(1)) == [b"a"]
+
+
+def test_each_message_costs_one_credit_and_no_credit_holds_new_connections():
+    state = RelayState(1)
+    state.ready(b"a", 0, 2)
+    assert state.route(0, request(1)) == [b"a"]
+    assert state.route(0, request(2)) == [b"a"]
+    assert state.peers[b"a"].credit == 0
+    assert state.route(0, request(3)) is None
+
+
+def test_new_connections_go_to_the_worker_with_most_credit():
+    state = RelayState(1)
+    state.ready(b"a", 0, 1)
+    state.ready(b"b", 0, 5)
+    assert state.route(0, request(1)) == [b"b"]
+
+
+def test_equal_credit_is_shared_in_turn():
+    state = RelayState(1)
+    state.ready(b"a", 0, 100)
+    state.ready(b"b", 0, 100)
+    targets = [state.route(0, request(n))[0] for n in range(1, 41)]
+    assert targets.count(b"a") == targets.count(b"b") == 20
+
+
+def test_requests_of_one_connection_stay_on_its_worker_even_without_credit():
+    state = RelayState(1)
+    state.ready(b"a", 0, 1)
+    assert state.route(0, request(7)) == [b"a"]
+    state.ready(b"b", 0, 50)
+    assert state.route(0, request(7)) == [b"a"]  # pipelined: same worker, in order
+    assert state.route(0, request(8)) == [b"b"]
+
+
+def test_credits_notice_goes_to_the_holder_only():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    state.ready(b"b", 0, 10)
+    holder = state.route(0, request(3))
+    assert state.route(0, credits(3)) == holder
+
+
+def test_disconnect_goes_to_every_live_worker_that_served_the_connection_then_is_forgotten():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    state.route(0, request(3))
+    state.remove(b"a")  # a drained; the connection's next request moves to b
+    state.ready(b"b", 0, 10)
+    state.ready(b"c", 0, 1)
+    assert state.route(0, request(3)) == [b"b"]
+    assert state.route(0, disconnect(3)) == [b"b"]
+    assert state.holders(0, b"3") == []
+
+
+def test_notice_of_an_unknown_connection_goes_to_every_worker_of_its_source():
+    state = RelayState(2)
+    state.ready(b"a", 0, 1)
+    state.ready(b"b", 0, 1)
+    state.ready(b"c", 1, 1)
+    assert sorted(state.route(0, disconnect(99))) == [b"a", b"b"]
+
+
+def test_notice_with_no_worker_at_all_goes_nowhere():
+    assert RelayState(1).route(0, disconnect(1)) == []
+
+
+def test_a_removed_worker_gets_nothing_more_and_its_connections_move():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    state.route(0, request(1))
+    assert state.remove(b"a")
+    assert not state.remove(b"a")
+    assert state.route(0, request(1)) is None
+    state.ready(b"b", 0, 1)
+    assert state.route(0, request(1)) == [b"b"]
+
+
+def test_sources_are_routed_apart():
+    state = RelayState(2)
+    state.ready(b"a", 0, 5)
+    assert state.route(1, request(1)) is None
+    state.ready(b"b", 1, 5)
+    assert state.route(1, request(1)) == [b"b"]
+    assert state.route(0, request(1)) == [b"a"]  # same id, other server: other connection
+
+
+@pytest.mark.parametrize(
+    ("source", "grant"), [(-1, 1), (2, 1), (0, -1), (0, MAX_GRANT + 1)], ids=str
+)
+def test_bad_grants_are_refused(source, grant):
+    state = RelayState(2)
+    assert not state.ready(b"a", source, grant)
+    assert b"a" not in state.peers
+
+
+def test_a_worker_cannot_switch_source():
+    state = RelayState(2)
+    state.ready(b"a", 0, 1)
+    assert not state.ready(b"a", 1, 1)
+
+
+def test_malformed_message_goes_to_a_worker_with_credit():
+    state = RelayState(1)
+    assert state.route(0, b"garbage") is None
+    state.ready(b"a", 0, 1)
+    assert state.route(0, b"garbage") == [b"a"]
+
+
+def test_remembered_connections_are_bounded():
+    state = RelayState(1, max_connections=10)
+    state.ready(b"a", 0, 100)
+    for conn_id in range(50):
+        state.route(0, request(conn_id))
+    assert state.holders(0, b"49") == [b"a"]
+    assert state.holders(0, b"0") == []
+
+
+def test_no_sources_is_an_error():
+    with pytest.raises(ValueError, match="at least one source"):
+        RelayState(0)
+
+
+def test_idle_refresh_registers_a_worker_a_restarted_relay_never_saw():
+    state = RelayState(1)
+    assert state.refresh(b"a", 0, 32)
+    assert state.peers[b"a"].credit == 32
+
+
+def test_idle_refresh_raises_credit_to_the_window_but_never_lowers_it():
+    state = RelayState(1)
+    state.ready(b"a", 0, 40)
+    assert state.refresh(b"a", 0, 32)
+    assert state.peers[b"a"].credit == 40
+    for conn_id in range(20):
+        state.route(0, request(conn_id))
+    assert state.refresh(b"a", 0, 32)
+    assert state.peers[b"a"].credit == 32
+
+
+def test_idle_refresh_with_a_bad_grant_is_refused():
+    assert not RelayState(1).refresh(b"a", 0, MAX_GRANT + 1)

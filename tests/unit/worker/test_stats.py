@@ -1,0 +1,63 @@
+"""Worker counters and their atomically replaced JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from m2bridge.worker.stats import StatsFile, WorkerStats, write_atomically
+
+
+def test_snapshot_has_the_published_keys():
+    stats = WorkerStats(pid=42, started_at=1000.5)
+    stats.served, stats.in_flight, stats.errors = 7, 2, 1
+    stats.rejected, stats.timed_out = 4, 3
+    assert stats.snapshot() == {
+        "pid": 42,
+        "served": 7,
+        "in_flight": 2,
+        "started_at": 1000.5,
+        "errors": 1,
+        "rejected": 4,
+        "timed_out": 3,
+    }
+
+
+def test_a_new_rejection_republishes_the_file(tmp_path):
+    stats = WorkerStats(pid=42, started_at=1.0)
+    published = StatsFile(str(tmp_path / "s.json"), stats)
+    assert published.publish()
+    assert not published.publish()
+    stats.rejected += 1
+    assert published.publish()
+    assert json.loads((tmp_path / "s.json").read_text())["rejected"] == 1
+
+
+def test_write_atomically_replaces_the_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "stats.json"
+    path.write_text("old")
+    write_atomically(str(path), {"served": 3})
+    assert json.loads(path.read_text()) == {"served": 3}
+    assert os.listdir(tmp_path) == ["stats.json"]
+
+
+def test_publish_writes_only_when_counters_changed(tmp_path):
+    path = tmp_path / "stats.json"
+    stats = WorkerStats()
+    stats_file = StatsFile(str(path), stats)
+    assert stats_file.publish() is True
+    assert stats_file.publish() is False
+    stats.served += 1
+    assert stats_file.publish() is True
+    assert json.loads(path.read_text())["served"] == 1
+    assert stats_file.publish(force=True) is True
+
+
+def test_publish_to_a_missing_directory_warns_once_and_never_raises(tmp_path, caplog):
+    stats = WorkerStats()
+    stats_file = StatsFile(str(tmp_path / "missing" / "stats.json"), stats)
+    assert stats_file.publish() is False
+    stats.served += 1
+    assert stats_file.publish() is False
+    warnings = [r for r in caplog.records if "cannot write stats file" in r.getMessage()]
+    assert len(warnings) == 1
