@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from m2bridge._types import Environ, StartResponse
-from m2bridge.worker.wsapp import WebSocket, WebSocketHandler, broadcast, with_websocket
+from m2bridge.websockets import WebSocket, WebSocketHandler, broadcast, with_websocket
 
 PAGE = b"""<!doctype html>
 <html><head><meta charset="utf-8"><title>m2bridge chat</title></head>
