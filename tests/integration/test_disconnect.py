@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.helpers.mongrel2 import HandlerSpec, free_port, run_mongrel2
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
 
 MUX = f"{APPS}.mux:app"
@@ -52,12 +52,12 @@ def error_log_settles(server, seconds=1.0):
 
 def test_client_leaving_mid_request_cancels_it_after_the_grace_period(stack):
     server, worker = stack
-    wait_for(lambda: worker.stats().get("in_flight") == 0, 5)
+    wait_until(lambda: worker.stats().get("in_flight") == 0, 5)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /sleepy/?seconds=20 HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert wait_for(lambda: worker.stats().get("in_flight") == 1, 3)
+        assert wait_until(lambda: worker.stats().get("in_flight") == 1, 3)
     started = time.monotonic()
-    assert wait_for(lambda: worker.stats().get("in_flight") == 0, 3), worker.stats()
+    assert wait_until(lambda: worker.stats().get("in_flight") == 0, 3), worker.stats()
     assert time.monotonic() - started < 2
     assert error_log_settles(server)
 
@@ -68,7 +68,7 @@ def test_client_leaving_mid_stream_stops_the_stream(stack):
         server, b"GET /stream/?chunks=100000&delay=0.01 HTTP/1.1\r\nHost: x\r\n\r\n", 20
     )
     assert head.startswith(b"HTTP/1.1 200 OK")
-    assert wait_for(lambda: worker.stats().get("in_flight") == 0, 3), worker.stats()
+    assert wait_until(lambda: worker.stats().get("in_flight") == 0, 3), worker.stats()
     assert error_log_settles(server)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     conn.request("GET", "/hello/")
@@ -80,7 +80,7 @@ def test_many_clients_leaving_at_once_leave_the_worker_healthy(stack):
     server, worker = stack
     for _ in range(50):
         send_and_leave(server, b"GET /sleepy/?seconds=5 HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert wait_for(lambda: worker.stats().get("in_flight") == 0, 5), worker.stats()
+    assert wait_until(lambda: worker.stats().get("in_flight") == 0, 5), worker.stats()
     assert error_log_settles(server)
     assert worker.proc.poll() is None
 
@@ -114,7 +114,7 @@ def test_worker_survives_a_mongrel2_restart_and_serves_it_again(tmp_path):
         assert fetch(server) == 200
         server.proc.send_signal(signal.SIGTERM)
         server.proc.wait(10)
-        assert wait_for(lambda: "went away" in worker.log(), 5), worker.log()
+        assert wait_until(lambda: "went away" in worker.log(), 5), worker.log()
         with run_mongrel2(chroot, [handler], port=port) as restarted:
             assert fetch(restarted) == 200
         assert worker.log().count("Mongrel2 connected") == 2

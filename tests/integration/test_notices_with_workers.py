@@ -13,7 +13,7 @@ import time
 
 from m2bridge.worker.siblings import NOTICE_DIR_ENV, SCAN_INTERVAL
 from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
 
 APP = f"{APPS}.protocol:app"
@@ -46,7 +46,7 @@ def leave_mid_request(port, workers, marker):
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(f"GET /cancellable?marker={marker} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         busy = lambda: [w.stats().get("in_flight") for w in workers]  # noqa: E731
-        assert wait_for(lambda: 1 in busy(), 5), [w.log() for w in workers]
+        assert wait_until(lambda: 1 in busy(), 5), [w.log() for w in workers]
         return busy().index(1)
 
 
@@ -72,12 +72,12 @@ def test_every_client_leaving_cancels_its_request_whichever_worker_got_the_notic
                 assert keep_alive.recv(4096).endswith(b"hello\n")
             marker = tmp_path / f"marker{n}.txt"
             served_by.append(leave_mid_request(server.port, workers, marker))
-            assert wait_for(lambda m=marker: cancelled(m), 3), (n, [w.log() for w in workers])
-            assert wait_for(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 3)
+            assert wait_until(lambda m=marker: cancelled(m), 3), (n, [w.log() for w in workers])
+            assert wait_until(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 3)
         # Request and disconnect of one connection alternate between the workers: a request
         # served by either worker had its disconnect dealt to the other.
         assert set(served_by) == {0, 1}
-        assert wait_for(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 2)
+        assert wait_until(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 2)
 
 
 def test_a_flow_controlled_20_mib_stream_completes_with_two_workers(tmp_path, monkeypatch):
@@ -183,7 +183,7 @@ def test_uploads_started_before_the_second_worker_came_up_complete_on_either_wor
         ]
         for client in clients:
             client.sendall(head + body[:1000])
-        assert wait_for(lambda: len(list((chroot / "tmp").glob("upload.*"))) == 4, 5)
+        assert wait_until(lambda: len(list((chroot / "tmp").glob("upload.*"))) == 4, 5)
         time.sleep(0.2)  # the starts are in worker 1 and shared with no one
         second = worker(stack, 2)
         for client in clients:
@@ -195,9 +195,9 @@ def test_uploads_started_before_the_second_worker_came_up_complete_on_either_wor
             result = json.loads(payload)
             assert result["sha256"] == hashlib.sha256(body).hexdigest()
         served = lambda: [w.stats().get("served", 0) for w in (first, second)]  # noqa: E731
-        assert wait_for(lambda: sum(served()) == 4, 5), (served(), logs)
+        assert wait_until(lambda: sum(served()) == 4, 5), (served(), logs)
         assert all(served()), (served(), logs)  # both workers served some of the four
-        assert wait_for(lambda: list((chroot / "tmp").glob("upload.*")) == [], 5)
+        assert wait_until(lambda: list((chroot / "tmp").glob("upload.*")) == [], 5)
 
 
 def _read_response(sock):

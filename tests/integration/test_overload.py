@@ -7,7 +7,7 @@ import http.client
 import time
 
 from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
 
 MUX = f"{APPS}.mux:app"
@@ -44,7 +44,7 @@ def test_flood_beyond_the_bound_gets_503_with_retry_after(tmp_path):
         refused = [(retry, took) for status, retry, took in results if status == 503]
         assert all(retry == "1" for retry, _ in refused)
         assert max(took for _, took in refused) < 1.5  # answered at once, not after the sleep
-        assert wait_for(lambda: worker.stats().get("rejected") == statuses.count(503), 3.0)
+        assert wait_until(lambda: worker.stats().get("rejected") == statuses.count(503), 3.0)
         assert get(server.port, "/hello/")[0] == 200
 
 
@@ -59,4 +59,4 @@ def test_timeout_answers_504_and_frees_the_greenlet(tmp_path):
         assert status == 504
         assert took < 2
         assert get(server.port, "/hello/")[0] == 200  # the one slot is free again
-        assert wait_for(lambda: worker.stats().get("timed_out") == 1, 3.0), worker.stats()
+        assert wait_until(lambda: worker.stats().get("timed_out") == 1, 3.0), worker.stats()

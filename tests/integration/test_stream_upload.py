@@ -15,7 +15,7 @@ import socket
 import time
 
 from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
-from tests.helpers.waiting import wait_for
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
 
 APP = f"{APPS}.protocol:app"
@@ -55,7 +55,7 @@ def test_the_app_reads_while_the_body_still_arrives(tmp_path):
         socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
     ):
         sock.sendall(head + body[:50000])
-        assert wait_for(lambda: worker.stats().get("in_flight") == 1), worker.stats()
+        assert wait_until(lambda: worker.stats().get("in_flight") == 1), worker.stats()
         time.sleep(0.3)
         assert worker.stats().get("in_flight") == 1  # still reading: half the body is missing
         sock.sendall(body[50000:])
@@ -76,8 +76,8 @@ def test_client_leaving_mid_upload_frees_the_request(tmp_path):
     ):  # fmt: skip
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(head + b"x" * 30000)
-            assert wait_for(lambda: worker.stats().get("in_flight") == 1), worker.stats()
-        assert wait_for(lambda: worker.stats().get("in_flight") == 0), worker.stats()
+            assert wait_until(lambda: worker.stats().get("in_flight") == 1), worker.stats()
+        assert wait_until(lambda: worker.stats().get("in_flight") == 0), worker.stats()
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         conn.request("GET", "/hello")
         assert conn.getresponse().status == 200

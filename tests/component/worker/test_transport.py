@@ -55,7 +55,7 @@ def test_channel_becomes_ready_on_subscription_and_serves_a_round_trip(transport
         assert frame == make_request_frame("/x")
         channel.send(b"%s 1:1, hello" % fake.sender)
         gevent.sleep(0)  # replies leave once the ready greenlets have run
-        assert fake.wait_for(lambda: len(fake.replies) == 1, timeout=5)
+        assert fake.wait_until(lambda: len(fake.replies) == 1, timeout=5)
         assert fake.replies[0] == parse_reply(b"%s 1:1, hello" % fake.sender)
         assert channel.reply_ident is None  # Mongrel2 subscribed to everything (recv_ident '')
 
@@ -87,9 +87,9 @@ def test_replies_of_one_loop_pass_leave_together_and_in_order(transport, directo
         assert channel.wait_ready(timeout=5)
         for conn_id in range(20):
             channel.send(b"%s 2:%02d, reply %d" % (fake.sender, conn_id, conn_id))
-        assert not fake.wait_for(lambda: bool(fake.replies), timeout=0.2)  # still queued
+        assert not fake.wait_until(lambda: bool(fake.replies), timeout=0.2)  # still queued
         gevent.sleep(0)
-        assert fake.wait_for(lambda: len(fake.replies) == 20, timeout=5)
+        assert fake.wait_until(lambda: len(fake.replies) == 20, timeout=5)
         assert [r.body for r in fake.replies] == [b"reply %d" % i for i in range(20)]
 
 
@@ -103,9 +103,9 @@ def test_a_greenlet_that_never_yields_still_hands_replies_over_past_the_outbox_l
         for n in range(total):
             channel.send(b"%s 1:1, %d" % (fake.sender, n))
         # No yield yet: everything but the last partial batch is already with ZeroMQ.
-        assert fake.wait_for(lambda: len(fake.replies) >= OUTBOX_LIMIT * 2, timeout=5)
+        assert fake.wait_until(lambda: len(fake.replies) >= OUTBOX_LIMIT * 2, timeout=5)
         gevent.sleep(0)
-        assert fake.wait_for(lambda: len(fake.replies) == total, timeout=5)
+        assert fake.wait_until(lambda: len(fake.replies) == total, timeout=5)
         assert [int(r.body) for r in fake.replies] == list(range(total))
 
 
@@ -117,7 +117,7 @@ def test_close_sends_the_replies_still_queued(directory):
         assert transport.channels[0].wait_ready(timeout=5)
         transport.channels[0].send(b"%s 1:7, last words" % fake.sender)
         transport.close(linger_ms=2000)  # no loop pass in between
-        assert fake.wait_for(lambda: len(fake.replies) == 1, timeout=5)
+        assert fake.wait_until(lambda: len(fake.replies) == 1, timeout=5)
         assert fake.replies[0].body == b"last words"
 
 

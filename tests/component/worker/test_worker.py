@@ -251,7 +251,7 @@ def test_ten_thousand_tiny_chunks_are_merged_into_few_messages(fake, worker):
 
 def test_slow_stream_chunks_leave_without_waiting_for_the_end(fake, worker):
     conn_id = fake.request("/stream/", query="chunks=3&delay=0.4")
-    assert fake.wait_for(lambda: b"0\n" in fake.pending_bytes(conn_id), timeout=5)
+    assert fake.wait_until(lambda: b"0\n" in fake.pending_bytes(conn_id), timeout=5)
     first_seen = time.monotonic()
     assert fake.response(conn_id).body == b"0\n1\n2\n"
     assert time.monotonic() - first_seen > 0.6  # chunk 0 left two delays before the end

@@ -135,7 +135,7 @@ def frames(fake, conn_id, count, timeout=5.0):
         found[:] = decode_frames(data)[0]
         return len(found) >= count
 
-    assert fake.wait_for(enough, timeout), (fake.pending_bytes(conn_id), fake.is_closed(conn_id))
+    assert fake.wait_until(enough, timeout), (fake.pending_bytes(conn_id), fake.is_closed(conn_id))
     return [(opcode, payload) for opcode, _, payload in found]
 
 
