@@ -49,9 +49,8 @@ def rows(package: Path) -> list[str]:
         if "results" in path.parts or path.name == "__main__.py":
             continue
         relative = path.relative_to(ROOT).as_posix()
-        shown = (
-            relative.removesuffix("/__init__.py") + "/" if path.name == "__init__.py" else relative
-        )
+        if path.name == "__init__.py":
+            relative = relative.removesuffix("__init__.py")
         pure = " **pure**" if is_pure(path) else ""
         lines.append(f"| `{relative}`{pure} | {summary(path)} |")
     return lines
