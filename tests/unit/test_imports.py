@@ -10,8 +10,9 @@ in this process would prove nothing, since pytest and other tests load those pac
 
 from __future__ import annotations
 
-import ast
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Packages whose every module is pure (no zmq, gevent, socket, subprocess, signal).
-PURE_PACKAGES = ("m2bridge/wire", "m2bridge/wsgi", "m2bridge/supervisor/commands", "mongrel2_conf")
-PURITY_LINE = "Must not import zmq, gevent, socket, subprocess."
 FORBIDDEN = ("zmq", "gevent", "socket", "subprocess", "signal")
 IO_PACKAGES = ("zmq", "gevent")
 #: Not pure, but cheap to import: no zmq, no gevent (the CLI and the supervisor load them).
@@ -34,33 +32,27 @@ print(json.dumps(sorted(m for m in {forbidden!r} if m in sys.modules)))
 """
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def load_rule():  # the rule lives in scripts/pure.py, shared with the docs and coverage gate
+    spec = importlib.util.spec_from_file_location("pure", ROOT / "scripts" / "pure.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def declares_purity(path: Path) -> bool:
-    docstring = ast.get_docstring(ast.parse(path.read_text())) or ""
-    return PURITY_LINE in " ".join(docstring.split())
-
-
-def under_pure_package(path: Path) -> bool:
-    return any(path.is_relative_to(ROOT / package) for package in PURE_PACKAGES)
-
-
-def all_modules() -> list[Path]:
-    found = [*(ROOT / "m2bridge").rglob("*.py"), *(ROOT / "mongrel2_conf").rglob("*.py")]
-    return sorted(found)
-
-
-PURE = [path for path in all_modules() if under_pure_package(path) or declares_purity(path)]
+RULE = load_rule()
+PURE = RULE.pure_modules()
+module_name = RULE.module_name
 
 
 def loaded_after_import(name: str, forbidden: tuple[str, ...]) -> list[str]:
     """Import ``name`` in a new interpreter; return which ``forbidden`` modules it loaded."""
     code = PROBE.format(name=name, forbidden=forbidden)
+    # Without the coverage tool's variables: what it imports in a measured run is not ours.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=20
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=20
     )
     assert result.returncode == 0, result.stderr
     loaded: list[str] = json.loads(result.stdout.splitlines()[-1])
