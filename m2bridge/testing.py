@@ -3,7 +3,9 @@
 ``FakeMongrel2`` binds a PUSH (our ``send_spec``) and a SUB (our ``recv_spec``) on ``ipc://``
 endpoints in a directory, exactly as Mongrel2 binds its sockets, so a real worker process
 connects to it unchanged. Tests send request frames built by ``make_request_frame`` and read
-the replies per connection id, parsed back into HTTP responses with ``http.client``.
+the replies per connection id, parsed back into HTTP responses with ``http.client``. The frames
+are Mongrel2 1.12.2's bytes: compact JSON, its header order (``mongrel2_order``), encoded by
+``wire.encode.encode_request``.
 
 Uses plain (blocking) pyzmq: it runs in the test process, never inside a worker.
 """
@@ -23,11 +25,31 @@ from typing import Any
 import tnetstring
 import zmq
 
+from m2bridge.wire.encode import encode_request
 from m2bridge.wire.protocol import NOTICE_PATH
 
 DEFAULT_SENDER = b"fake-mongrel2-7c0e21d2"
 
 HeaderValues = Mapping[str, str | list[str]]
+
+
+#: Mongrel2's own keys of a request, where it writes them (``Request_to_payload`` and
+#: ``Request_to_tnetstring`` in 1.12.2's ``request.c``; the tnetstring is rendered backwards):
+#: in JSON after ``PATH`` and its header hash, in a tnetstring before the hash, which comes
+#: reversed. Any other key is an entry of that hash, given in JSON's (hash scan) order.
+_JSON_TAIL = (
+    "METHOD",
+    "VERSION",
+    "URI",
+    "QUERY",
+    "FRAGMENT",
+    "PATTERN",
+    "URL_SCHEME",
+    "REMOTE_ADDR",
+)
+_TNET_HEAD = ("REMOTE_ADDR", "METHOD", "URL_SCHEME", "PATTERN", "FRAGMENT", "QUERY", "URI",
+              "VERSION", "PATH")  # fmt: skip
+_PROTOCOLS = ("json", "tnetstring")
 
 
 def make_request_frame(
@@ -43,29 +65,23 @@ def make_request_frame(
     protocol: str = "json",
     pattern: str = "/",
 ) -> bytes:
-    """Build a request message as Mongrel2 1.12 sends it (JSON or tnetstring headers).
+    """Build a request message byte for byte as Mongrel2 1.12.2 sends it (JSON or tnetstring).
 
-    ``headers`` are client headers (lower-case names; a list for a repeated header); a
-    ``content-length`` is added for a non-empty body unless given.
+    ``headers`` are client headers (lower-case names; a list for a repeated header), in the
+    order Mongrel2's hash would list them in JSON; ``x-forwarded-for`` comes first and
+    ``host`` last unless given, and a ``content-length`` is added for a non-empty body
+    unless given.
     """
-    uri = path if query is None else f"{path}?{query}"
-    all_headers: dict[str, str | list[str]] = {
-        "PATH": path,
-        "METHOD": method,
-        "VERSION": version,
-        "URI": uri,
-        "PATTERN": pattern,
-        "URL_SCHEME": "http",
-        "REMOTE_ADDR": "127.0.0.1",
-        "host": "localhost",
-        "x-forwarded-for": "127.0.0.1",
-    }
-    if query is not None:
-        all_headers["QUERY"] = query
+    client: dict[str, str | list[str]] = {"x-forwarded-for": "127.0.0.1", **(headers or {})}
     if body:
-        all_headers["content-length"] = str(len(body))
-    all_headers.update(headers or {})
-    return encode_message(sender, conn_id, path, all_headers, body, protocol)
+        client.setdefault("content-length", str(len(body)))
+    client.setdefault("host", "localhost")
+    own = {"PATH": path, "METHOD": method, "VERSION": version}
+    own["URI"] = path if query is None else f"{path}?{query}"
+    if query is not None:
+        own["QUERY"] = query
+    own.update({"PATTERN": pattern, "URL_SCHEME": "http", "REMOTE_ADDR": "127.0.0.1"})
+    return encode_message(sender, conn_id, path, {**own, **client}, body, protocol)
 
 
 def make_disconnect_frame(
@@ -86,9 +102,16 @@ def make_json_frame(
     sender: bytes = DEFAULT_SENDER,
     protocol: str = "json",
 ) -> bytes:
-    """Build a ``METHOD: JSON`` message (notices on ``@*``, JSON sockets on ``@route``)."""
+    """Build a ``METHOD: JSON`` message (notices on ``@*``, JSON sockets on ``@route``).
+
+    A notice carries ``METHOD`` then ``headers``; a JSON socket message carries the keys of a
+    request to that route. ``data`` is sent as compact JSON, as Mongrel2's notices are.
+    """
     all_headers: dict[str, str | list[str]] = {"METHOD": "JSON", **(headers or {})}
-    body = json.dumps(data).encode()
+    if path != NOTICE_PATH:
+        all_headers = {"PATH": path, "x-forwarded-for": "127.0.0.1", **all_headers}
+        all_headers.update({"PATTERN": path, "URL_SCHEME": "http", "REMOTE_ADDR": "127.0.0.1"})
+    body = json.dumps(data, separators=(",", ":")).encode()
     return encode_message(sender, conn_id, path, all_headers, body, protocol)
 
 
@@ -100,24 +123,37 @@ def encode_message(
     body: bytes,
     protocol: str = "json",
 ) -> bytes:
-    """Frame one handler message: ``SENDER CONN_ID PATH HEADERS BODY`` (netstring body)."""
-    if protocol == "json":
-        raw = json.dumps(dict(headers), ensure_ascii=False).encode("latin-1")
-        encoded = b"%d:%s," % (len(raw), raw)
-    elif protocol == "tnetstring":
-        encoded = tnetstring.dumps(
-            {k.encode("latin-1"): _tnet_value(v) for k, v in headers.items()}
-        )
-    else:
+    """Frame one handler message as Mongrel2 does: ``SENDER CONN_ID PATH HEADERS BODY``.
+
+    ``headers`` are put in Mongrel2's order (see ``mongrel2_order``), then encoded by
+    ``wire.encode.encode_request``.
+
+    Raises:
+        ValueError: ``protocol`` is neither ``json`` nor ``tnetstring``.
+        ProtocolError: a field cannot be encoded (not latin-1, or a bad sender).
+    """
+    if protocol not in _PROTOCOLS:
         raise ValueError(f"protocol must be 'json' or 'tnetstring', not {protocol!r}")
-    prefix = b"%s %d %s " % (sender, conn_id, path.encode("latin-1"))
-    return prefix + encoded + b"%d:%s," % (len(body), body)
+    json_headers = protocol == "json"
+    ordered = mongrel2_order(headers, json_headers=json_headers)
+    return encode_request(sender, conn_id, path, ordered, body, json_headers=json_headers)
 
 
-def _tnet_value(value: str | list[str]) -> bytes | list[bytes]:
-    if isinstance(value, list):
-        return [item.encode("latin-1") for item in value]
-    return value.encode("latin-1")
+def mongrel2_order(headers: HeaderValues, *, json_headers: bool) -> dict[str, str | list[str]]:
+    """``headers`` in the order Mongrel2 1.12.2 writes them for the handler's protocol.
+
+    A message without ``PATH`` (a notice, an upload stream piece) is not a rendered request:
+    Mongrel2 writes its keys in the given order in JSON and reversed in a tnetstring.
+    """
+    if "PATH" not in headers:
+        items = list(headers.items())
+        return dict(items if json_headers else reversed(items))
+    hashed = [(k, v) for k, v in headers.items() if k not in _TNET_HEAD]
+    if json_headers:
+        tail = [(key, headers[key]) for key in _JSON_TAIL if key in headers]
+        return {"PATH": headers["PATH"], **dict(hashed), **dict(tail)}
+    head = [(key, headers[key]) for key in _TNET_HEAD if key in headers]
+    return {**dict(head), **dict(reversed(hashed))}
 
 
 @dataclass(frozen=True)

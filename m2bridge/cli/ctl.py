@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from m2bridge import environment
 from m2bridge.errors import ConfigError, ControlError
 from m2bridge.supervisor.commands import COMMANDS, UsageError
 from m2bridge.supervisor.control import Errno
@@ -117,7 +118,7 @@ def make_client(args: argparse.Namespace) -> ControlClient:
             raise ConfigError(
                 f"--token-file: cannot read {args.token_file}: {exc.strerror}"
             ) from exc
-    token = token or os.environ.get("M2BRIDGE_TOKEN")
+    token = token or os.environ.get(environment.TOKEN)
     return ControlClient(endpoint, timeout=args.timeout, token=token)
 
 
@@ -130,8 +131,8 @@ def resolve_endpoint(args: argparse.Namespace) -> tuple[str, str | None]:
         return stack.control.endpoint, stack.control.token
     if args.name:
         return default_endpoint(default_rundir(args.name)), None
-    if os.environ.get("M2BRIDGE_CONTROL"):
-        return os.environ["M2BRIDGE_CONTROL"], None
+    if os.environ.get(environment.CONTROL):
+        return os.environ[environment.CONTROL], None
     found = sorted(runtime_base().glob(f"*/{CONTROL_SOCKET}"))
     if len(found) == 1:
         return f"ipc://{found[0]}", None

@@ -15,7 +15,8 @@ import importlib
 import sys
 from typing import Any
 
-from m2bridge.cli.serve import UsageError, _handler_and_server, endpoint
+from m2bridge.cli.serve import UsageError, _handler_and_server
+from m2bridge.config import endpoint
 from m2bridge.errors import ConfigError
 from m2bridge.logs import LOG_LEVELS, setup_logging
 

@@ -1,6 +1,7 @@
 """``m2bridge serve MODULE:APP``: serve a WSGI app as a Mongrel2 handler (or on a socket).
 
-Argument parsing and dispatch only. Flags are the ``WorkerConfig`` field names with dashes.
+Argument parsing and dispatch only. The flags, their defaults and what a ``--workers N`` child
+gets forwarded all come from the declaration in ``m2bridge.config`` (``OPTIONS``).
 Where the work goes:
 
 - ``--fd N`` / ``--bind HOST:PORT``: the fd-path worker, ``m2bridge.worker.fd_worker.main``;
@@ -20,90 +21,30 @@ import importlib
 import os
 import re
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
+from m2bridge import environment
 from m2bridge.config import (
-    DEFAULT_CANCEL_GRACE,
-    DEFAULT_CONCURRENCY,
-    DEFAULT_GRACEFUL_TIMEOUT,
     DEFAULT_RECV_SPEC,
     DEFAULT_SEND_SPEC,
+    OPTIONS,
+    Option,
     WorkerConfig,
+    flag_of,
 )
 from m2bridge.errors import ConfigError, M2BridgeError
-from m2bridge.logs import LOG_LEVELS
-
-#: The supervisor tells each worker where to publish its counters in this variable.
-STATS_ENV = "M2BRIDGE_STATS_FILE"
-#: The slot the supervisor gives each process of a watcher (``$(wid)``), for ``--worker-slot``.
-WID_ENV = "M2BRIDGE_WID"
-_TCP_RE = re.compile(r"tcp://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+):([0-9]{1,5})\Z")
-_IDENT_RE = re.compile(r"[A-Za-z0-9-]+\Z")
 
 
 class UsageError(M2BridgeError):
     """The options contradict each other (exit status 2)."""
 
 
-# ---------------------------------------------------------------------- option types
-
-
-def endpoint(value: str) -> str:
-    """An argparse type: a ZeroMQ endpoint Mongrel2 can bind, ``tcp://HOST:PORT`` or ``ipc://PATH``."""
-    match = _TCP_RE.match(value)
-    if match and 0 < int(match.group(1)) <= 65535:
-        return value
-    if value.startswith("ipc://") and len(value) > len("ipc://") and "\0" not in value:
-        return value
-    raise argparse.ArgumentTypeError(
-        f"invalid endpoint {value!r}: expected tcp://HOST:PORT (port 1-65535) or ipc://PATH"
-    )
-
-
-def positive_int(value: str) -> int:
-    """An argparse type: an integer >= 1."""
-    number: int = _parse(int, value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return number
-
-
-def non_negative_int(value: str) -> int:
-    """An argparse type: an integer >= 0."""
-    number: int = _parse(int, value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
-    return number
-
-
-def non_negative_float(value: str) -> float:
-    """An argparse type: a number of seconds >= 0."""
-    number: float = _parse(float, value)
-    if not number >= 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {value}")
-    return number
-
-
-def sender_ident(value: str) -> str:
-    """An argparse type: a reply identity Mongrel2 accepts (``[A-Za-z0-9-]+``)."""
-    if not _IDENT_RE.match(value):
-        raise argparse.ArgumentTypeError(f"{value!r}: Mongrel2 drops replies unless [A-Za-z0-9-]+")
-    return value
-
-
-def _parse(kind: type[int] | type[float], value: str) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
-
-
 # ---------------------------------------------------------------------- parser
 
 
 def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Create the ``serve`` parser."""
+    """Create the ``serve`` parser: ``MODULE:APP`` plus one flag per ``config.OPTIONS`` entry."""
     parser = subparsers.add_parser(
         "serve",
         help="serve a WSGI app as a Mongrel2 handler",
@@ -112,61 +53,34 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     parser.add_argument("app", metavar="MODULE:APP", help="the WSGI application, e.g. pkg.mod:app")
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for title, flag, options in _OPTIONS:
-        if title not in groups:
-            groups[title] = parser.add_argument_group(title)
-        groups[title].add_argument(flag, **options)
+    for name, option in OPTIONS.items():
+        if option.group not in groups:
+            groups[option.group] = parser.add_argument_group(option.group)
+        keywords = _argparse_options(option, _DEFAULTS[name])
+        groups[option.group].add_argument(flag_of(name), dest=name, **keywords)
     parser.set_defaults(run=run, parser=parser)
 
 
-_M2, _PROC, _REQ = "Mongrel2 endpoints", "processes", "requests"
-#: (group, flag, argparse options); flags are WorkerConfig field names with dashes.
-_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
-    (_M2, "--send-spec", {"dest": "send_specs", "action": "append", "type": endpoint,
-        "metavar": "SPEC", "help": f"Mongrel2's send_spec, repeatable ({DEFAULT_SEND_SPEC})"}),
-    (_M2, "--recv-spec", {"dest": "recv_specs", "action": "append", "type": endpoint,
-        "metavar": "SPEC", "help": f"its recv_spec, in --send-spec order ({DEFAULT_RECV_SPEC})"}),
-    (_M2, "--sender-id", {"type": sender_ident, "metavar": "ID",
-        "help": "identity at the start of replies (default: the request's sender)"}),
-    (_M2, "--config", {"metavar": "PATH", "help": "read the endpoints from this Mongrel2 config"}),
-    (_M2, "--handler", {"metavar": "NAME[@SERVER]", "action": "append",
-        "help": "a handler (route, send_ident or name) in --config, repeatable; "
-                "@SERVER picks one server's (uuid or name)"}),
-    (_M2, "--relay", {"type": endpoint, "metavar": "ENDPOINT",
-        "help": "take requests from this relay (m2bridge relay), not from --send-spec"}),
-    (_M2, "--m2-chroot", {"default": ".", "metavar": "DIR",
-        "help": "Mongrel2's chroot, for async upload files (default: .)"}),
-    (_M2, "--upload-temp-store", {"metavar": "TEMPLATE",
-        "help": "Mongrel2's upload.temp_store; other upload paths are refused"}),
-    (_M2, "--fd", {"type": non_negative_int, "metavar": "N",
-        "help": "serve HTTP on this inherited listening socket instead"}),
-    (_M2, "--bind", {"metavar": "HOST:PORT", "help": "serve HTTP on HOST:PORT instead"}),
-    (_PROC, "--workers", {"type": positive_int, "default": 1, "metavar": "N",
-        "help": "worker processes, supervised (default 1: this process)"}),
-    (_PROC, "--concurrency", {"type": positive_int, "default": DEFAULT_CONCURRENCY, "metavar": "C",
-        "help": f"greenlets per worker (default {DEFAULT_CONCURRENCY})"}),
-    (_PROC, "--graceful-timeout", {"type": non_negative_float, "metavar": "S",
-        "default": DEFAULT_GRACEFUL_TIMEOUT, "help": "seconds to finish requests when stopping"}),
-    (_PROC, "--max-requests", {"type": non_negative_int, "default": 0, "metavar": "N",
-        "help": "exit (to be replaced) after N requests (0: never)"}),
-    (_PROC, "--max-requests-jitter", {"type": non_negative_int, "default": 0, "metavar": "N",
-        "help": "add up to N random requests to --max-requests"}),
-    (_PROC, "--worker-slot", {"type": non_negative_int, "metavar": "N", "help": argparse.SUPPRESS}),
-    (_PROC, "--stats-file", {"metavar": "F",
-        "help": f"publish counters as JSON here (default: ${STATS_ENV})"}),
-    (_PROC, "--log-level", {"default": "info", "choices": LOG_LEVELS, "type": str.lower}),
-    (_PROC, "--access-log", {"metavar": "-|FILE", "help": "one line per request, - for stderr"}),
-    (_REQ, "--script-name", {"default": "", "metavar": "S",
-        "help": "SCRIPT_NAME: '', a /prefix, or 'route' (Mongrel2's route pattern)"}),
-    (_REQ, "--timeout", {"type": non_negative_float, "default": 0.0, "metavar": "S",
-        "help": "answer 504 and cancel requests running longer (0: no limit)"}),
-    (_REQ, "--max-in-flight", {"type": non_negative_int, "default": 0, "metavar": "N",
-        "help": "answer 503 + Retry-After past N requests in flight (0: --concurrency)"}),
-    (_REQ, "--cancel-grace", {"type": non_negative_float, "default": DEFAULT_CANCEL_GRACE,
-        "metavar": "S", "help": "seconds a request may run after its client left"}),
-    (_REQ, "--validate", {"action": "store_true",
-        "help": "check PEP 3333 on both sides (wsgiref.validate); violations give 500"}),
-)  # fmt: skip
+#: Each option's default: its field's.
+_DEFAULTS = {f.name: f.default for f in fields(WorkerConfig) if f.name in OPTIONS}
+
+
+def _argparse_options(option: Option, default: Any) -> dict[str, Any]:
+    """The ``add_argument`` keywords of ``option`` (a repeatable one defaults to None, so
+    that "not given" can be told apart)."""
+    if option.repeat:
+        default = None
+    if option.switch:
+        return {"action": "store_true", "default": default, "help": option.help}
+    declared = {
+        "action": "append" if option.repeat else "store",
+        "default": default,
+        "type": option.type,
+        "metavar": option.metavar,
+        "choices": option.choices,
+        "help": argparse.SUPPRESS if option.help is None else option.help,
+    }
+    return {key: value for key, value in declared.items() if value is not None or key == "default"}
 
 
 # ---------------------------------------------------------------------- config
@@ -175,53 +89,27 @@ _OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
 def build_config(args: argparse.Namespace) -> WorkerConfig:
     """Turn parsed options into a ``WorkerConfig`` (reading ``--config`` if given).
 
+    An option not given keeps its field's default; ``--worker-slot`` and ``--stats-file``
+    default to what the supervisor put in the environment.
+
     Raises:
         UsageError: options that contradict each other.
-        ConfigError: the Mongrel2 config cannot be read or has no such handler.
+        ConfigError: the Mongrel2 config cannot be read or has no such handler, or the
+            supervisor's slot variable is not a number.
     """
     _check_combinations(args)
-    config = WorkerConfig(
-        app=args.app,
-        send_specs=_send_specs(args),
-        recv_specs=tuple(args.recv_specs or (DEFAULT_RECV_SPEC,)),
-        sender_id=args.sender_id,
-        concurrency=args.concurrency,
-        workers=args.workers,
-        graceful_timeout=args.graceful_timeout,
-        timeout=args.timeout,
-        max_in_flight=args.max_in_flight,
-        max_requests=args.max_requests,
-        max_requests_jitter=args.max_requests_jitter,
-        access_log=args.access_log,
-        log_level=args.log_level,
-        script_name=args.script_name,
-        m2_chroot=args.m2_chroot,
-        upload_temp_store=args.upload_temp_store,
-        cancel_grace=args.cancel_grace,
-        fd=args.fd,
-        bind=args.bind,
-        worker_slot=_worker_slot(args),
-        stats_file=args.stats_file or os.environ.get(STATS_ENV) or None,
-        validate=args.validate,
-        relay=args.relay,
-    )
+    given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
+    values: dict[str, Any] = {
+        name: tuple(value) if OPTIONS[name].repeat else value for name, value in given.items()
+    }
+    values["send_specs"] = _send_specs(args)
+    if args.worker_slot is None:
+        values["worker_slot"] = environment.worker_slot(os.environ)
+    values["stats_file"] = args.stats_file or environment.stats_file(os.environ)
+    config = WorkerConfig(app=args.app, **values)
     if args.config:
         config = _from_mongrel2_config(config, args.config, args.handler)
     return config
-
-
-def _worker_slot(args: argparse.Namespace) -> int | None:
-    """``--worker-slot``, else the slot the supervisor put in ``$M2BRIDGE_WID``: a worker in
-    any stack-file command knows its slot (and so joins its siblings' notice bus)."""
-    if args.worker_slot is not None:
-        slot: int = args.worker_slot
-        return slot
-    raw = os.environ.get(WID_ENV, "")
-    if not raw:
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9:
-        raise ConfigError(f"${WID_ENV} must be a slot number, not {raw[:20]!r}")
-    return int(raw)
 
 
 def _send_specs(args: argparse.Namespace) -> tuple[str, ...]:
@@ -282,39 +170,26 @@ def _handler_and_server(spec: str) -> tuple[str, str | None]:
 
 
 def child_argv(config: WorkerConfig) -> list[str]:
-    """The command the supervisor runs for each worker of ``--workers N`` (slot ``$(wid)``)."""
+    """The command the supervisor runs for each worker of ``--workers N`` (slot ``$(wid)``):
+    every option declared ``forward`` whose value is not the default."""
     argv = [sys.executable, "-m", "m2bridge", "serve", config.app]
-    for send_spec, recv_spec in zip(config.send_specs, config.recv_specs, strict=True):
-        if config.relay:  # the relay stands for every send_spec
-            argv += ["--recv-spec", recv_spec]
-        else:
-            argv += ["--send-spec", send_spec, "--recv-spec", recv_spec]
     defaults = WorkerConfig(app=config.app)
-    for name in _FORWARDED:
+    for name, option in OPTIONS.items():
         value = getattr(config, name)
-        if value is not None and value != getattr(defaults, name):
-            argv += ["--" + name.replace("_", "-"), str(value)]
-    if config.validate:
-        argv.append("--validate")
+        if not option.forward or value == getattr(defaults, name):
+            continue
+        if name == "send_specs" and config.relay:
+            continue  # the relay stands for every send_spec
+        argv += _flag_and_values(flag_of(name), option, value)
     return [*argv, "--workers", "1", "--worker-slot", "$(wid)"]
 
 
-_FORWARDED = (
-    "sender_id",
-    "concurrency",
-    "graceful_timeout",
-    "timeout",
-    "max_in_flight",
-    "max_requests",
-    "max_requests_jitter",
-    "access_log",
-    "log_level",
-    "script_name",
-    "m2_chroot",
-    "upload_temp_store",
-    "cancel_grace",
-    "relay",
-)
+def _flag_and_values(flag: str, option: Option, value: Any) -> list[str]:
+    if option.switch:
+        return [flag] if value else []
+    if option.repeat:
+        return [word for item in value for word in (flag, str(item))]
+    return [flag, str(value)]
 
 
 def supervisor_name(app: str) -> str:

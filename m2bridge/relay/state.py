@@ -23,14 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from m2bridge.wire.notice import is_raw_disconnect, is_raw_notice
+
 #: Connections remembered at most (the oldest are forgotten first).
 MAX_CONNECTIONS = 100_000
 #: Workers remembered per connection (for its Disconnect notice).
 MAX_HOLDERS = 4
 #: The largest credit one grant may carry.
 MAX_GRANT = 1_000_000
-NOTICE_PATH = b"@*"
-_DISCONNECT = b'"disconnect"'
 
 
 @dataclass
@@ -99,8 +99,8 @@ class RelayState:
             target = self._pick(source)
             return None if target is None else self._charge([target])
         key = (source, parts[1])
-        if parts[2] == NOTICE_PATH:
-            return self._charge(self._notice_targets(source, key, _DISCONNECT in parts[3]))
+        if is_raw_notice(parts[2]):
+            return self._charge(self._notice_targets(source, key, is_raw_disconnect(parts[3])))
         holder = self._holder(key)
         if holder is None:
             holder = self._pick(source)

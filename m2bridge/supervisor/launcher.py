@@ -14,17 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from m2bridge import environment
 from m2bridge.supervisor import template
 from m2bridge.supervisor.process import Command, WorkerProcess, describe_status
 from m2bridge.supervisor.stack import WatcherSpec, substitutions
-from m2bridge.supervisor.stats import STATS_ENV, read_counters
+from m2bridge.supervisor.stats import read_counters
 
 log = logging.getLogger("m2bridge.supervisor")
 
 #: Where a watcher's processes find each other's sibling notice endpoints (``siblings``).
-NOTICE_DIR_ENV = "M2BRIDGE_NOTICE_DIR"
-#: Each process's slot number (``$(wid)``); ``m2bridge serve`` takes it as its --worker-slot.
-WID_ENV = "M2BRIDGE_WID"
+NOTICE_DIR_ENV = environment.NOTICE_DIR
 #: Longest watcher name used as is in the notice directory (ipc paths hold 107 bytes).
 _NOTICE_NAME_MAX = 16
 
@@ -79,8 +78,8 @@ class CommandLauncher:
             {k: template.substitute(v, values, f"{where}.env.{k}") for k, v in spec.env.items()}
         )
         stats_file = self.stats_dir / f"{spec.name}.{wid}.json"
-        env.update({STATS_ENV: str(stats_file), WID_ENV: str(wid)})
-        env[NOTICE_DIR_ENV] = str(notice_dir(self.stats_dir.parent, spec.name))
+        notices = notice_dir(self.stats_dir.parent, spec.name)
+        env.update(environment.worker_environment(str(stats_file), wid, str(notices)))
         used = set(spec.use_sockets) | {
             ref.removeprefix("sockets.")
             for ref in template.references(spec.cmd)

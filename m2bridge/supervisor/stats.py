@@ -15,7 +15,6 @@ from typing import Any
 
 import psutil
 
-STATS_ENV = "M2BRIDGE_STATS_FILE"
 COUNTERS = ("served", "in_flight", "errors", "rejected", "timed_out")
 
 

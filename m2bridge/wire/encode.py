@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 import tnetstring
 
 from m2bridge.errors import ProtocolError
-from m2bridge.wire.protocol import SENDER_BYTES, Headers, HeaderValue
+from m2bridge.wire.protocol import Headers, HeaderValue
+from m2bridge.wire.sender import SENDER_RULE, is_sender
 
 #: At most this many connection ids fit in one reply (Mongrel2's ``limits.handler_targets``).
 MAX_TARGETS = 128
@@ -50,8 +51,8 @@ def _encode_ids(conn_ids: list[int]) -> bytes:
 
 
 def _check_sender(sender: bytes) -> None:
-    if not isinstance(sender, bytes) or not sender or sender.translate(None, SENDER_BYTES):
-        raise ProtocolError(f"sender {sender!r} is not bytes matching [A-Za-z0-9-]+", 500)
+    if not isinstance(sender, bytes) or not is_sender(sender):
+        raise ProtocolError(f"sender {sender!r} is not bytes matching {SENDER_RULE}", 500)
 
 
 def _encode_id(conn_id: int) -> bytes:

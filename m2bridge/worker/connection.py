@@ -5,10 +5,11 @@ Two Mongrel2 facts shape this module (MONGREL2.md 2.2 and 3.3):
 - Pipelined requests share one connection id and Mongrel2 writes replies in the order it gets
   them, so the jobs of one connection run one after another in a single greenlet.
 - More than 16 messages queued for one connection make Mongrel2 drop it silently. Writes are
-  therefore rate-limited per connection by a token bucket: a burst of ``BURST`` messages leaves
-  at once (a whole small response is one message anyway), then at most one message per
-  ``MERGE_INTERVAL``; whatever the application produced in between leaves merged into the next
-  message. A flusher greenlet sends held-back bytes when the application blocks meanwhile.
+  therefore rate-limited per connection by a token bucket (``pacing``): a burst of ``BURST``
+  messages leaves at once (a whole small response is one message anyway), then at most one
+  message per ``MERGE_INTERVAL``; whatever the application produced in between leaves merged
+  into the next message. A flusher greenlet sends held-back bytes when the application blocks
+  meanwhile.
 
 A ``Connection`` lives while it has work: it is created for the first job and forgotten when
 its queue is empty, so idle keep-alive connections cost nothing, and a keep-alive client that
@@ -43,7 +44,6 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from time import monotonic
 from typing import Any, Protocol
 
 import gevent
@@ -52,13 +52,10 @@ from gevent.pool import Pool
 
 from m2bridge.wire.encode import encode_close, encode_reply
 from m2bridge.wire.flow import CreditWindow
+from m2bridge.worker.pacing import BURST, MERGE_INTERVAL, TokenBucket
 
 log = logging.getLogger("m2bridge.worker.connection")
 
-#: Messages one connection may send back to back before merging starts.
-BURST = 4
-#: Seconds per message once the burst is spent (the bucket refills one token per interval).
-MERGE_INTERVAL = 0.005
 #: Seconds a flow-controlled write waits for credits before giving the client up (Mongrel2's
 #: own reaper drops a connection that reads nothing for about 128 s).
 CREDIT_STALL_TIMEOUT = 130.0
@@ -98,15 +95,14 @@ class Connection:
     """
 
     __slots__ = (
+        "_bucket",
         "_credited",
         "_disconnected",
         "_flusher",
         "_pending",
         "_running",
         "_sending",
-        "_stamp",
         "_table",
-        "_tokens",
         "channel",
         "closed",
         "conn_id",
@@ -128,8 +124,7 @@ class Connection:
         self._running = False
         self._sending = False
         self._flusher: gevent.Greenlet[[], None] | None = None
-        self._tokens = float(BURST)
-        self._stamp = 0.0
+        self._bucket = TokenBucket(BURST, MERGE_INTERVAL)
         self._disconnected: Event | None = None
         self._credited: Event | None = None
         self.window: CreditWindow | None = None
@@ -209,7 +204,7 @@ class Connection:
             return
         if self._sending or self._flusher is not None:
             self._pending.append(data)  # the flusher sends it, merged with what is held back
-        elif not self._pending and self._take_token():
+        elif not self._pending and self._bucket.take():
             self._send(data)  # the usual case: nothing held back, a token left
         else:
             self._pending.append(data)
@@ -222,7 +217,7 @@ class Connection:
         while self._sending:  # only when the flusher waits on back-pressure
             gevent.sleep(0.001)
         if self._pending:
-            self._take_token(force=True)
+            self._bucket.take(force=True)
             self._send_pending()
         if close:
             self.close()
@@ -273,7 +268,7 @@ class Connection:
 
     def _pump(self) -> None:
         while self._pending and not self.closed:
-            if not self._take_token():
+            if not self._bucket.take():
                 self._schedule_flush()
                 return
             self._send_pending()
@@ -291,20 +286,9 @@ class Connection:
         finally:
             self._sending = False
 
-    def _take_token(self, force: bool = False) -> bool:
-        now = monotonic()
-        tokens = min(float(BURST), self._tokens + (now - self._stamp) / MERGE_INTERVAL)
-        self._stamp = now
-        if tokens >= 1.0 or force:
-            self._tokens = tokens - 1.0
-            return True
-        self._tokens = tokens
-        return False
-
     def _schedule_flush(self) -> None:
         if self._flusher is None:
-            delay = (1.0 - self._tokens) * MERGE_INTERVAL
-            self._flusher = gevent.spawn_later(delay, self._flush)
+            self._flusher = gevent.spawn_later(self._bucket.wait_time(), self._flush)
 
     def _flush(self) -> None:
         self._flusher = None

@@ -44,6 +44,7 @@ from gevent.event import Event
 from m2bridge.errors import ProtocolError
 from m2bridge.wire.encode import encode_control
 from m2bridge.wire.flow import DEFAULT_CREDITS, parse_credits
+from m2bridge.wire.notice import concerns_siblings
 from m2bridge.wire.protocol import (
     Credits,
     Disconnect,
@@ -57,6 +58,7 @@ from m2bridge.wire.protocol import (
     WebSocketHandshake,
     parse_message,
 )
+from m2bridge.wire.sender import SENDER_PATTERN
 from m2bridge.wire.uploads import UploadTracker
 from m2bridge.worker.streaming_input import StreamingInput, UploadStreams
 from m2bridge.worker.wsapp import WebSocketHub, find_websocket_handler
@@ -72,8 +74,6 @@ if TYPE_CHECKING:
     from m2bridge.worker.connection import Connection, ConnectionTable, Sink
     from m2bridge.worker.stats import WorkerStats
 
-#: Notices Mongrel2 deals round-robin that the sibling workers must see too.
-_SHARED_NOTICES = frozenset({Disconnect, Credits, UploadStarted})
 #: How long an upload ``done`` waits for its ``start`` shared by a sibling worker (s).
 SIBLING_START_WAIT = 0.5
 #: Uploads started at a sibling and served here that a replayed ``start`` cannot revive.
@@ -88,7 +88,7 @@ class NoticeBus(Protocol):
     def notice(self, channel_index: int, frame: bytes, event: object, has_work: bool) -> None: ...
 
 
-_TARGET_RE = re.compile(rb"([A-Za-z0-9-]+) ([0-9]{1,20}) ([^ @][^ ]*) ")
+_TARGET_RE = re.compile(rb"(%s) ([0-9]{1,20}) ([^ @][^ ]*) " % SENDER_PATTERN)
 _REASONS = {
     400: "Bad Request",
     500: "Internal Server Error",
@@ -187,7 +187,7 @@ class Dispatcher:
             self._on_malformed(channel, frame, exc)
             return
         self._routes[type(event)](channel, event)
-        if self.siblings is not None and type(event) in _SHARED_NOTICES:
+        if self.siblings is not None and concerns_siblings(event):
             has_work = self.table.has_work(channel.index, event.conn_id)
             self.siblings.notice(channel.index, frame, event, has_work)
 

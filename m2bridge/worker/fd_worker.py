@@ -32,7 +32,7 @@ from m2bridge.config import request_limit
 from m2bridge.errors import AppImportError, ConfigError
 from m2bridge.loader import load_app
 from m2bridge.logs import AccessLog, setup_logging
-from m2bridge.worker.stats import PUBLISH_INTERVAL, StatsFile, WorkerStats
+from m2bridge.worker.stats import WorkerStats, publish_forever, stats_file_for, stop_publishing
 
 if TYPE_CHECKING:
     from m2bridge._types import WSGIApp
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("m2bridge.worker.fd_worker")
 
-STATS_ENV = "M2BRIDGE_STATS_FILE"
 LISTEN_BACKLOG = 1024
 
 
@@ -313,26 +312,15 @@ def serve(server: FdServer, config: WorkerConfig) -> int:
     state = server.state
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, state.stop.set)
-    stats_path = config.stats_file or os.environ.get(STATS_ENV)
-    stats_file = StatsFile(stats_path, state.stats) if stats_path else None
-    publisher = gevent.spawn(publish_stats, stats_file) if stats_file else None
+    stats_file = stats_file_for(config.stats_file, state.stats)
+    publisher = gevent.spawn(publish_forever, stats_file, gevent.sleep) if stats_file else None
     server.start()
     log.info("serving %s on %s (pid %d)", config.app, server.address, os.getpid())
     state.stop.wait()
     log.info("draining: %d request(s) in flight", state.stats.in_flight)
     server.drain(config.graceful_timeout)
-    if publisher is not None and stats_file is not None:
-        publisher.kill()
-        stats_file.publish(force=True)
+    stop_publishing(publisher, stats_file)
     if server.access_log is not None:
         server.access_log.close()
     log.info("stopped after %d request(s)", state.stats.served)
     return 0
-
-
-def publish_stats(stats_file: StatsFile) -> None:
-    """Loop: rewrite the stats file when the counters changed, every PUBLISH_INTERVAL."""
-    stats_file.publish(force=True)
-    while True:
-        gevent.sleep(PUBLISH_INTERVAL)
-        stats_file.publish()

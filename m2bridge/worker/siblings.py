@@ -9,9 +9,9 @@ to every other ``*.ipc`` endpoint it finds in that directory (re-scanned every
 ``STARTUP_SCAN`` s for the first ``STARTUP_PERIOD`` s, then every ``SCAN_INTERVAL`` s, so
 siblings started together or later by incr/reload are found; an endpoint of a sibling that
 stopped costs a reconnect attempt now and then, and a restarted slot binds the
-same path again). A ``Disconnect`` is always shared, a ``Credits`` notice only when no request
-of that connection runs here (``should_share``). A shared notice travels as two frames: the
-``send_spec`` it came from (connection ids are per server) and Mongrel2's raw message bytes.
+same path again). Which notices are shared is ``wire.notice.should_share``. A shared notice
+travels as two frames: the ``send_spec`` it came from (connection ids are per server) and
+Mongrel2's raw message bytes.
 A worker applies a shared notice if it knows the connection and never shares it again.
 
 A notice published before a sibling's SUB has connected is lost (ZeroMQ's slow joiner), which
@@ -38,12 +38,14 @@ from typing import Any, Protocol, TypeVar
 import gevent
 import zmq.green as zmq
 
-from m2bridge.wire.protocol import Credits, Disconnect, UploadStarted
+from m2bridge import environment
+from m2bridge.wire.notice import should_share
+from m2bridge.wire.protocol import Disconnect, UploadStarted
 
 log = logging.getLogger("m2bridge.worker.siblings")
 
 #: The environment variable holding the directory of one watcher's notice endpoints.
-NOTICE_DIR_ENV = "M2BRIDGE_NOTICE_DIR"
+NOTICE_DIR_ENV = environment.NOTICE_DIR
 #: Seconds between scans of the notice directory for new siblings.
 SCAN_INTERVAL = 1.0
 #: Siblings usually start together: for this long after opening, scan every STARTUP_SCAN s,
@@ -79,18 +81,6 @@ HoldsUpload = Callable[[int, int, str], bool]
 
 def _holds_nothing(channel_index: int, conn_id: int, path: str) -> bool:
     return False
-
-
-def should_share(event: object, has_work_here: bool) -> bool:
-    """Whether a notice received from Mongrel2 must also go to the sibling workers.
-
-    A disconnect always does (every worker must drop its state for the connection), and so
-    does an upload start (Mongrel2 may deal its ``done`` to a sibling); credits do only when
-    no request of that connection runs here (a sibling is writing it).
-    """
-    if isinstance(event, Disconnect | UploadStarted):
-        return True
-    return isinstance(event, Credits) and not has_work_here
 
 
 def encode_shared(send_spec: str, frame: bytes) -> list[bytes]:
@@ -258,7 +248,7 @@ def open_bus(
 ) -> SiblingBus | None:
     """The bus of a worker run as one of several (slot known and ``M2BRIDGE_NOTICE_DIR`` set),
     else None. A directory that cannot be used disables the bus with a warning."""
-    directory = environ.get(NOTICE_DIR_ENV)
+    directory = environment.notice_dir(environ)
     if slot is None or not directory:
         return None
     path = Path(directory)

@@ -1,9 +1,11 @@
-"""A worker's counters, published as a small JSON file the supervisor reads.
+"""A worker's counters, published as a small JSON file the supervisor reads (both worker kinds).
 
 The file holds ``{"pid", "served", "in_flight", "started_at", "errors", "rejected",
 "timed_out"}``. It is replaced
 atomically (written to a temp file in the same directory, then renamed) and rewritten at most
 once per ``PUBLISH_INTERVAL`` while the counters change, so publishing costs nothing per request.
+``publish_forever`` is the loop a worker runs in a greenlet of its own (it passes its ``sleep``);
+``stop_publishing`` kills it and writes the final counters.
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -15,7 +17,10 @@ import json
 import logging
 import os
 import time
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from m2bridge import environment
 
 log = logging.getLogger("m2bridge.worker.stats")
 
@@ -109,3 +114,43 @@ class StatsFile:
             return False
         self._last = current
         return True
+
+
+def stats_file_for(
+    configured: str | None, stats: WorkerStats, environ: Mapping[str, str] = os.environ
+) -> StatsFile | None:
+    """Where to publish ``stats``: the configured path, else the supervisor's; None: nowhere."""
+    path = configured or environment.stats_file(environ)
+    return StatsFile(path, stats) if path else None
+
+
+def _ready_now() -> None:
+    return None
+
+
+def publish_forever(
+    stats_file: StatsFile,
+    sleep: Callable[[float], object],
+    ready: Callable[[], object] = _ready_now,
+) -> None:
+    """Publish once ``ready()`` returned (the supervisor takes the first file as the worker's
+    readiness), then every ``PUBLISH_INTERVAL`` while the counters change; runs until killed."""
+    ready()
+    stats_file.publish(force=True)
+    while True:
+        sleep(PUBLISH_INTERVAL)
+        stats_file.publish()
+
+
+class Killable(Protocol):
+    """The greenlet running ``publish_forever``."""
+
+    def kill(self) -> object: ...
+
+
+def stop_publishing(publisher: Killable | None, stats_file: StatsFile | None) -> None:
+    """Stop ``publish_forever`` and write the final counters (nothing without a file)."""
+    if publisher is not None:
+        publisher.kill()
+    if stats_file is not None and publisher is not None:
+        stats_file.publish(force=True)

@@ -28,7 +28,6 @@ AsyncResult and two ZMQ_EVENTS reads per wait, about as much as parsing a reques
 from __future__ import annotations
 
 import logging
-import re
 from collections import deque
 from time import monotonic
 from typing import Any, cast
@@ -40,6 +39,7 @@ from zmq.backend import Socket as BackendSocket
 from zmq.sugar.socket import Socket as PlainSocket
 
 from m2bridge.relay import wire as relay_wire
+from m2bridge.wire.sender import is_sender
 
 log = logging.getLogger("m2bridge.worker.transport")
 
@@ -57,7 +57,6 @@ WATCH_INTERVAL_MS = 100
 READ_RECHECK = 1.0
 _SUBSCRIBE = 1
 _UNSUBSCRIBE = 0
-_IDENT_RE = re.compile(rb"[A-Za-z0-9-]+\Z")
 #: Seconds without a message after which a worker tells the relay its window again (``idle``).
 IDLE_REGRANT = 1.0
 #: Seconds a draining worker waits for the relay's ``bye-ack`` before it gives up.
@@ -302,7 +301,7 @@ class Channel:
 
     def _subscribed(self, topic: bytes) -> None:
         self._topics.add(topic)
-        self.reply_ident = topic if topic and _IDENT_RE.match(topic) else None
+        self.reply_ident = topic if is_sender(topic) else None
         if self._ready.is_set():
             return
         log.info("Mongrel2 connected at %s", self.recv_spec)

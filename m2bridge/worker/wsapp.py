@@ -22,7 +22,6 @@ import io
 import logging
 import sys
 from collections.abc import Callable, Iterable
-from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -50,7 +49,8 @@ from m2bridge.wire.websocket import (
     is_sendable_close_code,
     parse_close_payload,
 )
-from m2bridge.worker.connection import BURST, MERGE_INTERVAL, Connection
+from m2bridge.worker.connection import Connection
+from m2bridge.worker.pacing import BURST, MERGE_INTERVAL, TokenBucket
 from m2bridge.wsgi.environ import EnvironSettings, build_environ
 
 if TYPE_CHECKING:
@@ -172,8 +172,7 @@ class Broadcaster:
     """
 
     def __init__(self) -> None:
-        self._tokens = float(BURST)
-        self._stamp = monotonic()
+        self._bucket = TokenBucket(BURST, MERGE_INTERVAL)
 
     def send(self, channel: Sink, sender: bytes, conn_ids: Iterable[int], data: bytes) -> int:
         """Deliver ``data`` to ``conn_ids``; return how many messages it took."""
@@ -185,14 +184,8 @@ class Broadcaster:
         return len(messages)
 
     def _take_token(self) -> None:
-        while True:
-            now = monotonic()
-            self._tokens = min(float(BURST), self._tokens + (now - self._stamp) / MERGE_INTERVAL)
-            self._stamp = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                return
-            gevent.sleep((1.0 - self._tokens) * MERGE_INTERVAL)
+        while not self._bucket.take():
+            gevent.sleep(self._bucket.wait_time())
 
 
 def broadcast(sockets: Iterable[WebSocket], message: str | bytes) -> int:

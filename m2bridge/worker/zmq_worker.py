@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import socket
 import warnings
@@ -30,10 +29,17 @@ from gevent.pool import Pool
 from m2bridge.config import request_limit
 from m2bridge.loader import load_app
 from m2bridge.logs import AccessLog, setup_logging
+from m2bridge.wire.sender import default_sender
 from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.dispatch import Dispatcher
 from m2bridge.worker.siblings import open_bus
-from m2bridge.worker.stats import PUBLISH_INTERVAL, StatsFile, WorkerStats
+from m2bridge.worker.stats import (
+    StatsFile,
+    WorkerStats,
+    publish_forever,
+    stats_file_for,
+    stop_publishing,
+)
 from m2bridge.worker.transport import Channel, Transport
 from m2bridge.worker.wsapp import find_websocket_handler, with_websocket
 
@@ -98,10 +104,9 @@ def validating(app: WSGIApp) -> WSGIApp:
 
 
 def default_sender_id(slot: int | None, hostname: str | None = None) -> str:
-    """``m2bridge-<hostname>-<slot or pid>`` reduced to ``[A-Za-z0-9-]+`` (this worker's name)."""
+    """This worker's identity (``sender.default_sender`` on this host and process)."""
     host = socket.gethostname() if hostname is None else hostname
-    suffix = slot if slot is not None else os.getpid()
-    return re.sub(r"[^A-Za-z0-9-]+", "-", f"m2bridge-{host}-{suffix}")
+    return default_sender(host, slot, os.getpid())
 
 
 class Worker:
@@ -143,7 +148,8 @@ class Worker:
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stopping.set)
         receivers = [gevent.spawn(self._receive, ch) for ch in transport.channels]
-        publisher = self._start_publisher(transport.channels)
+        stats_file = stats_file_for(config.stats_file, self.stats)
+        publisher = self._start_publisher(stats_file, transport.channels)
         log.info("worker serving %s with %d greenlets", self.config.app, self.config.concurrency)
         try:
             self.stopping.wait()
@@ -154,9 +160,7 @@ class Worker:
         finally:
             self.table.abort_all()
             self.dispatcher.close()
-            if publisher is not None:
-                publisher.kill()
-                StatsFile(self.config.stats_file or "", self.stats).publish(force=True)
+            stop_publishing(publisher, stats_file)
             if bus is not None:
                 bus.close()
             transport.close()
@@ -201,20 +205,15 @@ class Worker:
             self.stopping.set()
 
     def _start_publisher(
-        self, channels: list[Channel]
-    ) -> gevent.Greenlet[[StatsFile, list[Channel]], None] | None:
-        if not self.config.stats_file:
+        self, stats_file: StatsFile | None, channels: list[Channel]
+    ) -> gevent.Greenlet[..., None] | None:
+        """Publish the counters once every channel is connected (the supervisor's readiness
+        signal), then whenever they change."""
+        if stats_file is None:
             return None
-        stats_file = StatsFile(self.config.stats_file, self.stats)
-        return gevent.spawn(_publish_forever, stats_file, channels)
 
+        def connected() -> None:
+            for channel in channels:
+                channel.wait_ready(warn=False)
 
-def _publish_forever(stats_file: StatsFile, channels: list[Channel]) -> None:
-    """Publish once every channel is connected (the supervisor's readiness signal), then
-    whenever the counters change."""
-    for channel in channels:
-        channel.wait_ready(warn=False)
-    stats_file.publish(force=True)
-    while True:
-        gevent.sleep(PUBLISH_INTERVAL)
-        stats_file.publish()
+        return gevent.spawn(publish_forever, stats_file, gevent.sleep, connected)

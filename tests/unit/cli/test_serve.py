@@ -8,16 +8,10 @@ from dataclasses import replace
 import pytest
 
 from m2bridge.cli import make_parser
-from m2bridge.cli.serve import (
-    STATS_ENV,
-    WID_ENV,
-    UsageError,
-    build_config,
-    child_argv,
-    endpoint,
-    supervisor_name,
-)
-from m2bridge.config import WorkerConfig
+from m2bridge.cli.serve import UsageError, build_config, child_argv, supervisor_name
+from m2bridge.config import OPTIONS, WorkerConfig, endpoint
+from m2bridge.environment import STATS_FILE as STATS_ENV
+from m2bridge.environment import WID as WID_ENV
 from m2bridge.errors import ConfigError
 
 
@@ -251,3 +245,85 @@ def test_handlers_of_servers_with_different_chroots_are_refused(tmp_path, capsys
     err = capsys.readouterr().err
     assert "differ in chroot" in err
     assert err.count("\n") == 1
+
+
+# ------------------------------------------------------------- every option, both ways
+
+#: Per option (``config.OPTIONS``): command-line words giving it a non-default value, and
+#: that value in the ``WorkerConfig``. ``{conf}`` stands for a Mongrel2 config file.
+SAMPLES: dict[str, tuple[list[str], object]] = {
+    "send_specs": (["--send-spec", "tcp://h:7001", "--recv-spec", "tcp://h:7002"],
+                   ("tcp://h:7001",)),
+    "recv_specs": (["--send-spec", "tcp://h:7001", "--recv-spec", "tcp://h:7002"],
+                   ("tcp://h:7002",)),
+    "sender_id": (["--sender-id", "my-worker-1"], "my-worker-1"),
+    "config": (["--config", "{conf}", "--handler", "/app/"], "{conf}"),
+    "handler": (["--config", "{conf}", "--handler", "/app/"], ("/app/",)),
+    "relay": (["--relay", "ipc:///tmp/r"], "ipc:///tmp/r"),
+    "m2_chroot": (["--m2-chroot", "/srv/m2"], "/srv/m2"),
+    "upload_temp_store": (["--upload-temp-store", "/tmp/up.XXXXXX"], "/tmp/up.XXXXXX"),
+    "fd": (["--fd", "3"], 3),
+    "bind": (["--bind", "127.0.0.1:8000"], "127.0.0.1:8000"),
+    "workers": (["--workers", "3"], 3),
+    "concurrency": (["--concurrency", "7"], 7),
+    "graceful_timeout": (["--graceful-timeout", "2.5"], 2.5),
+    "max_requests": (["--max-requests", "100"], 100),
+    "max_requests_jitter": (["--max-requests-jitter", "10"], 10),
+    "worker_slot": (["--worker-slot", "4"], 4),
+    "stats_file": (["--stats-file", "/run/s.json"], "/run/s.json"),
+    "log_level": (["--log-level", "DEBUG"], "debug"),
+    "access_log": (["--access-log", "/var/log/a.log"], "/var/log/a.log"),
+    "script_name": (["--script-name", "/app"], "/app"),
+    "timeout": (["--timeout", "9"], 9.0),
+    "max_in_flight": (["--max-in-flight", "40"], 40),
+    "cancel_grace": (["--cancel-grace", "0.5"], 0.5),
+    "validate": (["--validate"], True),
+}  # fmt: skip
+#: Options a ``--workers N`` child does not get on its command line, and why.
+KEPT_BY_THE_PARENT = {
+    "config": "read once by the parent: the child gets the specs found there",
+    "handler": "the same",
+    "fd": "refused with --workers N",
+    "bind": "refused with --workers N",
+    "workers": "each child is one process (--workers 1)",
+    "worker_slot": "each child gets its own ($(wid))",
+    "stats_file": "each child gets its own ($M2BRIDGE_STATS_FILE)",
+}
+
+
+def sample(name: str, tmp_path) -> tuple[list[str], object]:
+    conf = tmp_path / "mongrel2.conf"
+    conf.write_text(M2_CONF)
+    argv, expected = SAMPLES[name]
+    expected = str(conf) if expected == "{conf}" else expected
+    return [word.replace("{conf}", str(conf)) for word in argv], expected
+
+
+@pytest.fixture
+def no_supervisor(monkeypatch):
+    monkeypatch.delenv(STATS_ENV, raising=False)
+    monkeypatch.delenv(WID_ENV, raising=False)
+
+
+def test_every_option_has_a_sample_and_a_forwarding_decision():
+    assert set(SAMPLES) == set(OPTIONS)
+    assert {name for name, option in OPTIONS.items() if not option.forward} == set(
+        KEPT_BY_THE_PARENT
+    )
+
+
+@pytest.mark.parametrize("name", list(OPTIONS))
+def test_a_non_default_option_reaches_the_config(name, tmp_path, no_supervisor):
+    argv, expected = sample(name, tmp_path)
+    config = config_of("a:b", *argv)
+    assert getattr(config, name) == expected != getattr(WorkerConfig(app="a:b"), name)
+
+
+@pytest.mark.parametrize("name", [name for name, option in OPTIONS.items() if option.forward])
+def test_a_forwarded_option_reaches_every_child_of_workers_n(name, tmp_path, no_supervisor):
+    argv, expected = sample(name, tmp_path)
+    parent = config_of("a:b", *argv, "--workers", "2")
+    child_args = [word.replace("$(wid)", "1") for word in child_argv(parent)[4:]]
+    child = config_of(*child_args)
+    assert getattr(child, name) == getattr(parent, name) == expected
+    assert (child.workers, child.worker_slot) == (1, 1)

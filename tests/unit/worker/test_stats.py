@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 import os
 
-from m2bridge.worker.stats import StatsFile, WorkerStats, write_atomically
+import pytest
+
+from m2bridge.environment import STATS_FILE
+from m2bridge.worker.stats import (
+    PUBLISH_INTERVAL,
+    StatsFile,
+    WorkerStats,
+    publish_forever,
+    stats_file_for,
+    stop_publishing,
+    write_atomically,
+)
 
 
 def test_snapshot_has_the_published_keys():
@@ -61,3 +72,59 @@ def test_publish_to_a_missing_directory_warns_once_and_never_raises(tmp_path, ca
     assert stats_file.publish() is False
     warnings = [r for r in caplog.records if "cannot write stats file" in r.getMessage()]
     assert len(warnings) == 1
+
+
+class Stop(Exception):
+    pass
+
+
+def test_publish_forever_waits_for_readiness_then_publishes_changes(tmp_path):
+    stats = WorkerStats(pid=42, started_at=1.0)
+    stats_file = StatsFile(str(tmp_path / "s.json"), stats)
+    events: list[str] = []
+
+    def sleep(seconds: float) -> None:
+        assert seconds == PUBLISH_INTERVAL
+        events.append("sleep")
+        stats.served += 1
+        if len(events) > 3:
+            raise Stop
+
+    def ready() -> None:
+        assert not (tmp_path / "s.json").exists()
+        events.append("ready")
+
+    with pytest.raises(Stop):
+        publish_forever(stats_file, sleep, ready)
+    assert events == ["ready", "sleep", "sleep", "sleep"]
+    assert json.loads((tmp_path / "s.json").read_text())["served"] == 2
+
+
+def test_stop_publishing_kills_the_loop_then_writes_the_final_counters(tmp_path):
+    stats = WorkerStats(pid=42, started_at=1.0)
+    stats_file = StatsFile(str(tmp_path / "s.json"), stats)
+    killed: list[bool] = []
+
+    class Publisher:
+        def kill(self) -> None:
+            killed.append(True)
+
+    stats.served = 5
+    stop_publishing(Publisher(), stats_file)
+    assert killed == [True]
+    assert json.loads((tmp_path / "s.json").read_text())["served"] == 5
+    stop_publishing(None, None)  # no stats file: nothing to do
+
+
+def test_the_stats_file_is_the_configured_one_else_the_supervisors():
+    stats = WorkerStats()
+    env = {STATS_FILE: "/run/w.1.json"}
+    configured, supervised = (
+        stats_file_for("/tmp/s.json", stats, env),
+        stats_file_for(None, stats, env),
+    )
+    assert configured is not None
+    assert configured.path == "/tmp/s.json"
+    assert supervised is not None
+    assert supervised.path == "/run/w.1.json"
+    assert stats_file_for(None, stats, {}) is None
