@@ -82,11 +82,16 @@ def test_upload_reports_size_sha256_and_content_length():
     }  # fmt: skip
 
 
-def test_sleepy_sleeps_the_requested_time_capped():
+def test_sleepy_sleeps_the_requested_seconds_clamped_to_0_and_60(monkeypatch):
+    slept = []
+    monkeypatch.setattr(sleepy.gevent, "sleep", slept.append)
     status, _, body = call(sleepy.app, query="seconds=0.01")
     assert (status, body) == ("200 OK", b"slept 0.01\n")
     _, _, body = call(sleepy.app, query="seconds=-3")
     assert body == b"slept 0.0\n"
+    _, _, body = call(sleepy.app, query="seconds=1000")
+    assert body == b"slept 60.0\n"
+    assert slept == [0.01, 0.0, 60.0]
 
 
 def test_crash_raises_in_the_app_by_default():

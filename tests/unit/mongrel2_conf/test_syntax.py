@@ -69,21 +69,44 @@ def test_parse_builds_values_of_every_kind_with_positions():
     assert (items.items[2].pos.line, items.items[2].pos.column) == (2, 12)
 
 
+def plain(node):
+    """A node as plain Python values, positions left out (nodes compare by identity)."""
+    if isinstance(node, String):
+        return node.value
+    if isinstance(node, Number):
+        return node.value
+    if isinstance(node, Ref):
+        return ("ref", node.name)
+    if isinstance(node, Call):
+        return (node.cls, [(p.name, plain(p.value)) for p in node.params])
+    if isinstance(node, ListNode):
+        return [plain(item) for item in node.items]
+    assert isinstance(node, Hash)
+    return ("hash", [(pair.key, plain(pair.value)) for pair in node.pairs])
+
+
+PROXY = ("Proxy", [("addr", "h"), ("port", 80)])
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "value"),
     [
-        'x = Proxy(addr="h" port=80)',  # no commas
-        'x = Proxy(, addr="h", port=80)',  # a comma may come first
-        "x = [1 2 3]",
-        "x = [, 1, 2]",
-        'x = {"a": 1 "b": 2}',
-        'x = {, "a": 1}',
-        "x = []",
-        "x = {}",
+        ('x = Proxy(addr="h" port=80)', PROXY),  # no commas
+        ('x = Proxy(, addr="h", port=80)', PROXY),  # a comma may come first
+        ('x = Proxy(addr="h", port=80)', PROXY),  # the usual form, for reference
+        ("x = [1 2 3]", [1, 2, 3]),
+        ("x = [, 1, 2]", [1, 2]),
+        ('x = {"a": 1 "b": 2}', ("hash", [("a", 1), ("b", 2)])),
+        ('x = {, "a": 1}', ("hash", [("a", 1)])),
+        ("x = [y z]", [("ref", "y"), ("ref", "z")]),
+        ("x = []", []),
+        ("x = {}", ("hash", [])),
     ],
 )
-def test_commas_are_optional_and_may_come_first_as_in_m2sh(text):
-    parse(text)
+def test_commas_are_optional_and_may_come_first_as_in_m2sh_with_the_same_values(text, value):
+    doc = parse(text, "c.conf")
+    assert [a.name for a in doc.assignments] == ["x"]
+    assert plain(doc.lookup("x").value) == value
 
 
 @pytest.mark.parametrize(

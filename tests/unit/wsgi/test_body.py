@@ -74,15 +74,18 @@ def test_relative_chroot_resolves_against_the_cwd(
 ) -> None:
     monkeypatch.chdir(chroot)
     stream, size = open_upload("/tmp/upload.AbC123", "./", TEMP_STORE)
-    stream.close()
-    assert size == len(DATA)
+    with stream:
+        assert (size, stream.read()) == (len(DATA), DATA)
 
 
 def test_chroot_given_through_a_symlink_is_resolved(chroot: Path, tmp_path: Path) -> None:
     link = tmp_path / "srv-link"
     link.symlink_to(chroot)
-    stream, _ = open_upload("/tmp/upload.AbC123", str(link), TEMP_STORE)
-    stream.close()
+    real = str(chroot.resolve() / "tmp" / "upload.AbC123")
+    assert upload_path("/tmp/upload.AbC123", str(link), TEMP_STORE) == real  # not via the link
+    stream, size = open_upload("/tmp/upload.AbC123", str(link), TEMP_STORE)
+    with stream:
+        assert (size, stream.read()) == (len(DATA), DATA)
 
 
 def test_announced_path_without_leading_slash_is_still_inside(chroot: Path) -> None:
@@ -135,9 +138,10 @@ def test_files_without_the_template_prefix_are_refused(chroot: Path) -> None:
 
 
 def test_template_without_x_suffix_uses_the_whole_name_as_prefix(chroot: Path) -> None:
-    stream, _ = open_upload("/tmp/upload.AbC123", str(chroot), "/tmp/upload.")
-    stream.close()
-    assert "does not start with" in str(refused("/tmp/upload.AbC123", chroot, "/tmp/up.x"))
+    stream, size = open_upload("/tmp/upload.AbC123", str(chroot), "/tmp/upload.")
+    with stream:
+        assert (size, stream.read()) == (len(DATA), DATA)
+    assert "does not start with 'up.x'" in str(refused("/tmp/upload.AbC123", chroot, "/tmp/up.x"))
 
 
 def test_symlink_to_a_file_outside_is_refused(chroot: Path, tmp_path: Path) -> None:
@@ -171,14 +175,15 @@ def test_temp_store_swapped_for_a_symlink_after_first_use_is_refused(
 
 def test_chroot_that_appears_later_through_a_symlink_is_resolved_then(tmp_path: Path) -> None:
     link = tmp_path / "late-srv"
-    refused("/tmp/upload.AbC123", link)  # not there yet: nothing to open
+    missing = refused("/tmp/upload.AbC123", link)  # not there yet: nothing to open
+    assert (missing.error_status_hint, "upload temp file vanished" in str(missing)) == (500, True)
     real = tmp_path / "real-srv"
     (real / "tmp").mkdir(parents=True)
     (real / "tmp" / "upload.AbC123").write_bytes(DATA)
     link.symlink_to(real)
     stream, size = open_upload("/tmp/upload.AbC123", str(link), TEMP_STORE)
-    stream.close()
-    assert size == len(DATA)
+    with stream:
+        assert (size, stream.read()) == (len(DATA), DATA)
 
 
 def test_directory_is_refused(chroot: Path) -> None:
