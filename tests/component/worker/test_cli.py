@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 
 from m2bridge.testing import FakeMongrel2
 from tests.helpers.mongrel2 import free_port
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import REPO_ROOT
 
 
@@ -41,10 +41,8 @@ def stop(proc, timeout=15):
 
 
 def wait_for_text(path, pattern, count=1, timeout=15):
-    deadline = time.monotonic() + timeout
-    while len(re.findall(pattern, path.read_text())) < count:
-        assert time.monotonic() < deadline, path.read_text()
-        time.sleep(0.05)
+    found = wait_until(lambda: len(re.findall(pattern, path.read_text())) >= count, timeout)
+    assert found, path.read_text()
 
 
 @pytest.fixture
@@ -77,15 +75,17 @@ def test_bind_serves_http_through_the_fd_path_worker(tmp_path):
     port = free_port()
     proc = start(["handlers.hello:app", "--bind", f"127.0.0.1:{port}"], tmp_path / "serve.log")
     try:
-        deadline = time.monotonic() + 15
-        while True:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+        def sent():
             try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
                 conn.request("GET", "/")
-                break
             except OSError:
-                assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.05)
+                conn.close()
+                return False
+            return True
+
+        assert wait_until(sent, timeout=15), (tmp_path / "serve.log").read_text()
         response = conn.getresponse()
         assert (response.status, response.read()) == (200, b"Hello, world!\n")
         conn.close()

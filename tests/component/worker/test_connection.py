@@ -8,6 +8,7 @@ from gevent.pool import Pool
 
 from m2bridge.testing import parse_reply
 from m2bridge.worker.connection import BURST, MERGE_INTERVAL, ConnectionTable
+from tests.component.worker.green import wait_until_green
 
 
 class ListSink:
@@ -43,9 +44,7 @@ def run_job(table, sink, job, conn_id=1, sender=b"m2"):
 
 
 def wait_idle(table, timeout=5):
-    with gevent.Timeout(timeout):
-        while len(table):
-            gevent.sleep(0.001)
+    assert wait_until_green(lambda: len(table) == 0, timeout, interval=0.001), "jobs still run"
 
 
 def test_a_small_response_is_one_message_and_close_follows_it(table, sink):
@@ -80,9 +79,10 @@ def test_held_back_bytes_leave_while_the_application_blocks(table, sink):
         gevent.sleep(0.5)  # the app is busy: the flusher must not wait for it
         conn.end(close=False)
 
+    expected = b"".join(b"%d;" % i for i in range(BURST + 3))
     run_job(table, sink, job)
-    gevent.sleep(MERGE_INTERVAL * 4)
-    assert b"".join(sink.bodies()) == b"".join(b"%d;" % i for i in range(BURST + 3))
+    assert wait_until_green(lambda: b"".join(sink.bodies()) == expected, timeout=0.4)
+    assert len(table) == 1  # the application still blocks
     wait_idle(table)
 
 
@@ -128,7 +128,7 @@ def test_disconnect_skips_queued_jobs_and_cancels_the_running_one(table, sink):
 
     table.submit(sink, 1, b"m2", (job, "running"))
     table.submit(sink, 1, b"m2", (job, "queued"))
-    gevent.sleep(0.01)
+    assert wait_until_green(lambda: sink.bodies() == [b"partial"])  # the first job runs
     assert table.disconnect(0, 1, grace=0.05)
     wait_idle(table, timeout=2)
     assert seen == [("running", False), ("queued", True)]
@@ -147,7 +147,7 @@ def test_killed_connection_closes_its_client(table, sink):
     pool = Pool(10)
     table = ConnectionTable(pool)
     run_job(table, sink, job)
-    gevent.sleep(0.01)
+    assert wait_until_green(lambda: sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\nstart"])
     pool.kill(timeout=1)
     assert sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\nstart", b""]
     assert len(table) == 0
@@ -201,12 +201,13 @@ def test_flow_controlled_writes_wait_for_credits_and_never_exceed_the_window(tab
         conn.end(close=False)
 
     run_job(table, sink, job)
-    gevent.sleep(0.01)
+    assert wait_until_green(lambda: sum(len(b) for b in sink.bodies()) >= 1000)
     assert sink.bodies() == [b"x" * 400, b"x" * 400, b"x" * 200]  # 1000 credits, then wait
     assert len(table) == 1
     table.credit(0, 1, 600)
-    gevent.sleep(0.01)
+    assert wait_until_green(lambda: sum(len(b) for b in sink.bodies()) >= 1600)
     assert sum(len(b) for b in sink.bodies()) == 1600
+    assert len(table) == 1  # waiting for credits again
     table.credit(0, 1, 1000)
     wait_idle(table)
     assert sum(len(b) for b in sink.bodies()) == 2000
@@ -235,7 +236,7 @@ def test_a_disconnect_wakes_a_write_waiting_for_credits(table, sink):
         conn.write(b"more")
 
     run_job(table, sink, job)
-    gevent.sleep(0.01)
+    assert wait_until_green(lambda: sink.bodies() == [b"z" * 10])  # then it waits for credits
     assert table.windows == 1
     table.disconnect(0, 1, grace=5)
     wait_idle(table, timeout=1)  # woken at once, not after the grace period
@@ -283,19 +284,24 @@ def test_a_finished_connections_greenlet_serves_the_next_connection(table, sink)
 
 
 def test_a_late_cancel_never_hits_the_next_connection_on_the_same_greenlet(table, sink):
+    runners = []
+
     def slow(conn, _):
+        runners.append(gevent.getcurrent())
         gevent.sleep(0.02)
         conn.respond(b"first", close=False)
 
     def other(conn, _):
-        gevent.sleep(0.1)
+        runners.append(gevent.getcurrent())
+        gevent.sleep(0.4)
         conn.respond(b"second", close=False)
 
     run_job(table, sink, slow, conn_id=1)
-    table.disconnect(0, 1, grace=0.05)  # fires while the same greenlet serves connection 2
-    gevent.sleep(0.03)
+    table.disconnect(0, 1, grace=0.2)  # fires while the same greenlet serves connection 2
+    wait_idle(table, timeout=0.15)  # connection 1 finished well before its grace period ended
     run_job(table, sink, other, conn_id=2)
     wait_idle(table)
+    assert runners[0] is runners[1]  # the cancel of 1 was still pending on this greenlet
     assert sink.bodies(2) == [b"second"]
 
 

@@ -19,6 +19,7 @@ import pytest
 
 from m2bridge.errors import ConfigError
 from m2bridge.worker.fd_worker import inherit_listener
+from tests.helpers.waiting import wait_until
 
 APP = """
 import gevent
@@ -119,6 +120,14 @@ def connect(port: int) -> http.client.HTTPConnection:
     return http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 
 
+def read_stats(path: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data
+
+
 def port_of(sock: socket.socket) -> int:
     return int(sock.getsockname()[1])
 
@@ -154,12 +163,13 @@ def test_crashing_app_answers_500_and_worker_keeps_serving(workers, tmp_path, li
 
 
 def test_sigterm_finishes_the_slow_request_in_flight_then_exits_0(workers, tmp_path, listener):
-    worker = start(workers, tmp_path, listener.fileno(), graceful_timeout=10)
+    stats = tmp_path / "stats.json"
+    worker = start(workers, tmp_path, listener.fileno(), graceful_timeout=10, stats_file=str(stats))
     idle = connect(port_of(listener))
     assert get(idle, "/idle-keep-alive").status == 200
     slow = connect(port_of(listener))
     slow.request("GET", "/sleep/1")
-    time.sleep(0.4)
+    assert wait_until(lambda: read_stats(stats).get("in_flight") == 1), read_stats(stats)
     began = time.monotonic()
     worker.proc.send_signal(signal.SIGTERM)
     response = slow.getresponse()
@@ -172,11 +182,14 @@ def test_sigterm_finishes_the_slow_request_in_flight_then_exits_0(workers, tmp_p
 
 
 def test_request_past_the_graceful_timeout_gets_503(workers, tmp_path, listener):
-    worker = start(workers, tmp_path, listener.fileno(), graceful_timeout=0.5)
+    stats = tmp_path / "stats.json"
+    worker = start(
+        workers, tmp_path, listener.fileno(), graceful_timeout=0.5, stats_file=str(stats)
+    )
     slow = connect(port_of(listener))
     assert get(slow, "/ready").status == 200
     slow.request("GET", "/sleep/20")
-    time.sleep(0.4)
+    assert wait_until(lambda: read_stats(stats).get("in_flight") == 1), read_stats(stats)
     worker.proc.send_signal(signal.SIGTERM)
     response = slow.getresponse()
     assert (response.status, response.getheader("Connection")) == (503, "close")
@@ -214,11 +227,8 @@ def test_stats_file_holds_the_counters(workers, tmp_path, listener):
     conn = connect(port_of(listener))
     for path in ("/a", "/b", "/crash"):
         get(conn, path)
-    deadline = time.monotonic() + 5
-    data: dict[str, Any] = {}
-    while time.monotonic() < deadline and data.get("served") != 3:
-        time.sleep(0.1)
-        data = json.loads(stats.read_text()) if stats.exists() else {}
+    assert wait_until(lambda: read_stats(stats).get("served") == 3), read_stats(stats)
+    data = read_stats(stats)
     assert {k: data[k] for k in ("pid", "served", "in_flight", "errors")} == {
         "pid": worker.proc.pid,
         "served": 3,
@@ -256,12 +266,10 @@ def test_access_log_gets_one_line_per_request(workers, tmp_path, listener):
 
 def test_bind_serves_on_its_own_socket(workers, tmp_path):
     worker = start(workers, tmp_path, bind="127.0.0.1:0")
-    deadline = time.monotonic() + 10
-    found = None
-    while time.monotonic() < deadline and not found:
-        time.sleep(0.05)
-        found = re.search(r"on \('127\.0\.0\.1', (\d+)\)", worker.log())
-    assert found, worker.log()
+    listening = re.compile(r"on \('127\.0\.0\.1', (\d+)\)")
+    assert wait_until(lambda: listening.search(worker.log()), timeout=10), worker.log()
+    found = listening.search(worker.log())
+    assert found
     conn = connect(int(found.group(1)))
     assert get(conn, "/bound").status == 200
     conn.close()

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from m2bridge.testing import FakeMongrel2
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, REPO_ROOT, run_worker
 
 MUX = f"{APPS}.mux:app"
@@ -29,7 +30,7 @@ def serve(tmp_path, fake, *extra, **kwargs):
 def test_sigterm_lets_requests_in_flight_finish_then_exits_0(tmp_path, fake):
     with serve(tmp_path, fake, "--graceful-timeout", "5") as worker:
         conn_id = fake.request("/sleepy/", query="seconds=0.5")
-        time.sleep(0.2)
+        assert wait_until(lambda: worker.stats().get("in_flight") == 1), worker.stats()
         worker.stop(signal.SIGTERM)
         assert worker.proc.returncode == 0, worker.log()
         assert fake.response(conn_id, timeout=1).body == b"slept 0.5\n"
@@ -46,7 +47,7 @@ def test_sigint_stops_the_worker_like_sigterm(tmp_path, fake):
 def test_graceful_timeout_cancels_slow_requests_and_closes_their_clients(tmp_path, fake):
     with serve(tmp_path, fake, "--graceful-timeout", "0.3") as worker:
         conn_id = fake.request("/sleepy/", query="seconds=20")
-        time.sleep(0.2)
+        assert wait_until(lambda: worker.stats().get("in_flight") == 1), worker.stats()
         started = time.monotonic()
         assert worker.stop(signal.SIGTERM) == 0
         assert time.monotonic() - started < 3
@@ -68,9 +69,7 @@ def test_stats_file_counts_served_requests_and_errors(tmp_path, fake):
         assert worker.stats()["served"] == 0
         for path in ("/hello/", "/echo/", "/crash/"):
             fake.response(fake.request(path))
-        deadline = time.monotonic() + 3
-        while worker.stats().get("served") != 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_until(lambda: worker.stats().get("served") == 3), worker.stats()
         stats = worker.stats()
         assert (stats["served"], stats["in_flight"], stats["errors"]) == (3, 0, 1)
         assert stats["pid"] == worker.pid
@@ -136,10 +135,9 @@ def test_worker_waits_for_a_late_mongrel2_with_a_warning_then_serves(tmp_path):
     send_spec = f"ipc://{directory / 'm2-send.ipc'}"
     recv_spec = f"ipc://{directory / 'm2-recv.ipc'}"
     with run_worker(tmp_path / "w", MUX, [send_spec], [recv_spec], wait=False) as worker:
-        deadline = time.monotonic() + 5
-        while "waiting for Mongrel2 at " + recv_spec not in worker.log():
-            assert time.monotonic() < deadline, worker.log()
-            time.sleep(0.05)
+        assert wait_until(lambda: "waiting for Mongrel2 at " + recv_spec in worker.log()), (
+            worker.log()
+        )
         with FakeMongrel2(directory) as fake:
             assert fake.response(fake.request("/hello/")).status == 200
 
@@ -149,11 +147,10 @@ def test_worker_pauses_while_mongrel2_is_down_and_resumes_after_its_restart(tmp_
     with FakeMongrel2(directory) as fake, serve(tmp_path, fake) as worker:
         assert fake.response(fake.request("/hello/")).status == 200
         fake.close()
-        time.sleep(0.3)
+        assert wait_until(lambda: "went away; pausing" in worker.log()), worker.log()
         with FakeMongrel2(directory) as restarted:
             conn_id = restarted.request("/hello/", conn_id=1)  # ids start again after a restart
             assert restarted.response(conn_id).status == 200
-        assert "went away" in worker.log()
 
 
 def test_burst_of_requests_is_all_served(tmp_path, fake):

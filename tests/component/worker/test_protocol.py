@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
@@ -37,14 +36,15 @@ def test_timeout_is_counted_in_stats(tmp_path, fake):
 def test_download_credits_hold_the_response_until_the_client_reads(tmp_path, fake):
     with run_worker(tmp_path / "w", MUX, [fake.send_spec], [fake.recv_spec]):
         conn_id = fake.request("/big/", query="bytes=5000", headers={"DOWNLOAD_CREDITS": "1000"})
-        assert fake.wait_until(lambda: len(fake.pending_bytes(conn_id)) == 1000, 5)
-        time.sleep(0.2)
+        assert fake.wait_for(lambda: len(fake.pending_bytes(conn_id)) == 1000, 5)
+        # A later round trip: bytes sent past the credits would have come before its reply.
+        assert fake.response(fake.request("/hello/")).status == 200
         assert len(fake.pending_bytes(conn_id)) == 1000  # nothing beyond the credits
         received = 1000
         while received < 5118:  # 5000 body bytes + the header block, 1000 per credit notice
             fake.credits(conn_id, 1000)  # like Mongrel2: credit exactly what was written
             received = min(received + 1000, 5118)
-            assert fake.wait_until(lambda n=received: len(fake.pending_bytes(conn_id)) == n, 5)
+            assert fake.wait_for(lambda n=received: len(fake.pending_bytes(conn_id)) == n, 5)
         response = fake.response(conn_id)
         assert response.status == 200
         assert len(response.body) == 5000
@@ -64,7 +64,7 @@ def test_streamed_upload_grants_credits_and_reads_the_pieces(tmp_path, fake):
             body=b"abc",
             headers={"UPLOAD_STREAM": "0", "content-length": "7"},
         )
-        assert fake.wait_until(lambda: fake.controls(conn_id) == [{"credits": 65536}], 5)
+        assert fake.wait_for(lambda: fake.controls(conn_id) == [{"credits": 65536}], 5)
         assert wait_until(lambda: worker.stats().get("in_flight") == 1)  # reading, body not in
         fake.upload_chunk(conn_id, "/upload/", 3, b"def", done=False)
         fake.upload_chunk(conn_id, "/upload/", 6, b"g", done=True)
@@ -89,8 +89,9 @@ def test_a_connection_first_seen_without_credits_gets_a_window_on_a_flow_server(
         first = fake.request("/hello/", headers={"DOWNLOAD_CREDITS": "102400"})
         assert fake.response(first).status == 200
         later = fake.request("/big/", query="bytes=300000")  # its first request went elsewhere
-        assert fake.wait_until(lambda: len(fake.pending_bytes(later)) == 102400, 5)
-        time.sleep(0.2)
+        assert fake.wait_for(lambda: len(fake.pending_bytes(later)) == 102400, 5)
+        # A later round trip: bytes sent past the window would have come before its reply.
+        assert fake.response(fake.request("/hello/")).status == 200
         assert len(fake.pending_bytes(later)) == 102400  # held at one window
         sizes = [len(r.body) for r in fake.replies if later in r.conn_ids]
         assert max(sizes) <= 65536

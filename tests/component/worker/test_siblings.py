@@ -12,6 +12,7 @@ import zmq.green as zmq
 from m2bridge.testing import make_request_frame
 from m2bridge.wire.protocol import Credits, Disconnect, parse_message
 from m2bridge.worker import siblings
+from tests.component.worker.green import wait_until_green
 
 SPECS = ("tcp://127.0.0.1:9997", "tcp://127.0.0.1:8887")
 DISCONNECT = b'uuid 7 @* 17:{"METHOD":"JSON"},21:{"type":"disconnect"},'
@@ -58,25 +59,37 @@ def open_buses(context, directory):
         bus.close()
 
 
-def wait_until(predicate, timeout=3.0):
-    with gevent.Timeout(timeout, False):
-        while not predicate():
-            gevent.sleep(0.01)
-    return predicate()
+@pytest.fixture
+def subscriptions(caplog):
+    """How many sibling subscriptions the buses' XPUBs have seen so far: the readiness signal
+    (a notice published after a sibling's subscription reached the XPUB is not lost)."""
+    caplog.set_level(logging.DEBUG, "m2bridge.worker.siblings")
+    return lambda: sum("a sibling subscribed" in r.getMessage() for r in caplog.records)
 
 
-def test_a_shared_disconnect_reaches_every_sibling_with_its_channel(open_buses):
+def disconnect_of(conn_id):
+    return DISCONNECT.replace(b" 7 ", b" %d " % conn_id)
+
+
+def test_a_shared_disconnect_reaches_every_sibling_with_its_channel_and_never_comes_back(
+    open_buses, subscriptions
+):
     got1, got2, got3 = [], [], []
     bus1 = open_buses(1, got1)
-    open_buses(2, got2)
-    open_buses(3, got3)
-    assert wait_until(lambda: bus1.siblings == 2)  # found by the periodic scan
-    gevent.sleep(0.3)  # let the SUBs finish connecting (slow joiner)
+    bus2 = open_buses(2, got2)
+    bus3 = open_buses(3, got3)
+    assert wait_until_green(lambda: subscriptions() == 6)  # each bus heard by the two others
+    assert bus1.siblings == 2
     bus1.notice(1, DISCONNECT, Disconnect(b"uuid", 7), has_work=True)
-    assert wait_until(lambda: got2 and got3)
+    assert wait_until_green(lambda: got2 and got3)
     assert got2 == got3 == [(CHANNELS[1], DISCONNECT)]
-    gevent.sleep(0.2)
-    assert got1 == []  # never to itself, and never shared on again
+    # Positive control: bus 1 does hear buses 2 and 3, on the very pipes a notice shared on
+    # again would have taken, and after it (their markers left once they had the notice).
+    marker2, marker3 = disconnect_of(8), disconnect_of(9)
+    bus2.notice(0, marker2, Disconnect(b"uuid", 8), has_work=False)
+    bus3.notice(0, marker3, Disconnect(b"uuid", 9), has_work=False)
+    assert wait_until_green(lambda: len(got1) >= 2)
+    assert sorted(got1) == [(CHANNELS[0], marker2), (CHANNELS[0], marker3)]
 
 
 START = make_request_frame(
@@ -99,44 +112,54 @@ def test_an_upload_start_shared_before_a_sibling_listened_reaches_it_once_it_sub
     bus1.notice(1, START, event, has_work=False)
     got2 = []
     open_buses(2, got2)
-    assert wait_until(lambda: got2)
+    assert wait_until_green(lambda: got2)
     assert got2 == [(CHANNELS[1], START)]
     assert held == [(1, 24, "/tmp/upload.a")]
 
 
-def test_a_start_no_longer_awaited_is_not_replayed(open_buses):
-    bus1 = open_buses(1, [], holds=lambda *key: False)  # served here, or the client left
+def test_a_start_no_longer_awaited_is_not_replayed(open_buses, subscriptions):
+    asked = []
+    bus1 = open_buses(1, [], holds=lambda *key: asked.append(key) or False)  # served here
     bus1.notice(0, START, parse_message(START), has_work=False)
     got2 = []
     bus2 = open_buses(2, got2)
-    assert wait_until(lambda: bus1.siblings == 1 and bus2.siblings == 1)
-    gevent.sleep(0.3)
-    assert got2 == []
+    assert wait_until_green(lambda: subscriptions() == 2)  # bus 2 subscribed: replay decided
+    assert bus1.siblings == bus2.siblings == 1
+    assert asked == [(0, 24, "/tmp/upload.a")]  # the start was considered, and not held
+    marker = disconnect_of(8)  # leaves after any replay, on the same pipe
+    bus1.notice(0, marker, Disconnect(b"uuid", 8), has_work=False)
+    assert wait_until_green(lambda: got2)
+    assert got2 == [(CHANNELS[0], marker)]
 
 
-def test_a_disconnect_drops_the_start_from_the_replay(open_buses):
-    bus1 = open_buses(1, [], holds=lambda *key: True)
+def test_a_disconnect_drops_the_start_from_the_replay(open_buses, subscriptions):
+    asked = []
+    bus1 = open_buses(1, [], holds=lambda *key: asked.append(key) or True)
     bus1.notice(0, START, parse_message(START), has_work=False)
-    disconnect = DISCONNECT.replace(b" 7 ", b" 24 ")
+    disconnect = disconnect_of(24)
     bus1.notice(0, disconnect, parse_message(disconnect), has_work=False)
     got2 = []
     bus2 = open_buses(2, got2)
-    assert wait_until(lambda: bus2.siblings == 1)
-    gevent.sleep(0.3)
-    assert got2 == []  # the disconnect itself went out before bus 2 listened
+    assert wait_until_green(lambda: subscriptions() == 2)  # bus 2 subscribed: replay done
+    assert bus2.siblings == 1
+    marker = disconnect_of(8)  # leaves after any replay, on the same pipe
+    bus1.notice(0, marker, Disconnect(b"uuid", 8), has_work=False)
+    assert wait_until_green(lambda: got2)
+    # Neither the start nor the disconnect (it went out before bus 2 listened), only the marker.
+    assert got2 == [(CHANNELS[0], marker)]
+    assert asked == []  # nothing was left to replay
 
 
-def test_credits_of_a_connection_running_here_stay_here(open_buses):
+def test_credits_of_a_connection_running_here_stay_here(open_buses, subscriptions):
     got2 = []
     bus1 = open_buses(1, [])
     bus2 = open_buses(2, got2)
-    assert wait_until(lambda: bus2.siblings == 1 and bus1.siblings == 1)
-    gevent.sleep(0.3)
+    assert wait_until_green(lambda: subscriptions() == 2)
+    assert bus1.siblings == bus2.siblings == 1
     other = CREDITS.replace(b" 7 ", b" 8 ")
     bus1.notice(0, CREDITS, Credits(b"uuid", 7, 100), has_work=True)
-    bus1.notice(0, other, Credits(b"uuid", 8, 100), has_work=False)
-    assert wait_until(lambda: got2)
-    gevent.sleep(0.2)
+    bus1.notice(0, other, Credits(b"uuid", 8, 100), has_work=False)  # shared, and after it
+    assert wait_until_green(lambda: got2)
     assert got2 == [(CHANNELS[0], other)]
 
 
@@ -145,17 +168,18 @@ def test_a_bad_message_on_the_bus_is_logged_and_the_bus_goes_on(
 ):
     got = []
     bus = open_buses(1, got)
-    intruder = context.socket(zmq.PUB)
+    intruder = context.socket(zmq.XPUB)  # an XPUB, to see the bus subscribe
     intruder.setsockopt(zmq.LINGER, 0)
     try:
         intruder.bind(f"ipc://{directory / '9.ipc'}")
-        assert wait_until(lambda: bus.siblings == 1)
-        gevent.sleep(0.3)
+        assert intruder.poll(5000), "the bus never subscribed to the intruder"
+        assert intruder.recv() == b"\x01"
+        assert bus.siblings == 1
         with caplog.at_level(logging.WARNING, "m2bridge.worker.siblings"):
             intruder.send_multipart([b"only one frame"])
             intruder.send_multipart([b"tcp://10.9.9.9:1", DISCONNECT])
-            intruder.send_multipart([SPECS[0].encode(), DISCONNECT])
-            assert wait_until(lambda: got)
+            intruder.send_multipart([SPECS[0].encode(), DISCONNECT])  # good, and last
+            assert wait_until_green(lambda: got)
         assert got == [(CHANNELS[0], DISCONNECT)]
         assert "expected 2 frames, got 1" in caplog.text
         assert "unknown send_spec" in caplog.text
@@ -164,22 +188,22 @@ def test_a_bad_message_on_the_bus_is_logged_and_the_bus_goes_on(
 
 
 def test_closing_a_bus_removes_its_endpoint_and_a_restarted_slot_is_heard_again(
-    open_buses, directory
+    open_buses, directory, subscriptions
 ):
     got1 = []
     bus1 = open_buses(1, got1)
     bus2 = open_buses(2, [])
     assert (directory / "2.ipc").exists()
-    assert wait_until(lambda: bus1.siblings == 1)
+    assert wait_until_green(lambda: subscriptions() == 2)  # 1 heard by 2, 2 heard by 1
+    assert bus1.siblings == 1
     bus2.close()
     assert not (directory / "2.ipc").exists()
     again = open_buses(2, [])
-    with gevent.Timeout(3, False):  # bus 1's SUB reconnects to the same path on its own
-        while not got1:
-            again.notice(0, DISCONNECT, Disconnect(b"uuid", 7), has_work=False)
-            gevent.sleep(0.05)
-    assert got1
-    assert set(got1) == {(CHANNELS[0], DISCONNECT)}
+    # Bus 1's SUB reconnects to the same path on its own: the new bus 2 sees it subscribe.
+    assert wait_until_green(lambda: subscriptions() == 4)
+    again.notice(0, DISCONNECT, Disconnect(b"uuid", 7), has_work=False)
+    assert wait_until_green(lambda: got1)
+    assert got1 == [(CHANNELS[0], DISCONNECT)]
     assert bus1.siblings == 1  # the same endpoint, not a second connection
 
 
@@ -216,14 +240,31 @@ class RecordingBus:
         self.shared.append((channel_index, frame, type(event).__name__, has_work))
 
 
-def waiting_app(environ, start_response):
-    environ["m2bridge.disconnected"].wait(5)
-    start_response("200 OK", [("Content-Length", "0")])
-    return [b""]
+class App:
+    """A WSGI app that runs until cancelled, recording what it saw."""
+
+    def __init__(self):
+        self.environs = []
+        self.cancelled = []
+
+    def __call__(self, environ, start_response):
+        self.environs.append(environ)
+        try:
+            gevent.sleep(10)  # work that only a cancellation stops
+        except gevent.GreenletExit as exc:
+            self.cancelled.append(type(exc).__name__)
+            raise
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
 
 
 @pytest.fixture
-def dispatcher():
+def app():
+    return App()
+
+
+@pytest.fixture
+def dispatcher(app):
     from gevent.pool import Pool
 
     from m2bridge.config import WorkerConfig
@@ -233,40 +274,51 @@ def dispatcher():
 
     config = WorkerConfig(app="x:app", cancel_grace=0)
     pool = Pool(10)
-    dispatcher = Dispatcher(waiting_app, config, ConnectionTable(pool), WorkerStats())
+    dispatcher = Dispatcher(app, config, ConnectionTable(pool), WorkerStats())
     yield dispatcher
     pool.kill()
 
 
-def test_a_sibling_disconnect_cancels_the_request_running_here(dispatcher):
-    channel = RecordingChannel()
+def start_request(dispatcher, app, channel):
     dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
-    gevent.sleep(0.05)
+    assert wait_until_green(lambda: app.environs)  # the app runs
     assert dispatcher.stats.in_flight == 1
-    dispatcher.on_sibling_notice(channel, DISCONNECT)
-    assert wait_until(lambda: dispatcher.stats.in_flight == 0)
-    assert not dispatcher.table.has_work(0, 7)
 
 
-def test_a_bad_sibling_notice_is_logged_and_changes_nothing(dispatcher, caplog):
+def test_a_sibling_disconnect_cancels_the_request_running_here(dispatcher, app):
     channel = RecordingChannel()
-    dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
-    gevent.sleep(0.05)
+    start_request(dispatcher, app, channel)
+    dispatcher.on_sibling_notice(channel, DISCONNECT)
+    assert wait_until_green(lambda: dispatcher.stats.in_flight == 0)
+    assert app.cancelled == ["ClientGone"]  # thrown into the app, not finished on its own
+    assert app.environs[0]["m2bridge.disconnected"].is_set()
+    assert not dispatcher.table.has_work(0, 7)
+    assert channel.sent == []  # the client is gone: not even a close
+
+
+def test_a_bad_sibling_notice_is_logged_and_changes_nothing(dispatcher, app, caplog):
+    channel = RecordingChannel()
+    start_request(dispatcher, app, channel)
     with caplog.at_level(logging.WARNING, "m2bridge.worker.dispatch"):
         dispatcher.on_sibling_notice(channel, b"garbage")
         dispatcher.on_sibling_notice(channel, make_request_frame("/", conn_id=7, sender=b"u"))
     assert "malformed sibling notice ignored" in caplog.text
     assert "sibling sent a Request, not a notice: ignored" in caplog.text
-    assert dispatcher.stats.in_flight == 1
-    assert channel.sent == []
+    gevent.sleep(0)  # a cancellation (grace 0) would have been thrown in by now
+    assert not app.environs[0]["m2bridge.disconnected"].is_set()
+    assert (dispatcher.stats.in_flight, app.cancelled, channel.sent) == (1, [], [])
+    # Positive control: the same observations do change on a good notice.
+    dispatcher.on_sibling_notice(channel, DISCONNECT)
+    assert app.environs[0]["m2bridge.disconnected"].is_set()
+    assert wait_until_green(lambda: app.cancelled == ["ClientGone"])
+    assert dispatcher.stats.in_flight == 0
 
 
-def test_the_dispatcher_shares_notices_from_mongrel2_but_not_requests(dispatcher):
+def test_the_dispatcher_shares_notices_from_mongrel2_but_not_requests(dispatcher, app):
     bus = RecordingBus()
     dispatcher.siblings = bus
     channel = RecordingChannel(index=1)
-    dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
-    gevent.sleep(0.05)
+    start_request(dispatcher, app, channel)
     dispatcher.dispatch(channel, CREDITS)
     dispatcher.dispatch(channel, DISCONNECT)
     assert bus.shared == [

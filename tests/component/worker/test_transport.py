@@ -15,6 +15,7 @@ import pytest
 
 from m2bridge.testing import FakeMongrel2, make_request_frame, parse_reply
 from m2bridge.worker.transport import MAX_BURST_FRAMES, OUTBOX_LIMIT, READ_RECHECK, Transport
+from tests.component.worker.green import wait_until_green
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_channel_becomes_ready_on_subscription_and_serves_a_round_trip(transport
         assert frame == make_request_frame("/x")
         channel.send(b"%s 1:1, hello" % fake.sender)
         gevent.sleep(0)  # replies leave once the ready greenlets have run
-        assert fake.wait_until(lambda: len(fake.replies) == 1, timeout=5)
+        assert fake.wait_for(lambda: len(fake.replies) == 1, timeout=5)
         assert fake.replies[0] == parse_reply(b"%s 1:1, hello" % fake.sender)
         assert channel.reply_ident is None  # Mongrel2 subscribed to everything (recv_ident '')
 
@@ -64,16 +65,10 @@ def test_channel_pauses_when_mongrel2_leaves_and_resumes_when_it_returns(transpo
     channel = transport.channels[0]
     with FakeMongrel2(directory):
         assert channel.wait_ready(timeout=5)
-    assert gevent.with_timeout(5, _wait_until, lambda: not channel.ready, timeout_value=False)
+    assert wait_until_green(lambda: not channel.ready)  # Mongrel2's unsubscription
     with FakeMongrel2(directory, recv_ident=b"ident-42"):
         assert channel.wait_ready(timeout=5)
         assert channel.reply_ident == b"ident-42"
-
-
-def _wait_until(predicate):
-    while not predicate():
-        gevent.sleep(0.01)
-    return True
 
 
 def test_transport_refuses_unpaired_specs():
@@ -87,9 +82,9 @@ def test_replies_of_one_loop_pass_leave_together_and_in_order(transport, directo
         assert channel.wait_ready(timeout=5)
         for conn_id in range(20):
             channel.send(b"%s 2:%02d, reply %d" % (fake.sender, conn_id, conn_id))
-        assert not fake.wait_until(lambda: bool(fake.replies), timeout=0.2)  # still queued
+        assert not fake.wait_for(lambda: bool(fake.replies), timeout=0.2)  # still queued
         gevent.sleep(0)
-        assert fake.wait_until(lambda: len(fake.replies) == 20, timeout=5)
+        assert fake.wait_for(lambda: len(fake.replies) == 20, timeout=5)
         assert [r.body for r in fake.replies] == [b"reply %d" % i for i in range(20)]
 
 
@@ -103,9 +98,9 @@ def test_a_greenlet_that_never_yields_still_hands_replies_over_past_the_outbox_l
         for n in range(total):
             channel.send(b"%s 1:1, %d" % (fake.sender, n))
         # No yield yet: everything but the last partial batch is already with ZeroMQ.
-        assert fake.wait_until(lambda: len(fake.replies) >= OUTBOX_LIMIT * 2, timeout=5)
+        assert fake.wait_for(lambda: len(fake.replies) >= OUTBOX_LIMIT * 2, timeout=5)
         gevent.sleep(0)
-        assert fake.wait_until(lambda: len(fake.replies) == total, timeout=5)
+        assert fake.wait_for(lambda: len(fake.replies) == total, timeout=5)
         assert [int(r.body) for r in fake.replies] == list(range(total))
 
 
@@ -117,7 +112,7 @@ def test_close_sends_the_replies_still_queued(directory):
         assert transport.channels[0].wait_ready(timeout=5)
         transport.channels[0].send(b"%s 1:7, last words" % fake.sender)
         transport.close(linger_ms=2000)  # no loop pass in between
-        assert fake.wait_until(lambda: len(fake.replies) == 1, timeout=5)
+        assert fake.wait_for(lambda: len(fake.replies) == 1, timeout=5)
         assert fake.replies[0].body == b"last words"
 
 
@@ -167,7 +162,8 @@ def test_a_request_whose_wake_up_was_missed_is_still_read_after_the_recheck(tran
         assert channel.wait_ready(timeout=5)
         channel._reader.stop()  # as if ZMQ_FD never signalled
         receiver = gevent.spawn(channel.recv)
-        gevent.sleep(0.05)
+        gevent.sleep(0)  # the receiver runs until it waits for a request
+        assert not receiver.ready()
         fake.send_frame(make_request_frame("/late"))
         receiver.join(READ_RECHECK + 2)
         assert receiver.ready()

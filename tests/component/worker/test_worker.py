@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -19,9 +20,11 @@ from m2bridge.testing import (
     make_json_frame,
     make_request_frame,
 )
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
 
 MUX = f"{APPS}.mux:app"
+PROTOCOL = f"{APPS}.protocol:app"
 TEMP_STORE = "/tmp/upload.XXXXXX"
 
 
@@ -153,9 +156,9 @@ def test_notices_and_json_messages_are_never_answered(fake, worker):
         )
     )
     fake.send_frame(b"%s %d @* 0:,0:," % (fake.sender, ids[0]))  # malformed notice
-    probe = fake.request("/hello/")  # served after all of the above
-    fake.response(probe)
-    time.sleep(0.2)
+    probe = fake.request("/hello/")  # handled after all of the above, its reply after theirs
+    assert fake.response(probe).status == 200
+    assert fake.message_count(probe) == 1  # the same count does see a reply when there is one
     assert [fake.message_count(conn_id) for conn_id in ids] == [0, 0, 0, 0]
 
 
@@ -232,14 +235,37 @@ def test_streamed_response_past_timeout_is_closed(fake, worker):
     assert not data.endswith(b"0\r\n\r\n")  # never completed: the client sees a cut
 
 
-def test_disconnect_drops_queued_requests_and_cancels_the_running_one(fake, worker):
-    conn_id = fake.next_conn_id()
-    fake.request("/sleepy/", query="seconds=1", conn_id=conn_id)
-    fake.request("/hello/", conn_id=conn_id)
-    time.sleep(0.1)
-    fake.disconnect(conn_id)
-    time.sleep(1.3)
-    assert fake.message_count(conn_id) == 0  # nothing, not even a close: the client is gone
+def read_marker(path):
+    return path.read_text() if path.exists() else ""
+
+
+def test_disconnect_cancels_the_running_request_and_drops_the_queued_one(tmp_path):
+    """``/cancellable`` writes ``disconnected`` when it sees the event, then ``cancelled`` only
+    when ``GreenletExit`` is thrown into it: a request that merely finished writes no such line.
+    """
+    running, queued = tmp_path / "running.txt", tmp_path / "queued.txt"
+    (tmp_path / "m2").mkdir()
+    extra = ["--cancel-grace", "0.2"]
+    with (
+        FakeMongrel2(tmp_path / "m2") as fake,
+        run_worker(tmp_path / "w", PROTOCOL, [fake.send_spec], [fake.recv_spec], extra) as worker,
+    ):
+        conn_id = fake.next_conn_id()
+        fake.request("/cancellable", query=f"marker={quote(str(running))}", conn_id=conn_id)
+        fake.request("/cancellable", query=f"marker={quote(str(queued))}", conn_id=conn_id)
+        assert wait_until(lambda: worker.stats().get("in_flight") == 1), worker.stats()
+        fake.disconnect(conn_id)
+        assert wait_until(lambda: read_marker(running) == "disconnected\ncancelled\n"), (
+            read_marker(running),
+            worker.log(),
+        )
+        # Had the queued request been served, it would have run (and written its marker at
+        # once, its client being gone) before this probe's reply left the worker.
+        assert fake.response(fake.request("/hello")).body == b"hello\n"
+        assert not queued.exists()
+        assert fake.message_count(conn_id) == 0  # nothing, not even a close: the client is gone
+        assert wait_until(lambda: worker.stats().get("in_flight") == 0), worker.stats()
+    assert worker.proc.returncode == 0, worker.log()
 
 
 def test_ten_thousand_tiny_chunks_are_merged_into_few_messages(fake, worker):
@@ -251,19 +277,10 @@ def test_ten_thousand_tiny_chunks_are_merged_into_few_messages(fake, worker):
 
 def test_slow_stream_chunks_leave_without_waiting_for_the_end(fake, worker):
     conn_id = fake.request("/stream/", query="chunks=3&delay=0.4")
-    assert fake.wait_until(lambda: b"0\n" in fake.pending_bytes(conn_id), timeout=5)
+    assert fake.wait_for(lambda: b"0\n" in fake.pending_bytes(conn_id), timeout=5)
     first_seen = time.monotonic()
     assert fake.response(conn_id).body == b"0\n1\n2\n"
     assert time.monotonic() - first_seen > 0.6  # chunk 0 left two delays before the end
-
-
-def wait_until(predicate, timeout=2.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def upload_file(chroot, name, data):

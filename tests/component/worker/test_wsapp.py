@@ -7,9 +7,6 @@ response, the frames and the close message of each connection id.
 
 from __future__ import annotations
 
-import time
-
-import gevent
 import pytest
 from gevent.pool import Pool
 
@@ -33,6 +30,7 @@ from m2bridge.worker.wsapp import (
     with_websocket,
 )
 from m2bridge.wsgi.environ import EnvironSettings
+from tests.component.worker.green import wait_until_green
 from tests.helpers.worker import run_worker
 
 ACCEPT = "BACScCJPNqyz+UBoqMH89VmURoA="
@@ -135,7 +133,7 @@ def frames(fake, conn_id, count, timeout=5.0):
         found[:] = decode_frames(data)[0]
         return len(found) >= count
 
-    assert fake.wait_until(enough, timeout), (fake.pending_bytes(conn_id), fake.is_closed(conn_id))
+    assert fake.wait_for(enough, timeout), (fake.pending_bytes(conn_id), fake.is_closed(conn_id))
     return [(opcode, payload) for opcode, _, payload in found]
 
 
@@ -180,7 +178,8 @@ def test_server_close_waits_for_the_client_close_frame(fake, worker):
     conn_id = handshake(fake)
     send(fake, conn_id, b"close-me")
     assert frames(fake, conn_id, 2)[1] == (OP_CLOSE, encode_close_payload(4000, "asked"))
-    time.sleep(0.2)
+    probe = handshake(fake)  # a later round trip: a close sent with our close frame came first
+    frames(fake, probe, 1)
     assert not fake.is_closed(conn_id)  # the close handshake is not over yet
     send(fake, conn_id, b"after close")  # data after our close frame is dropped
     send(fake, conn_id, encode_close_payload(4000), flags=0x88)
@@ -240,7 +239,8 @@ def test_handshake_to_a_plain_wsgi_app_is_refused_501(tmp_path):
         response = fake.response(conn_id, until_close=True)
         assert response.status == 501
         send(fake, conn_id, b"ignored")
-        time.sleep(0.2)
+        # A later round trip: a reply to the frame would have come before this one.
+        assert fake.response(fake.request("/")).status == 200
         assert fake.message_count(conn_id) == 2  # the 501 and its close; the frame is dropped
 
 
@@ -284,8 +284,7 @@ def test_close_all_sends_going_away_then_closes_each_socket():
             "/ws", conn_id=conn_id, method="WEBSOCKET_HANDSHAKE", body=ACCEPT.encode()
         )
         hub.handle(sink, parse_message(frame))
-    gevent.sleep(0.05)
-    assert sorted(hub.sockets) == [(0, 7), (0, 8)]
+    assert wait_until_green(lambda: sorted(hub.sockets) == [(0, 7), (0, 8)])
     sink.sent.clear()
     hub.close_all()
     replies = [parse_reply(message) for message in sink.sent]
