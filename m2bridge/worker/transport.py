@@ -330,18 +330,11 @@ class RelayChannel(Channel):
     worker serves all of them, and nothing is left on the wire when the DEALER disconnects.
     """
 
-    def __init__(
-        self,
-        context: zmq.Context[Any],
-        index: int,
-        specs: tuple[str, str],
-        identity: str | None = None,
-    ) -> None:
-        self._unacked = 0
-        self._draining = False
-        self._acked = False
-        self._deadline = 0.0
-        super().__init__(context, index, specs, identity)
+    #: Draining state, set per instance once it changes (the class values are the start).
+    _unacked = 0
+    _draining = False
+    _acked = False
+    _deadline = 0.0
 
     def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
         dealer: zmq.Socket[Any] = context.socket(

@@ -85,6 +85,16 @@ class Command:
         return "\n".join(f"{key}: {value}" for key, value in data.items())
 
 
+class ProcessCountCommand(Command):
+    """A command taking ``NAME [N]`` and answering with the watcher's process count."""
+
+    def parse_args(self, argv: Sequence[str]) -> dict[str, Any]:
+        return parse_name_count(self, argv)
+
+    def format(self, data: dict[str, Any]) -> str:
+        return f"{data['name']}: {data['numprocesses']} processes"
+
+
 def parse_name(command: Command, argv: Sequence[str], optional: bool = False) -> dict[str, Any]:
     """``NAME`` (or nothing when ``optional``)."""
     if len(argv) > 1 or (not argv and not optional):

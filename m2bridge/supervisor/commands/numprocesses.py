@@ -4,25 +4,20 @@ Must not import zmq, gevent, socket, subprocess.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from m2bridge.supervisor.commands.base import (
-    Command,
+    ProcessCountCommand,
     SupervisorView,
     count_arg,
     name_arg,
-    parse_name_count,
 )
 
 
-class NumprocessesCommand(Command):
+class NumprocessesCommand(ProcessCountCommand):
     """numprocesses NAME [N]: show the process count of watcher NAME, or set it to N."""
 
     name = "numprocesses"
-
-    def parse_args(self, argv: Sequence[str]) -> dict[str, Any]:
-        return parse_name_count(self, argv)
 
     def execute(self, view: SupervisorView, args: dict[str, Any]) -> dict[str, Any]:
         name = str(name_arg(args))
@@ -30,6 +25,3 @@ class NumprocessesCommand(Command):
         if count is not None:
             return {"name": name, "numprocesses": view.set_numprocesses(name, count)}
         return {"name": name, "numprocesses": view.numprocesses(name)}
-
-    def format(self, data: dict[str, Any]) -> str:
-        return f"{data['name']}: {data['numprocesses']} processes"
