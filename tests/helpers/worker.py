@@ -13,11 +13,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APPS = "tests.integration.apps"
@@ -47,13 +48,14 @@ class WorkerProcess:
 
     def wait_ready(self, timeout: float = 15.0) -> None:
         """Wait until the worker published its stats file (every channel connected)."""
-        deadline = time.monotonic() + timeout
-        while self.stats().get("pid") != self.pid:
+
+        def published() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"worker exited {self.proc.returncode}:\n{self.log()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"worker not ready in {timeout} s:\n{self.log()}")
-            time.sleep(0.02)
+            return self.stats().get("pid") == self.pid
+
+        if not wait_until(published, timeout):
+            raise AssertionError(f"worker not ready in {timeout} s:\n{self.log()}")
 
     def wait_exit(self, timeout: float = 15.0) -> int:
         """Wait for the worker to exit on its own; return its status."""

@@ -15,13 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from tests.helpers.mongrel2 import HandlerSpec, free_port, run_mongrel2
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, REPO_ROOT, run_worker
 
 APP = f"{APPS}.frameworks:app"
@@ -106,15 +106,15 @@ def run_gunicorn(directory, port: int) -> Iterator[subprocess.Popen[bytes]]:
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def listening() -> bool:
         assert proc.poll() is None, "gunicorn exited at start-up"
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
         except OSError:
-            assert time.monotonic() < deadline, "gunicorn did not listen"
-            time.sleep(0.05)
+            return False
+        return True
+
+    assert wait_until(listening, timeout, interval=0.05), "gunicorn did not listen"
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 
 from m2bridge.worker.zmq_worker import default_sender_id
+from tests.helpers.http import get
 from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
 from tests.helpers.worker import APPS, run_worker
-from tests.integration.test_stack_up import get
 
 APP = f"{APPS}.protocol:app"
 

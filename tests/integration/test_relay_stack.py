@@ -4,19 +4,9 @@ from __future__ import annotations
 
 import subprocess
 
-from tests.component.supervisor.test_supervisor import running_stack
+from tests.helpers.http import get
 from tests.helpers.mongrel2 import free_port
-from tests.integration.test_stack_up import (
-    CTL,
-    DEMO_CONF,
-    EXAMPLES,
-    _mongrel2_installed,
-    base,
-    get,
-    wait_serving,
-)
-
-__all__ = ["_mongrel2_installed", "base"]  # fixtures used here
+from tests.helpers.stack import CTL, DEMO_CONF, EXAMPLES, running_stack, wait_serving
 
 
 def test_relay_example_stack_serves_and_stops_the_relay_after_the_workers(base):

@@ -11,61 +11,26 @@ import http.client
 import json
 import os
 import socket
-import time
 
 import pytest
 
-from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
-from tests.helpers.worker import APPS, run_worker
-
-TEMP_STORE = "/tmp/upload.XXXXXX"
+from tests.helpers.uploads import leftovers, post, upload_stack, wait_no_leftovers, wait_upload_file
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    root = tmp_path_factory.mktemp("uploads")
-    chroot = root / "m2"
-    handler = HandlerSpec(route="/", protocol="json")
-    extra = ["--m2-chroot", str(chroot), "--upload-temp-store", TEMP_STORE, "--cancel-grace", "0"]
-    with (
-        run_mongrel2(chroot, [handler], {"upload.temp_store": TEMP_STORE}) as server,
-        run_worker(root / "w", f"{APPS}.mux:app", [handler.send_spec], [handler.recv_spec],
-                   extra) as worker,
-    ):  # fmt: skip
-        yield server, worker, chroot
-    assert worker.proc.returncode == 0, worker.log()
+def uploads(tmp_path_factory):
+    with upload_stack(tmp_path_factory.mktemp("uploads")) as running:
+        yield running
 
 
 @pytest.fixture
-def server(stack):
-    return stack[0]
+def server(uploads):
+    return uploads.server
 
 
 @pytest.fixture
-def temp_dir(stack):
-    return stack[2] / "tmp"
-
-
-def leftovers(temp_dir):
-    return sorted(name for name in os.listdir(temp_dir) if name.startswith("upload."))
-
-
-def wait_no_leftovers(temp_dir, timeout=3.0):
-    deadline = time.monotonic() + timeout
-    while leftovers(temp_dir) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return leftovers(temp_dir)
-
-
-def post(server, path, body, headers=None, encode_chunked=False):
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    try:
-        conn.request("POST", path, body=body, headers=headers or {},
-                     encode_chunked=encode_chunked)  # fmt: skip
-        response = conn.getresponse()
-        return response.status, response.read()
-    finally:
-        conn.close()
+def temp_dir(uploads):
+    return uploads.temp_dir
 
 
 def test_ten_megabyte_upload_is_read_from_the_temp_file_then_deleted(server, temp_dir):
@@ -124,17 +89,14 @@ def test_forged_upload_done_never_opens_the_file(server, temp_dir):
     victim.unlink()
 
 
-def test_client_leaving_mid_upload_leaves_no_temp_file(server, temp_dir, stack):
+def test_client_leaving_mid_upload_leaves_no_temp_file(server, temp_dir, uploads):
     # Measured: Mongrel2 deletes the file of an upload that fails half-way itself (it only
     # keeps completed ones); the worker gets start + disconnect and its cleanup must cope.
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n")
         sock.sendall(b"z" * 1_000_000)
-        deadline = time.monotonic() + 5
-        while not leftovers(temp_dir) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert leftovers(temp_dir), "Mongrel2 did not start an upload file"
+        wait_upload_file(temp_dir)
     assert wait_no_leftovers(temp_dir) == []
     status, _ = post(server, "/upload/", b"still serving")
     assert status == 200
-    assert "not removing upload" not in stack[1].log()
+    assert "not removing upload" not in uploads.worker.log()

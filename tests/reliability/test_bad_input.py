@@ -3,18 +3,14 @@ answer (4xx/5xx or a close, never a hang), and the same worker keeps serving aft
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import logging
-import socket
 import time
 
 import pytest
 
-from tests.integration.test_stack_up import _mongrel2_installed, base, get
-from tests.reliability.load import stack_with_apps
-
-__all__ = ["_mongrel2_installed", "base"]  # fixtures used here
+from tests.helpers.http import exchange, get, status_of
+from tests.helpers.load import stack_with_apps
 
 log = logging.getLogger(__name__)
 APP = "tests.reliability.apps:router --timeout 1"
@@ -44,31 +40,6 @@ HOSTILE = {
     + b"X-Mongrel2-Upload-Done: ../../../../etc/passwd\r\nContent-Length: 3\r\n\r\nabc",
     "binary garbage": bytes(range(256)) * 4 + b"\r\n\r\n",
 }
-
-
-def exchange(port: int, raw: bytes, timeout: float = 5.0) -> bytes:
-    """Send ``raw``; return what came back until the headers ended, the peer closed, or 5 s."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        with contextlib.suppress(OSError):  # Mongrel2 may close before reading all of it
-            sock.sendall(raw)
-        data = b""
-        deadline = time.monotonic() + timeout
-        while b"\r\n\r\n" not in data and time.monotonic() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except (TimeoutError, ConnectionResetError):
-                break
-            if not chunk:
-                break
-            data += chunk
-        return data
-
-
-def status_of(reply: bytes) -> int | None:
-    """The HTTP status of a reply, or None for a close without one."""
-    if not reply.startswith(b"HTTP/1."):
-        return None
-    return int(reply.split(b" ", 2)[1])
 
 
 def test_hostile_requests_are_answered_or_closed_and_the_worker_keeps_serving(base):

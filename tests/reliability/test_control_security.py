@@ -20,10 +20,8 @@ from m2bridge.supervisor.client import ControlClient
 from m2bridge.supervisor.control import Errno
 from m2bridge.supervisor.server import ControlServer
 from m2bridge.supervisor.stack import ControlSpec
-from tests.component.supervisor.test_supervisor import base, fake_watcher, running_stack
 from tests.helpers.mongrel2 import free_port
-
-__all__ = ["base"]  # fixtures used here
+from tests.helpers.stack import fake_watcher, running_stack
 
 TOKEN = "correct horse battery staple"
 

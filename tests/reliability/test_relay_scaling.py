@@ -13,20 +13,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 
-from tests.component.supervisor.test_supervisor import RunningStack, running_stack
-from tests.helpers.mongrel2 import HandlerSpec, free_port, make_conf
-from tests.integration.test_live_scaling import served_by
-from tests.integration.test_stack_up import _mongrel2_installed, base
-from tests.reliability.load import CLIENTS, SLEEPY, heavy_load, report, wait_ready
-from tests.reliability.test_scaling import AFTER_SECONDS
-
-__all__ = ["_mongrel2_installed", "base"]  # fixtures used here
+from tests.helpers.load import (
+    CLIENTS,
+    RUNNING,
+    SERVED_AFTER,
+    SLEEPY,
+    heavy_load,
+    report,
+    wait_answered,
+    wait_ready,
+)
+from tests.helpers.mongrel2 import HandlerSpec, free_port, make_conf, require_mongrel2
+from tests.helpers.stack import RunningStack, running_stack, served_by
 
 log = logging.getLogger(__name__)
 #: Runs of each zero-loss scenario per test (several, so a pass is not luck).
@@ -35,6 +38,7 @@ RUNS = 2
 
 def relay_stack_text(base: Path, workers: int) -> tuple[str, int]:
     """Mongrel2 + relay (priority 5: after Mongrel2, before the workers) + sleepy workers."""
+    require_mongrel2()
     port = free_port()
     handler = HandlerSpec(route="/")
     conf = base / "mongrel2.conf"
@@ -73,13 +77,13 @@ def test_decr_with_the_relay_loses_exactly_zero_requests(base):
     with relay_stack(base, workers=4) as (stack, port):
         for run in range(RUNS):
             with heavy_load(port) as load:
-                time.sleep(1.5)
+                wait_answered(load, RUNNING)
                 assert stack.call("decr", name="hello", n=2)["numprocesses"] == 2
                 stack.wait_until(lambda: len(stack.processes("hello")) == 2, timeout=10)
-                time.sleep(AFTER_SECONDS)  # a lost request times out within 2 s
+                wait_answered(load, SERVED_AFTER)
+            # Leaving the load waited for every request outstanding: a lost one timed out.
             log.warning(report(f"relay decr 4->2 (run {run})", load))
             assert load.failed == 0, load.errors[:5]
-            assert load.ok > 2000
             assert stack.call("incr", name="hello", n=2)["numprocesses"] == 4
             wait_ready(stack, port, 4)
 
@@ -89,28 +93,26 @@ def test_rolling_reload_with_the_relay_loses_exactly_zero_requests(base):
         for run in range(RUNS):
             old = set(stack.pids("hello"))
             with heavy_load(port) as load:
-                time.sleep(1.5)
+                wait_answered(load, RUNNING)
                 assert stack.call("reload", name="hello") == {"watchers": ["hello"]}
                 stack.wait_until(lambda old=old: not old & set(stack.pids("hello")), timeout=15)
-                time.sleep(AFTER_SECONDS)
+                new = set(stack.pids("hello"))
+                stack.wait_until(lambda new=new: served_by(stack, new) > 0, timeout=10)
+                wait_answered(load, SERVED_AFTER)
             log.warning(report(f"relay reload x3 (run {run})", load))
             assert load.failed == 0, load.errors[:5]
-            assert load.ok > 2000
-            assert served_by(stack, set(stack.pids("hello"))) > 0
 
 
-def test_kill_9_of_a_worker_loses_at_most_what_it_held(base):
+def test_kill_9_of_1_of_4_workers_loses_at_most_half_the_clients_and_serving_goes_on(base):
     with relay_stack(base, workers=4) as (stack, port):
         with heavy_load(port) as load:
-            time.sleep(1.5)
+            wait_answered(load, RUNNING)
             victim = stack.pids("hello")[0]
             psutil.Process(victim).send_signal(signal.SIGKILL)
             stack.wait_until(lambda: victim not in stack.pids("hello"), timeout=10)
-            time.sleep(AFTER_SECONDS + 1)
-            before = load.ok + load.failed
-            time.sleep(1.0)
-            assert load.ok + load.failed > before  # still serving after the kill
+            wait_answered(load, SERVED_AFTER)  # still serving after the kill
         log.warning(report("relay kill -9 of 1 of 4", load))
-        # Each client has one request outstanding: the victim held at most its clients'.
+        # Each client has one request outstanding: the victim held at most its clients' (about
+        # a quarter of them, bounded at half).
         assert load.failed <= CLIENTS // 2, load.errors[:5]
         assert all("timed out" in error for error in load.errors)

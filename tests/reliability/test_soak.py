@@ -9,16 +9,9 @@ import time
 import psutil
 import pytest
 
-from tests.integration.test_stack_up import (
-    _mongrel2_installed,
-    base,
-    demo,
-    finish_wrk,
-    start_wrk,
-    wait_serving,
-)
-
-__all__ = ["_mongrel2_installed", "base"]  # fixtures used here
+from tests.helpers.http import finish_wrk, start_wrk
+from tests.helpers.stack import demo, wait_serving
+from tests.helpers.waiting import wait_until
 
 log = logging.getLogger(__name__)
 REQUESTS = 100_000
@@ -34,11 +27,13 @@ def served(stack) -> int:
 def drive(stack, port: int, until: int, deadline: float) -> int:
     """Run wrk bursts until the worker has served ``until`` requests; return socket errors."""
     errors = 0
-    while served(stack) < until:
-        assert time.monotonic() < deadline, f"only {served(stack)} requests served in time"
+    while (before := served(stack)) < until:
+        assert time.monotonic() < deadline, f"only {before} requests served in time"
         result = finish_wrk(start_wrk(port, 4, connections=16))
         errors += sum(result.socket_errors.values()) + result.non_2xx
-        time.sleep(0.6)  # the stats file is published every 0.5 s
+        # the stats file is published within 0.5 s: wait until it counts this burst
+        counted = before + result.requests
+        assert wait_until(lambda counted=counted: served(stack) >= counted, 5), result.text
     return errors
 
 
@@ -51,7 +46,7 @@ def test_100k_requests_through_one_worker_grow_rss_under_5mb_and_leak_no_fd(base
         errors = drive(stack, port, WARMUP, deadline)
         rss0, fds0, start = worker.memory_info().rss, worker.num_fds(), served(stack)
         errors += drive(stack, port, start + REQUESTS, deadline)
-        time.sleep(0.5)
+        stack.wait_until(lambda: stack.processes("hello")[0]["in_flight"] == 0, timeout=5)
         rss1, fds1, total = worker.memory_info().rss, worker.num_fds(), served(stack)
         log.warning(
             "soak: %d requests after warm-up, RSS %.1f -> %.1f MiB (%+.2f), fds %d -> %d, "

@@ -7,16 +7,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from pathlib import Path
 
-from tests.integration.test_uploads import leftovers, post, server, stack, temp_dir
-from tests.reliability.test_bad_input import status_of
+import pytest
 
-__all__ = ["server", "stack", "temp_dir"]  # fixtures used here
+from tests.helpers.http import status_of
+from tests.helpers.uploads import post, upload_stack, wait_upload_file
 
 log = logging.getLogger(__name__)
 SIZE = 3_000_000
+
+
+@pytest.fixture(scope="module")
+def uploads(tmp_path_factory):
+    with upload_stack(tmp_path_factory.mktemp("upload-faults")) as running:
+        yield running
 
 
 def upload_with(server, temp_dir: Path, tamper) -> bytes:
@@ -24,11 +29,7 @@ def upload_with(server, temp_dir: Path, tamper) -> bytes:
     head = f"POST /upload/ HTTP/1.1\r\nHost: x\r\nContent-Length: {SIZE}\r\n\r\n".encode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(head + b"z" * (SIZE // 2))
-        deadline = time.monotonic() + 5
-        while not leftovers(temp_dir) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        names = leftovers(temp_dir)
-        assert names, "Mongrel2 did not start an upload file"
+        names = wait_upload_file(temp_dir)
         tamper(temp_dir / names[0])
         sock.sendall(b"z" * (SIZE - SIZE // 2))
         reply = b""
@@ -39,19 +40,22 @@ def upload_with(server, temp_dir: Path, tamper) -> bytes:
         return reply
 
 
-def test_upload_temp_file_vanishing_is_answered_500_and_the_worker_keeps_serving(server, temp_dir):
-    reply = upload_with(server, temp_dir, os.unlink)
+def test_upload_temp_file_vanishing_is_answered_500_and_the_worker_keeps_serving(uploads):
+    server = uploads.server
+    reply = upload_with(server, uploads.temp_dir, os.unlink)
     log.warning("vanished upload: %r", reply[:60])
     assert status_of(reply) == 500
     assert post(server, "/upload/", b"still serving")[0] == 200
 
 
-def test_upload_temp_file_swapped_for_a_symlink_outside_the_chroot_is_refused(server, temp_dir):
+def test_upload_temp_file_swapped_for_a_symlink_outside_the_chroot_is_refused(uploads):
+    server = uploads.server
+
     def swap(path: Path) -> None:
         path.unlink()
         path.symlink_to("/etc/passwd")
 
-    reply = upload_with(server, temp_dir, swap)
+    reply = upload_with(server, uploads.temp_dir, swap)
     log.warning("symlinked upload: %r", reply[:60])
     assert status_of(reply) == 400
     assert b"root:" not in reply

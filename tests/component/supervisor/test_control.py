@@ -20,42 +20,22 @@ import zmq
 from m2bridge.errors import ControlError
 from m2bridge.supervisor.client import ControlClient
 from m2bridge.supervisor.control import Errno
-from tests.component.supervisor.test_supervisor import (
+from tests.helpers.mongrel2 import free_port
+from tests.helpers.stack import (
+    CONNECT_AS_NOBODY,
     CTL,
     FAKE_WORKER,
+    NOBODY,
     UP,
-    _orphans,
-    base,
     fake_watcher,
+    orphans,
     running_stack,
     stop_by_pid,
     write_stack,
 )
-
-__all__ = ["base"]  # the fixture, re-exported for this module
+from tests.helpers.waiting import wait_until
 
 TOP = [sys.executable, "-m", "m2bridge", "top"]
-NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3"]
-CONNECT_AS_NOBODY = textwrap.dedent(
-    """
-    import socket, sys
-    s = socket.socket(socket.AF_UNIX)
-    try:
-        s.connect(sys.argv[1])
-    except OSError as exc:
-        print(type(exc).__name__)
-    else:
-        print("connected")
-    """
-)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- who may connect --
@@ -272,9 +252,7 @@ def test_daemon_mode_writes_a_pid_file_and_quits_cleanly(base):
         assert f"supervisor running as pid {pid}" in started.stdout
         client = ControlClient(f"ipc://{base}/run/m2bridge.ctl", timeout=5)
         with client:
-            deadline = time.monotonic() + 10
-            while len(_ready(client)) < 2 and time.monotonic() < deadline:
-                time.sleep(0.05)
+            assert wait_until(lambda: len(_ready(client)) == 2, 10, interval=0.05)
             children = [p["pid"] for p in client.call("stats")["watchers"][0]["processes"]]
             assert len(children) == 2
         quit_ = subprocess.run(
@@ -285,14 +263,12 @@ def test_daemon_mode_writes_a_pid_file_and_quits_cleanly(base):
             check=False,
         )
         assert quit_.returncode == 0, quit_.stderr
-        deadline = time.monotonic() + 10
-        while _orphans([pid]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _orphans([pid, *children]) == []
+        assert wait_until(lambda: not orphans([pid]), 10, interval=0.05)
+        assert orphans([pid, *children]) == []
         assert not pid_file.exists()
         assert "w.1 | worker 1 up" in (base / "run" / "up.log").read_text()
     finally:
-        if pid and _orphans([pid]):
+        if pid and orphans([pid]):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -382,16 +358,17 @@ def test_serve_workers_runs_copies_with_wid_and_stops_on_sigterm(base):
         )
     try:
         endpoint = f"ipc://{base}/m2bridge/{name}/m2bridge.ctl"
-        deadline = time.monotonic() + 15
         ready: list[int] = []
-        while len(ready) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+
+        def two_ready() -> bool:
             try:
                 with ControlClient(endpoint, timeout=1) as client:
-                    ready = _ready(client)
+                    ready[:] = _ready(client)
             except ControlError:
-                continue
-        assert len(ready) == 2, log_file.read_text()
+                return False
+            return len(ready) == 2
+
+        assert wait_until(two_ready, 15, interval=0.1), log_file.read_text()
         env_ctl = subprocess.run(
             [*CTL, "--name", name, "list"], env=env, capture_output=True, text=True, timeout=20
         )
@@ -401,6 +378,6 @@ def test_serve_workers_runs_copies_with_wid_and_stops_on_sigterm(base):
         log = log_file.read_text()
         assert f"{name}.1 | worker 1 up ['slot=1']" in log
         assert f"{name}.2 | worker 2 up ['slot=2']" in log
-        assert _orphans(ready) == []
+        assert orphans(ready) == []
     finally:
         stop_by_pid(proc.pid, proc)

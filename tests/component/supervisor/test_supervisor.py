@@ -1,221 +1,20 @@
 """The supervisor with real child processes (no Mongrel2): `m2bridge up` + the control socket.
 
 Children are small Python programs (a fake worker that publishes a stats file like the real
-one) so each behaviour (scaling, respawn, flapping, rolling reload, quit) is checked on real
-processes. Helpers here are reused by the other supervisor test modules.
+one, tests/helpers/stack.py) so each behaviour (scaling, respawn, flapping, rolling reload,
+quit) is checked on real processes.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
-import textwrap
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import psutil
-import pytest
 
-from m2bridge.supervisor.client import ControlClient
-
-UP = [sys.executable, "-m", "m2bridge", "up"]
-CTL = [sys.executable, "-m", "m2bridge", "ctl"]
-
-#: A stand-in worker: publishes its stats file like m2bridge's worker, drains on SIGTERM.
-FAKE_WORKER = textwrap.dedent(
-    """
-    import json, os, signal, sys, time
-    env = os.environ
-    stopping = []
-    if env.get("IGNORE_TERM") == "1":
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    else:
-        signal.signal(signal.SIGTERM, lambda *a: stopping.append(1))
-    started = time.time()
-    time.sleep(float(env.get("READY_AFTER", "0")))
-    if env.get("CRASH") == "1":
-        sys.exit("crashed at import")
-    path, served = env.get("M2BRIDGE_STATS_FILE"), 0
-    def publish():
-        if path:
-            data = {"pid": os.getpid(), "served": served, "in_flight": 0,
-                    "started_at": started, "errors": 0}
-            with open(path + ".tmp", "w") as out:
-                json.dump(data, out)
-            os.replace(path + ".tmp", path)
-    print("worker", env.get("M2BRIDGE_WID"), "up", sys.argv[1:], flush=True)
-    publish()
-    while not stopping:
-        time.sleep(0.05)
-        served += int(env.get("SERVE_PER_TICK", "0"))
-        publish()
-    time.sleep(float(env.get("DRAIN", "0")))
-    print("worker drained", flush=True)
-    """
-)
-
-
-@pytest.fixture
-def base() -> Iterator[Path]:
-    """A short private directory (ipc:// paths must stay under 107 bytes)."""
-    path = Path(tempfile.mkdtemp(prefix="m2b-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@dataclass
-class RunningStack:
-    """A supervisor started with `m2bridge up`, and ways to talk to it."""
-
-    proc: subprocess.Popen[bytes]
-    stack_file: Path
-    rundir: Path
-    log_file: Path
-
-    @property
-    def endpoint(self) -> str:
-        return f"ipc://{self.rundir}/m2bridge.ctl"
-
-    def call(self, command: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
-        with ControlClient(self.endpoint, timeout=timeout) as client:
-            return client.call(command, args)
-
-    def ctl(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [*CTL, "-s", str(self.stack_file), *argv],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=False,
-        )
-
-    def log(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    def processes(self, name: str) -> list[dict[str, Any]]:
-        return self.call("stats", name=name)["watchers"][0]["processes"]
-
-    def pids(self, name: str, state: str = "ready") -> list[int]:
-        return [p["pid"] for p in self.processes(name) if p["state"] == state]
-
-    def status(self, name: str) -> dict[str, Any]:
-        return self.call("status", name=name)["watchers"][0]
-
-    def wait_until(self, predicate: Callable[[], object], timeout: float = 10.0) -> float:
-        """Poll ``predicate``; returns the seconds it took. Fails with the log on timeout."""
-        start = time.monotonic()
-        while time.monotonic() - start < timeout:
-            if predicate():
-                return time.monotonic() - start
-            if self.proc.poll() is not None:
-                pytest.fail(f"supervisor exited ({self.proc.returncode}):\n{self.log()}")
-            time.sleep(0.05)
-        pytest.fail(f"condition not met in {timeout} s; log:\n{self.log()}")
-
-    def descendants(self) -> list[int]:
-        with contextlib.suppress(psutil.Error):
-            return [p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)]
-        return []
-
-
-def write_stack(base: Path, text: str) -> Path:
-    stack_file = base / "stack.toml"
-    stack_file.write_text(f'[stack]\nrundir = "{base / "run"}"\n' + textwrap.dedent(text))
-    return stack_file
-
-
-@contextlib.contextmanager
-def running_stack(base: Path, text: str, wait: bool = True) -> Iterator[RunningStack]:
-    """Run `m2bridge up` on a stack; always stop it (and every child) by PID afterwards."""
-    stack_file = write_stack(base, text)
-    log_file = base / "up.log"
-    with open(log_file, "wb") as out:
-        proc = subprocess.Popen(
-            [*UP, str(stack_file)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    stack = RunningStack(proc, stack_file, base / "run", log_file)
-    children: set[int] = set()
-    try:
-        if wait:
-            stack.wait_until(lambda: _answers(stack))
-        yield stack
-        children.update(stack.descendants())
-    finally:
-        children.update(stack.descendants())
-        stop_by_pid(proc.pid, proc)
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def _answers(stack: RunningStack) -> bool:
-    try:
-        stack.call("status", timeout=0.5)
-    except Exception:
-        return False
-    return True
-
-
-def stop_by_pid(pid: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def fake_watcher(name: str = "w", numprocesses: int = 2, **extra: object) -> str:
-    """A watcher running FAKE_WORKER, ready by its stats file."""
-    env = extra.pop("env", {})
-    settings: dict[str, object] = {
-        "numprocesses": numprocesses,
-        "readiness": "stats",
-        "graceful_timeout": 5,
-        **extra,
-    }
-    lines = [
-        f"[watchers.{name}]",
-        'cmd = ["$(python)", "-c", ' + _toml_str(FAKE_WORKER) + ', "slot=$(wid)"]',
-        *(f"{key} = {_toml_value(value)}" for key, value in settings.items()),
-    ]
-    if isinstance(env, dict) and env:
-        pairs = ", ".join(f"{k} = {_toml_str(str(v))}" for k, v in env.items())
-        lines.append(f"env = {{ {pairs} }}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_str(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return _toml_str(value)
-    return str(value)
-
-
-def count_started(stack: RunningStack, name: str) -> int:
-    """How many processes of watcher ``name`` the supervisor has started."""
-    return sum(
-        1 for line in stack.log().splitlines() if f" {name}." in line and " started (pid " in line
-    )
-
+from tests.helpers.stack import UP, count_started, fake_watcher, orphans, running_stack
 
 # -- scaling --
 
@@ -395,15 +194,6 @@ def test_max_requests_replaces_a_worker_without_dropping_below_numprocesses(base
 # -- quit --
 
 
-def _orphans(pids: list[int]) -> list[int]:
-    alive = []
-    for pid in pids:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                alive.append(pid)
-    return alive
-
-
 def test_quit_drains_and_leaves_no_orphan(base):
     watcher = fake_watcher(numprocesses=2, env={"DRAIN": "0.3"})
     shell = '[watchers.sh]\ncmd = ["sh", "-c", "sleep 300 & sleep 300; wait"]\n'
@@ -414,7 +204,7 @@ def test_quit_drains_and_leaves_no_orphan(base):
         assert stack.call("quit") == {"quitting": True}
         assert stack.proc.wait(10) == 0
         assert stack.log().count("worker drained") == 2
-        assert _orphans(everyone) == []
+        assert orphans(everyone) == []
 
 
 def test_sigterm_is_a_graceful_quit(base):
@@ -424,7 +214,7 @@ def test_sigterm_is_a_graceful_quit(base):
         os.kill(stack.proc.pid, signal.SIGTERM)
         assert stack.proc.wait(10) == 0
         assert "worker drained" in stack.log()
-        assert _orphans(children) == []
+        assert orphans(children) == []
         assert not (stack.rundir / "m2bridge.ctl").exists()
 
 
@@ -437,7 +227,7 @@ def test_second_sigint_kills_at_once(base):
         time.sleep(0.3)
         os.kill(stack.proc.pid, signal.SIGINT)
         assert stack.proc.wait(10) == 0
-        assert _orphans(children) == []
+        assert orphans(children) == []
 
 
 def test_quit_stops_lower_priority_first(base):

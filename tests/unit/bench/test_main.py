@@ -9,7 +9,7 @@ import pytest
 
 from bench import report
 from bench.__main__ import config_from, main, make_parser
-from tests.unit.bench.test_report import sample_result
+from tests.helpers.bench_records import sample_result
 
 
 def test_quick_then_explicit_options_shape_the_config() -> None:
