@@ -115,13 +115,15 @@ class RunningStack:
         return self.log_file.read_text(errors="replace")
 
     def processes(self, name: str) -> list[dict[str, Any]]:
-        return self.call("stats", name=name)["watchers"][0]["processes"]
+        processes: list[dict[str, Any]] = self.call("stats", name=name)["watchers"][0]["processes"]
+        return processes
 
     def pids(self, name: str, state: str = "ready") -> list[int]:
         return [p["pid"] for p in self.processes(name) if p["state"] == state]
 
     def status(self, name: str) -> dict[str, Any]:
-        return self.call("status", name=name)["watchers"][0]
+        status: dict[str, Any] = self.call("status", name=name)["watchers"][0]
+        return status
 
     def wait_until(self, predicate: Callable[[], object], timeout: float = 10.0) -> float:
         """``wait_until(predicate)``, failing at once with the log if the supervisor exits or

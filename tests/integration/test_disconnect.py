@@ -55,7 +55,7 @@ def error_log_settles(server, seconds=1.0):
 
 
 def idle(worker) -> bool:
-    return worker.stats().get("in_flight") == 0
+    return bool(worker.stats().get("in_flight") == 0)
 
 
 def test_client_leaving_mid_request_cancels_it_after_the_grace_period_within_2s(stack):

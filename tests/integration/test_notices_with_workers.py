@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import time
+from functools import partial
 
 from m2bridge.worker.siblings import NOTICE_DIR_ENV, SCAN_INTERVAL
 from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
@@ -72,7 +73,7 @@ def test_every_client_leaving_cancels_its_request_whichever_worker_got_the_notic
                 assert keep_alive.recv(4096).endswith(b"hello\n")
             marker = tmp_path / f"marker{n}.txt"
             served_by.append(leave_mid_request(server.port, workers, marker))
-            assert wait_until(lambda m=marker: cancelled(m), 3), (n, [w.log() for w in workers])
+            assert wait_until(partial(cancelled, marker), 3), (n, [w.log() for w in workers])
             assert wait_until(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 3)
         # Request and disconnect of one connection alternate between the workers: a request
         # served by either worker had its disconnect dealt to the other.

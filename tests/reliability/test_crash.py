@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.http import LoadLoop
 from tests.helpers.load import (
@@ -29,7 +30,7 @@ def test_sigkill_under_load_loses_1_to_49_timed_out_requests_and_respawns_within
             wait_answered(load, RUNNING)
             victim = next(p for p in stack.processes("hello") if p["wid"] == 2)
             os.kill(victim["pid"], signal.SIGKILL)
-            found: list[dict] = []
+            found: list[dict[str, Any]] = []
             respawn = stack.wait_until(lambda: respawned(stack, victim["pid"], found), timeout=5)
             # every request the victim held times out (2 s): wait until they are counted
             assert wait_until(lambda: load.failed > 0, 5), report("kill -9", load)
@@ -51,7 +52,7 @@ def test_sigkill_under_load_loses_1_to_49_timed_out_requests_and_respawns_within
         assert "killed by SIGKILL" in stack.log()
 
 
-def respawned(stack, old_pid: int, found: list[dict]) -> bool:
+def respawned(stack, old_pid: int, found: list[dict[str, Any]]) -> bool:
     """Whether slot 2 runs a new ready process; it is appended to ``found``."""
     for p in stack.processes("hello"):
         if p["wid"] == 2 and p["pid"] != old_pid and p["state"] == "ready":

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -95,9 +96,9 @@ def test_rolling_reload_with_the_relay_loses_exactly_zero_requests(base):
             with heavy_load(port) as load:
                 wait_answered(load, RUNNING)
                 assert stack.call("reload", name="hello") == {"watchers": ["hello"]}
-                stack.wait_until(lambda old=old: not old & set(stack.pids("hello")), timeout=15)
+                stack.wait_until(partial(all_gone, stack, old), timeout=15)
                 new = set(stack.pids("hello"))
-                stack.wait_until(lambda new=new: served_by(stack, new) > 0, timeout=10)
+                stack.wait_until(partial(served_by, stack, new), timeout=10)
                 wait_answered(load, SERVED_AFTER)
             log.warning(report(f"relay reload x3 (run {run})", load))
             assert load.failed == 0, load.errors[:5]
@@ -116,3 +117,8 @@ def test_kill_9_of_1_of_4_workers_loses_at_most_half_the_clients_and_serving_goe
         # a quarter of them, bounded at half).
         assert load.failed <= CLIENTS // 2, load.errors[:5]
         assert all("timed out" in error for error in load.errors)
+
+
+def all_gone(stack: RunningStack, pids: set[int]) -> bool:
+    """Whether none of ``pids`` is among the ready processes of ``hello`` any more."""
+    return not pids & set(stack.pids("hello"))

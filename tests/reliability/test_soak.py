@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 
 import psutil
 import pytest
@@ -24,6 +25,10 @@ def served(stack) -> int:
     return int(stack.processes("hello")[0]["served"] or 0)
 
 
+def served_at_least(stack, count: int) -> bool:
+    return served(stack) >= count
+
+
 def drive(stack, port: int, until: int, deadline: float) -> int:
     """Run wrk bursts until the worker has served ``until`` requests; return socket errors."""
     errors = 0
@@ -33,7 +38,7 @@ def drive(stack, port: int, until: int, deadline: float) -> int:
         errors += sum(result.socket_errors.values()) + result.non_2xx
         # the stats file is published within 0.5 s: wait until it counts this burst
         counted = before + result.requests
-        assert wait_until(lambda counted=counted: served(stack) >= counted, 5), result.text
+        assert wait_until(partial(served_at_least, stack, counted), 5), result.text
     return errors
 
 

@@ -31,7 +31,7 @@ def drain(pull: zmq.Socket[bytes]) -> int:
 
 def queued(pull: zmq.Socket[bytes]) -> bool:
     """Whether a message waits in the PULL's queue (without taking it)."""
-    return bool(pull.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+    return bool(pull.poll(0, zmq.POLLIN))
 
 
 def connected_pair(

@@ -10,13 +10,18 @@ import sys
 from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
+import gevent
 import pytest
 
 from handlers import crash, echo, hello, sleepy, stream, upload
 
 
+def discard_start_response(status, headers, exc_info=None):
+    return lambda data: None
+
+
 def call(app, path="/", query="", body=b"", method="GET", validate=True):
-    environ = {}
+    environ: dict[str, object] = {}
     setup_testing_defaults(environ)
     environ.update(
         REQUEST_METHOD=method,
@@ -37,6 +42,7 @@ def call(app, path="/", query="", body=b"", method="GET", validate=True):
     try:
         body_out = b"".join(result)
     finally:
+        assert hasattr(result, "close")  # the validator's wrapper always has close()
         result.close()
     status, headers = started[-1]
     return status, dict(headers), body_out
@@ -83,8 +89,8 @@ def test_upload_reports_size_sha256_and_content_length():
 
 
 def test_sleepy_sleeps_the_requested_seconds_clamped_to_0_and_60(monkeypatch):
-    slept = []
-    monkeypatch.setattr(sleepy.gevent, "sleep", slept.append)
+    slept: list[float] = []
+    monkeypatch.setattr(gevent, "sleep", slept.append)
     status, _, body = call(sleepy.app, query="seconds=0.01")
     assert (status, body) == ("200 OK", b"slept 0.01\n")
     _, _, body = call(sleepy.app, query="seconds=-3")
@@ -100,21 +106,22 @@ def test_crash_raises_in_the_app_by_default():
 
 
 def test_crash_iter_raises_after_the_first_chunk():
-    environ = {}
+    environ: dict[str, object] = {}
     setup_testing_defaults(environ)
     environ["PATH_INFO"] = "/x/iter"
-    iterator = iter(crash.app(environ, lambda status, headers, exc_info=None: None))
+    iterator = iter(crash.app(environ, discard_start_response))
     assert next(iterator) == b"first chunk\n"
     with pytest.raises(crash.CrashError, match="iterator"):
         next(iterator)
 
 
 def test_crash_close_raises_after_a_complete_body():
-    environ = {}
+    environ: dict[str, object] = {}
     setup_testing_defaults(environ)
     environ["PATH_INFO"] = "/close"
-    result = crash.app(environ, lambda status, headers, exc_info=None: None)
+    result = crash.app(environ, discard_start_response)
     assert b"".join(result) == b"complete body\n"
+    assert hasattr(result, "close")
     with pytest.raises(crash.CrashError, match="close"):
         result.close()
 

@@ -55,7 +55,9 @@ def test_access_line_escapes_quotes_and_control_characters():
 def test_cut_off_response_is_logged_with_status_zero():
     stream = io.StringIO()
     AccessLog(stream).log(environ(), None, 5, 0.0)
-    assert LINE_RE.match(stream.getvalue())["status"] == "0"
+    match = LINE_RE.match(stream.getvalue())
+    assert match is not None
+    assert match["status"] == "0"
 
 
 def test_request_line_rebuilds_the_uri_when_the_server_did_not_keep_it():
@@ -82,7 +84,9 @@ def test_open_file_appends_lines(tmp_path):
     assert log is not None
     log.log(environ(), 404, 9, 0.002)
     log.close()
-    assert LINE_RE.match(path.read_text())["status"] == "404"
+    match = LINE_RE.match(path.read_text())
+    assert match is not None
+    assert match["status"] == "404"
 
 
 def test_open_unwritable_file_is_a_config_error(tmp_path):

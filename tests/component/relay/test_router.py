@@ -195,7 +195,7 @@ def pump(relay: Relay, seconds: float = 0.3) -> None:
         relay.step(20)
 
 
-def received(dealer: zmq.Socket, timeout_ms: int = 300) -> list[list[bytes]]:
+def received(dealer: zmq.Socket[bytes], timeout_ms: int = 300) -> list[list[bytes]]:
     frames = []
     while dealer.poll(timeout_ms):
         frames.append(dealer.recv_multipart())

@@ -7,7 +7,8 @@ import pytest
 from gevent.pool import Pool
 
 from m2bridge.testing import parse_reply
-from m2bridge.worker.connection import BURST, MERGE_INTERVAL, ConnectionTable
+from m2bridge.worker.connection import ConnectionTable
+from m2bridge.worker.pacing import BURST, MERGE_INTERVAL
 from tests.component.worker.green import wait_until_green
 
 
@@ -117,7 +118,7 @@ def test_jobs_of_one_connection_run_in_order_and_connections_run_concurrently(ta
 
 
 def test_disconnect_skips_queued_jobs_and_cancels_the_running_one(table, sink):
-    seen = []
+    seen: list[object] = []
 
     def job(conn, tag):
         seen.append((tag, conn.closed))

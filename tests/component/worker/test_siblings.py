@@ -26,6 +26,7 @@ class FakeChannel:
 
 
 CHANNELS = [FakeChannel(i, spec) for i, spec in enumerate(SPECS)]
+Received = tuple[FakeChannel, bytes]  # what a bus applied: the notice's channel and frame
 
 
 @pytest.fixture
@@ -74,7 +75,9 @@ def disconnect_of(conn_id):
 def test_a_shared_disconnect_reaches_every_sibling_with_its_channel_and_never_comes_back(
     open_buses, subscriptions
 ):
-    got1, got2, got3 = [], [], []
+    got1: list[Received] = []
+    got2: list[Received] = []
+    got3: list[Received] = []
     bus1 = open_buses(1, got1)
     bus2 = open_buses(2, got2)
     bus3 = open_buses(3, got3)
@@ -106,11 +109,16 @@ def test_an_upload_start_shared_before_a_sibling_listened_reaches_it_once_it_sub
 ):
     """The start went out while no sibling listened (lost); the sibling that connects later
     gets it again, because its ``done`` may be dealt to that sibling."""
-    held = []
-    bus1 = open_buses(1, [], holds=lambda *key: held.append(key) or True)
+    held: list[tuple[int, int, str]] = []
+
+    def holds(channel_index, conn_id, path):
+        held.append((channel_index, conn_id, path))
+        return True
+
+    bus1 = open_buses(1, [], holds=holds)
     event = parse_message(START)
     bus1.notice(1, START, event, has_work=False)
-    got2 = []
+    got2: list[Received] = []
     open_buses(2, got2)
     assert wait_until_green(lambda: got2)
     assert got2 == [(CHANNELS[1], START)]
@@ -118,10 +126,15 @@ def test_an_upload_start_shared_before_a_sibling_listened_reaches_it_once_it_sub
 
 
 def test_a_start_no_longer_awaited_is_not_replayed(open_buses, subscriptions):
-    asked = []
-    bus1 = open_buses(1, [], holds=lambda *key: asked.append(key) or False)  # served here
+    asked: list[tuple[int, int, str]] = []
+
+    def holds(channel_index, conn_id, path):
+        asked.append((channel_index, conn_id, path))
+        return False  # served here
+
+    bus1 = open_buses(1, [], holds=holds)
     bus1.notice(0, START, parse_message(START), has_work=False)
-    got2 = []
+    got2: list[Received] = []
     bus2 = open_buses(2, got2)
     assert wait_until_green(lambda: subscriptions() == 2)  # bus 2 subscribed: replay decided
     assert bus1.siblings == bus2.siblings == 1
@@ -133,12 +146,17 @@ def test_a_start_no_longer_awaited_is_not_replayed(open_buses, subscriptions):
 
 
 def test_a_disconnect_drops_the_start_from_the_replay(open_buses, subscriptions):
-    asked = []
-    bus1 = open_buses(1, [], holds=lambda *key: asked.append(key) or True)
+    asked: list[tuple[int, int, str]] = []
+
+    def holds(channel_index, conn_id, path):
+        asked.append((channel_index, conn_id, path))
+        return True
+
+    bus1 = open_buses(1, [], holds=holds)
     bus1.notice(0, START, parse_message(START), has_work=False)
     disconnect = disconnect_of(24)
     bus1.notice(0, disconnect, parse_message(disconnect), has_work=False)
-    got2 = []
+    got2: list[Received] = []
     bus2 = open_buses(2, got2)
     assert wait_until_green(lambda: subscriptions() == 2)  # bus 2 subscribed: replay done
     assert bus2.siblings == 1
@@ -151,7 +169,7 @@ def test_a_disconnect_drops_the_start_from_the_replay(open_buses, subscriptions)
 
 
 def test_credits_of_a_connection_running_here_stay_here(open_buses, subscriptions):
-    got2 = []
+    got2: list[Received] = []
     bus1 = open_buses(1, [])
     bus2 = open_buses(2, got2)
     assert wait_until_green(lambda: subscriptions() == 2)
@@ -166,7 +184,7 @@ def test_credits_of_a_connection_running_here_stay_here(open_buses, subscription
 def test_a_bad_message_on_the_bus_is_logged_and_the_bus_goes_on(
     open_buses, context, directory, caplog
 ):
-    got = []
+    got: list[Received] = []
     bus = open_buses(1, got)
     intruder = context.socket(zmq.XPUB)  # an XPUB, to see the bus subscribe
     intruder.setsockopt(zmq.LINGER, 0)
@@ -190,7 +208,7 @@ def test_a_bad_message_on_the_bus_is_logged_and_the_bus_goes_on(
 def test_closing_a_bus_removes_its_endpoint_and_a_restarted_slot_is_heard_again(
     open_buses, directory, subscriptions
 ):
-    got1 = []
+    got1: list[Received] = []
     bus1 = open_buses(1, got1)
     bus2 = open_buses(2, [])
     assert (directory / "2.ipc").exists()
@@ -226,7 +244,7 @@ class RecordingChannel:
     index: int = 0
     recv_spec: str = "tcp://127.0.0.1:9996"
     reply_ident: bytes | None = None
-    sent: list = field(default_factory=list)
+    sent: list[bytes] = field(default_factory=list)
 
     def send(self, message):
         self.sent.append(message)
@@ -234,7 +252,7 @@ class RecordingChannel:
 
 @dataclass
 class RecordingBus:
-    shared: list = field(default_factory=list)
+    shared: list[tuple[int, bytes, str, bool]] = field(default_factory=list)
 
     def notice(self, channel_index, frame, event, has_work):
         self.shared.append((channel_index, frame, type(event).__name__, has_work))

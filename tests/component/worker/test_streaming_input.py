@@ -14,7 +14,7 @@ from m2bridge.worker.streaming_input import (
 
 
 def make(initial=b""):
-    grants = []
+    grants: list[int] = []
     return StreamingInput(initial, grants.append), grants
 
 

@@ -12,7 +12,7 @@ from gevent.pool import Pool
 
 from m2bridge.testing import FakeMongrel2, make_disconnect_frame, make_request_frame, parse_reply
 from m2bridge.wire.encode import MAX_TARGETS
-from m2bridge.wire.protocol import parse_message
+from m2bridge.wire.protocol import WebSocketHandshake, parse_message
 from m2bridge.wire.websocket import (
     OP_BINARY,
     OP_CLOSE,
@@ -124,7 +124,7 @@ def send(fake, conn_id, payload, flags=0x81):
 
 def frames(fake, conn_id, count, timeout=5.0):
     """Wait for ``count`` server frames after the 101 response on ``conn_id``."""
-    found: list = []
+    found: list[tuple[int, bool, bytes]] = []
 
     def enough():
         data = fake.pending_bytes(conn_id)
@@ -283,7 +283,9 @@ def test_close_all_sends_going_away_then_closes_each_socket():
         frame = make_request_frame(
             "/ws", conn_id=conn_id, method="WEBSOCKET_HANDSHAKE", body=ACCEPT.encode()
         )
-        hub.handle(sink, parse_message(frame))
+        event = parse_message(frame)
+        assert isinstance(event, WebSocketHandshake)
+        hub.handle(sink, event)
     assert wait_until_green(lambda: sorted(hub.sockets) == [(0, 7), (0, 8)])
     sink.sent.clear()
     hub.close_all()

@@ -36,11 +36,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tnetstring
 import zmq
-from scenarios import PROFILES, SCENARIOS, SHARED, Scenario
+
+if TYPE_CHECKING:  # mypy checks the tree as packages; the script runs with its directory on path
+    from tests.data.requests.scenarios import PROFILES, SCENARIOS, SHARED, Scenario
+else:
+    from scenarios import PROFILES, SCENARIOS, SHARED, Scenario
 
 HERE = Path(__file__).resolve().parent
 SHARED_DIR = Path("/work/shared/mongrel2-captures")

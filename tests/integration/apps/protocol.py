@@ -24,7 +24,7 @@ MAX_MB = 200
 
 
 def _query(environ: Environ, name: str, default: str) -> str:
-    return parse_qs(environ.get("QUERY_STRING", "")).get(name, [default])[0]
+    return str(parse_qs(environ.get("QUERY_STRING", "")).get(name, [default])[0])
 
 
 def _text(start_response: StartResponse, body: bytes) -> list[bytes]:

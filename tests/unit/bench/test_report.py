@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench import html, report, svg, workload
-from bench.cycles import BenchConfig
+from bench.cycles import STACKS, BenchConfig
 from tests.helpers.bench_records import MACHINE, idle_sample, make_record, proc, sample_result
 
 
@@ -190,7 +190,7 @@ def test_html_charts_draw_m2_relay_in_its_own_colour() -> None:
     page = html.render(relay_result())
     assert page.count("<svg") == 6
     assert ">m2-relay<" in page
-    zmq, relay = (svg.color_for(s, html.STACKS) for s in ("m2-zmq", "m2-relay"))
+    zmq, relay = (svg.color_for(s, STACKS) for s in ("m2-zmq", "m2-relay"))
     assert zmq != relay
     assert relay in page
-    assert len({svg.color_for(s, html.STACKS) for s in html.STACKS}) == len(html.STACKS)
+    assert len({svg.color_for(s, STACKS) for s in STACKS}) == len(STACKS)

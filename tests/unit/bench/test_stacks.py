@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from bench.m2stacks import Endpoints
 ENDS = Endpoints("tcp://127.0.0.1:5001", "tcp://127.0.0.1:5002", "ident")
 
 
-def stack_file(name: str, relay: bool, tmp_path: Path) -> dict[str, dict[str, dict[str, object]]]:
+def stack_file(name: str, relay: bool, tmp_path: Path) -> dict[str, Any]:
     text = supervised.zmq_stack_text(name, "hello", 3, tmp_path / name, ENDS, relay)
     return tomllib.loads(text)
 

@@ -23,7 +23,7 @@ def config_of(*argv: str) -> WorkerConfig:
     return build_config(parse(*argv))
 
 
-def usage_error(capsys, *argv: str) -> str:
+def usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     with pytest.raises(SystemExit) as exc:
         parse(*argv)
     assert exc.value.code == 2
@@ -202,7 +202,7 @@ def test_unknown_handler_in_a_config_is_a_one_line_error(tmp_path, capsys):
 
 
 def two_servers_conf(chroot_b: str) -> str:
-    def server(name, port, route, send, recv, chroot):
+    def server(name: str, port: int, route: str, send: int, recv: int, chroot: str) -> str:
         return f"""
 {name} = Server(
     uuid="{name}-uuid", access_log="/logs/access.log", error_log="/logs/error.log",

@@ -28,6 +28,7 @@ def parses_or_explains(text: str) -> None:
         if problem.line is not None:
             assert problem.file == "fuzz.conf"
             assert 1 <= problem.line <= text.count("\n") + 1
+            assert problem.column is not None
             assert problem.column >= 1
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mongrel2_conf.model import FilterValue
 from mongrel2_conf.order import fnv1a, tns_dict_order, tst_order
 from mongrel2_conf.tnet import parse_settings, render_settings
 
@@ -37,7 +38,7 @@ def test_fnv1a_matches_the_reference_values():
 
 
 def test_filter_settings_render_byte_for_byte_as_m2sh_stored_them():
-    settings = {
+    settings: dict[str, FilterValue] = {
         "extensions": ["*.html", "*.txt"],
         "min_size": 1000,
         "z": {"a": 1, "b": "x"},
@@ -63,5 +64,10 @@ def test_dict_order_is_reversed_hash_chain_order():
 
 
 def test_rendered_settings_parse_back_to_the_same_values():
-    settings = {"s": "ü", "n": 12345678901, "l": [[], {}], "d": {"x": ["y"]}}
+    settings: dict[str, FilterValue] = {
+        "s": "ü",
+        "n": 12345678901,
+        "l": [[], {}],
+        "d": {"x": ["y"]},
+    }
     assert parse_settings(render_settings(settings)) == settings

@@ -7,7 +7,21 @@ import pytest
 from mongrel2_conf import ConfigError
 from mongrel2_conf.lexer import Kind, tokenize
 from mongrel2_conf.parser import parse
-from mongrel2_conf.tree import Call, Hash, ListNode, Number, Ref, String
+from mongrel2_conf.tree import Call, Document, Hash, ListNode, Node, Number, Ref, String
+
+
+def value_of(doc: Document, name: str) -> Node:
+    """The value assigned to ``name`` (which must be assigned)."""
+    assignment = doc.lookup(name)
+    assert assignment is not None, name
+    return assignment.value
+
+
+def param_value(call: Call, name: str) -> Node:
+    """The value of ``call``'s parameter ``name`` (which must be given)."""
+    param = call.param(name)
+    assert param is not None, name
+    return param.value
 
 
 def kinds(text: str) -> list[tuple[Kind, str]]:
@@ -58,12 +72,12 @@ def test_positions_are_one_based_lines_and_columns_even_after_multiline_strings(
 
 def test_parse_builds_values_of_every_kind_with_positions():
     doc = parse('x = Proxy(addr="h", port=80)\ny = [x, 1, {"k": "v"}]\n', "f.conf")
-    call = doc.lookup("x").value
+    call = value_of(doc, "x")
     assert isinstance(call, Call)
     assert call.cls == "Proxy"
-    assert isinstance(call.param("addr").value, String)
-    assert isinstance(call.param("port").value, Number)
-    items = doc.lookup("y").value
+    assert isinstance(param_value(call, "addr"), String)
+    assert isinstance(param_value(call, "port"), Number)
+    items = value_of(doc, "y")
     assert isinstance(items, ListNode)
     assert [type(i) for i in items.items] == [Ref, Number, Hash]
     assert (items.items[2].pos.line, items.items[2].pos.column) == (2, 12)
@@ -106,7 +120,7 @@ PROXY = ("Proxy", [("addr", "h"), ("port", 80)])
 def test_commas_are_optional_and_may_come_first_as_in_m2sh_with_the_same_values(text, value):
     doc = parse(text, "c.conf")
     assert [a.name for a in doc.assignments] == ["x"]
-    assert plain(doc.lookup("x").value) == value
+    assert plain(value_of(doc, "x")) == value
 
 
 @pytest.mark.parametrize(
@@ -168,4 +182,4 @@ def test_deep_nesting_and_huge_numbers_are_errors_not_crashes():
     parse("x = " + "[" * 64 + "]" * 64)
     with pytest.raises(ConfigError, match="number longer than 18 digits"):
         parse("x = " + "9" * 5000)
-    assert isinstance(parse("x = 000000000000000000000000001").lookup("x").value, Number)
+    assert isinstance(value_of(parse("x = 000000000000000000000000001"), "x"), Number)

@@ -9,6 +9,7 @@ import stat
 
 import pytest
 
+import mongrel2_conf.schema as schema
 import mongrel2_conf.writer as writer
 from mongrel2_conf import (
     Config,
@@ -68,7 +69,7 @@ def test_hosts_get_a_row_per_occurrence_but_share_their_targets():
 
 def test_server_defaults_are_those_m2sh_writes():
     (row,) = to_rows(Config(servers=[server([])]))["server"]
-    values = dict(zip(writer.COLUMNS["server"], row, strict=True))
+    values = dict(zip(schema.COLUMNS["server"], row, strict=True))
     assert (values["chroot"], values["bind_addr"], values["use_ssl"]) == ("", "0.0.0.0", 0)
     assert values["control_port"] == ""
 
@@ -142,7 +143,7 @@ def test_a_failing_write_leaves_the_old_database_and_no_temp_file(tmp_path, monk
     db = tmp_path / "config.sqlite"
     write_config(db, demo_config(), how="old")
     before = db.read_bytes()
-    broken = [*writer.statements(), "INSERT INTO nowhere VALUES (1)"]
+    broken = [*schema.statements(), "INSERT INTO nowhere VALUES (1)"]
     monkeypatch.setattr(writer, "statements", lambda: broken)
     with pytest.raises(ConfigError, match="cannot write the database: no such table: nowhere"):
         write_config(db, demo_config(port=7000))

@@ -240,6 +240,7 @@ def test_tnetstring_and_json_headers_decode_alike_for_common_and_rare_names() ->
         tnet_event = parse_message(tnet(headers, body))
         json_event = parse_message(jmsg(headers, body))
         assert isinstance(tnet_event, Request)
+        assert isinstance(json_event, Request)
         assert (tnet_event.headers, tnet_event.body) == (headers, body)
         assert (json_event.headers, json_event.body) == (headers, body)
 

@@ -7,32 +7,33 @@ from pathlib import Path
 import pytest
 
 from m2bridge.supervisor.launcher import NOTICE_DIR_ENV, notice_dir
+from m2bridge.wire.notice import should_share
 from m2bridge.wire.protocol import Credits, Disconnect, Request, UploadStarted
 from m2bridge.worker import siblings
 
 
 def test_a_disconnect_is_always_shared():
     event = Disconnect(b"uuid", 7)
-    assert siblings.should_share(event, has_work_here=True)
-    assert siblings.should_share(event, has_work_here=False)
+    assert should_share(event, has_work_here=True)
+    assert should_share(event, has_work_here=False)
 
 
 def test_credits_are_shared_only_when_no_request_of_the_connection_runs_here():
     event = Credits(b"uuid", 7, 65536)
-    assert siblings.should_share(event, has_work_here=False)
-    assert not siblings.should_share(event, has_work_here=True)
+    assert should_share(event, has_work_here=False)
+    assert not should_share(event, has_work_here=True)
 
 
 def test_an_upload_start_is_always_shared_so_a_sibling_can_serve_its_done():
     headers = {"METHOD": "POST", "content-length": "100000"}
     event = UploadStarted(b"uuid", 7, "/up", headers, b"", upload_path="/tmp/upload.AbC123")
-    assert siblings.should_share(event, has_work_here=True)
-    assert siblings.should_share(event, has_work_here=False)
+    assert should_share(event, has_work_here=True)
+    assert should_share(event, has_work_here=False)
 
 
 def test_requests_are_never_shared():
     request = Request(b"uuid", 7, "/", {"METHOD": "GET"}, b"")
-    assert not siblings.should_share(request, has_work_here=False)
+    assert not should_share(request, has_work_here=False)
 
 
 def test_a_shared_notice_decodes_to_its_channel_and_raw_bytes():
