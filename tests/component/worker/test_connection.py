@@ -9,7 +9,7 @@ from gevent.pool import Pool
 from m2bridge.testing import parse_reply
 from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.pacing import BURST, MERGE_INTERVAL
-from tests.component.worker.green import wait_until_green
+from tests.helpers.waiting import wait_until
 
 
 class ListSink:
@@ -45,7 +45,9 @@ def run_job(table, sink, job, conn_id=1, sender=b"m2"):
 
 
 def wait_idle(table, timeout=5):
-    assert wait_until_green(lambda: len(table) == 0, timeout, interval=0.001), "jobs still run"
+    assert wait_until(lambda: len(table) == 0, timeout, interval=0.001, sleep=gevent.sleep), (
+        "jobs still run"
+    )
 
 
 def test_a_small_response_is_one_message_and_close_follows_it(table, sink):
@@ -82,7 +84,7 @@ def test_held_back_bytes_leave_while_the_application_blocks(table, sink):
 
     expected = b"".join(b"%d;" % i for i in range(BURST + 3))
     run_job(table, sink, job)
-    assert wait_until_green(lambda: b"".join(sink.bodies()) == expected, timeout=0.4)
+    assert wait_until(lambda: b"".join(sink.bodies()) == expected, timeout=0.4, sleep=gevent.sleep)
     assert len(table) == 1  # the application still blocks
     wait_idle(table)
 
@@ -129,7 +131,9 @@ def test_disconnect_skips_queued_jobs_and_cancels_the_running_one(table, sink):
 
     table.submit(sink, 1, b"m2", (job, "running"))
     table.submit(sink, 1, b"m2", (job, "queued"))
-    assert wait_until_green(lambda: sink.bodies() == [b"partial"])  # the first job runs
+    assert wait_until(
+        lambda: sink.bodies() == [b"partial"], sleep=gevent.sleep
+    )  # the first job runs
     assert table.disconnect(0, 1, grace=0.05)
     wait_idle(table, timeout=2)
     assert seen == [("running", False), ("queued", True)]
@@ -148,7 +152,9 @@ def test_killed_connection_closes_its_client(table, sink):
     pool = Pool(10)
     table = ConnectionTable(pool)
     run_job(table, sink, job)
-    assert wait_until_green(lambda: sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\nstart"])
+    assert wait_until(
+        lambda: sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\nstart"], sleep=gevent.sleep
+    )
     pool.kill(timeout=1)
     assert sink.bodies() == [b"HTTP/1.1 200 OK\r\n\r\nstart", b""]
     assert len(table) == 0
@@ -202,11 +208,11 @@ def test_flow_controlled_writes_wait_for_credits_and_never_exceed_the_window(tab
         conn.end(close=False)
 
     run_job(table, sink, job)
-    assert wait_until_green(lambda: sum(len(b) for b in sink.bodies()) >= 1000)
+    assert wait_until(lambda: sum(len(b) for b in sink.bodies()) >= 1000, sleep=gevent.sleep)
     assert sink.bodies() == [b"x" * 400, b"x" * 400, b"x" * 200]  # 1000 credits, then wait
     assert len(table) == 1
     table.credit(0, 1, 600)
-    assert wait_until_green(lambda: sum(len(b) for b in sink.bodies()) >= 1600)
+    assert wait_until(lambda: sum(len(b) for b in sink.bodies()) >= 1600, sleep=gevent.sleep)
     assert sum(len(b) for b in sink.bodies()) == 1600
     assert len(table) == 1  # waiting for credits again
     table.credit(0, 1, 1000)
@@ -237,7 +243,9 @@ def test_a_disconnect_wakes_a_write_waiting_for_credits(table, sink):
         conn.write(b"more")
 
     run_job(table, sink, job)
-    assert wait_until_green(lambda: sink.bodies() == [b"z" * 10])  # then it waits for credits
+    assert wait_until(
+        lambda: sink.bodies() == [b"z" * 10], sleep=gevent.sleep
+    )  # then it waits for credits
     assert table.windows == 1
     table.disconnect(0, 1, grace=5)
     wait_idle(table, timeout=1)  # woken at once, not after the grace period

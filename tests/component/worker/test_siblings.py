@@ -12,7 +12,7 @@ import zmq.green as zmq
 from m2bridge.testing import make_request_frame
 from m2bridge.wire.protocol import Credits, Disconnect, parse_message
 from m2bridge.worker import siblings
-from tests.component.worker.green import wait_until_green
+from tests.helpers.waiting import wait_until
 
 SPECS = ("tcp://127.0.0.1:9997", "tcp://127.0.0.1:8887")
 DISCONNECT = b'uuid 7 @* 17:{"METHOD":"JSON"},21:{"type":"disconnect"},'
@@ -81,17 +81,19 @@ def test_a_shared_disconnect_reaches_every_sibling_with_its_channel_and_never_co
     bus1 = open_buses(1, got1)
     bus2 = open_buses(2, got2)
     bus3 = open_buses(3, got3)
-    assert wait_until_green(lambda: subscriptions() == 6)  # each bus heard by the two others
+    assert wait_until(
+        lambda: subscriptions() == 6, sleep=gevent.sleep
+    )  # each bus heard by the two others
     assert bus1.siblings == 2
     bus1.notice(1, DISCONNECT, Disconnect(b"uuid", 7), has_work=True)
-    assert wait_until_green(lambda: got2 and got3)
+    assert wait_until(lambda: got2 and got3, sleep=gevent.sleep)
     assert got2 == got3 == [(CHANNELS[1], DISCONNECT)]
     # Positive control: bus 1 does hear buses 2 and 3, on the very pipes a notice shared on
     # again would have taken, and after it (their markers left once they had the notice).
     marker2, marker3 = disconnect_of(8), disconnect_of(9)
     bus2.notice(0, marker2, Disconnect(b"uuid", 8), has_work=False)
     bus3.notice(0, marker3, Disconnect(b"uuid", 9), has_work=False)
-    assert wait_until_green(lambda: len(got1) >= 2)
+    assert wait_until(lambda: len(got1) >= 2, sleep=gevent.sleep)
     assert sorted(got1) == [(CHANNELS[0], marker2), (CHANNELS[0], marker3)]
 
 
@@ -120,7 +122,7 @@ def test_an_upload_start_shared_before_a_sibling_listened_reaches_it_once_it_sub
     bus1.notice(1, START, event, has_work=False)
     got2: list[Received] = []
     open_buses(2, got2)
-    assert wait_until_green(lambda: got2)
+    assert wait_until(lambda: got2, sleep=gevent.sleep)
     assert got2 == [(CHANNELS[1], START)]
     assert held == [(1, 24, "/tmp/upload.a")]
 
@@ -136,12 +138,14 @@ def test_a_start_no_longer_awaited_is_not_replayed(open_buses, subscriptions):
     bus1.notice(0, START, parse_message(START), has_work=False)
     got2: list[Received] = []
     bus2 = open_buses(2, got2)
-    assert wait_until_green(lambda: subscriptions() == 2)  # bus 2 subscribed: replay decided
+    assert wait_until(
+        lambda: subscriptions() == 2, sleep=gevent.sleep
+    )  # bus 2 subscribed: replay decided
     assert bus1.siblings == bus2.siblings == 1
     assert asked == [(0, 24, "/tmp/upload.a")]  # the start was considered, and not held
     marker = disconnect_of(8)  # leaves after any replay, on the same pipe
     bus1.notice(0, marker, Disconnect(b"uuid", 8), has_work=False)
-    assert wait_until_green(lambda: got2)
+    assert wait_until(lambda: got2, sleep=gevent.sleep)
     assert got2 == [(CHANNELS[0], marker)]
 
 
@@ -158,11 +162,13 @@ def test_a_disconnect_drops_the_start_from_the_replay(open_buses, subscriptions)
     bus1.notice(0, disconnect, parse_message(disconnect), has_work=False)
     got2: list[Received] = []
     bus2 = open_buses(2, got2)
-    assert wait_until_green(lambda: subscriptions() == 2)  # bus 2 subscribed: replay done
+    assert wait_until(
+        lambda: subscriptions() == 2, sleep=gevent.sleep
+    )  # bus 2 subscribed: replay done
     assert bus2.siblings == 1
     marker = disconnect_of(8)  # leaves after any replay, on the same pipe
     bus1.notice(0, marker, Disconnect(b"uuid", 8), has_work=False)
-    assert wait_until_green(lambda: got2)
+    assert wait_until(lambda: got2, sleep=gevent.sleep)
     # Neither the start nor the disconnect (it went out before bus 2 listened), only the marker.
     assert got2 == [(CHANNELS[0], marker)]
     assert asked == []  # nothing was left to replay
@@ -172,12 +178,12 @@ def test_credits_of_a_connection_running_here_stay_here(open_buses, subscription
     got2: list[Received] = []
     bus1 = open_buses(1, [])
     bus2 = open_buses(2, got2)
-    assert wait_until_green(lambda: subscriptions() == 2)
+    assert wait_until(lambda: subscriptions() == 2, sleep=gevent.sleep)
     assert bus1.siblings == bus2.siblings == 1
     other = CREDITS.replace(b" 7 ", b" 8 ")
     bus1.notice(0, CREDITS, Credits(b"uuid", 7, 100), has_work=True)
     bus1.notice(0, other, Credits(b"uuid", 8, 100), has_work=False)  # shared, and after it
-    assert wait_until_green(lambda: got2)
+    assert wait_until(lambda: got2, sleep=gevent.sleep)
     assert got2 == [(CHANNELS[0], other)]
 
 
@@ -197,7 +203,7 @@ def test_a_bad_message_on_the_bus_is_logged_and_the_bus_goes_on(
             intruder.send_multipart([b"only one frame"])
             intruder.send_multipart([b"tcp://10.9.9.9:1", DISCONNECT])
             intruder.send_multipart([SPECS[0].encode(), DISCONNECT])  # good, and last
-            assert wait_until_green(lambda: got)
+            assert wait_until(lambda: got, sleep=gevent.sleep)
         assert got == [(CHANNELS[0], DISCONNECT)]
         assert "expected 2 frames, got 1" in caplog.text
         assert "unknown send_spec" in caplog.text
@@ -212,15 +218,17 @@ def test_closing_a_bus_removes_its_endpoint_and_a_restarted_slot_is_heard_again(
     bus1 = open_buses(1, got1)
     bus2 = open_buses(2, [])
     assert (directory / "2.ipc").exists()
-    assert wait_until_green(lambda: subscriptions() == 2)  # 1 heard by 2, 2 heard by 1
+    assert wait_until(
+        lambda: subscriptions() == 2, sleep=gevent.sleep
+    )  # 1 heard by 2, 2 heard by 1
     assert bus1.siblings == 1
     bus2.close()
     assert not (directory / "2.ipc").exists()
     again = open_buses(2, [])
     # Bus 1's SUB reconnects to the same path on its own: the new bus 2 sees it subscribe.
-    assert wait_until_green(lambda: subscriptions() == 4)
+    assert wait_until(lambda: subscriptions() == 4, sleep=gevent.sleep)
     again.notice(0, DISCONNECT, Disconnect(b"uuid", 7), has_work=False)
-    assert wait_until_green(lambda: got1)
+    assert wait_until(lambda: got1, sleep=gevent.sleep)
     assert got1 == [(CHANNELS[0], DISCONNECT)]
     assert bus1.siblings == 1  # the same endpoint, not a second connection
 
@@ -299,7 +307,7 @@ def dispatcher(app):
 
 def start_request(dispatcher, app, channel):
     dispatcher.dispatch(channel, make_request_frame("/", conn_id=7, sender=b"uuid"))
-    assert wait_until_green(lambda: app.environs)  # the app runs
+    assert wait_until(lambda: app.environs, sleep=gevent.sleep)  # the app runs
     assert dispatcher.stats.in_flight == 1
 
 
@@ -307,7 +315,7 @@ def test_a_sibling_disconnect_cancels_the_request_running_here(dispatcher, app):
     channel = RecordingChannel()
     start_request(dispatcher, app, channel)
     dispatcher.on_sibling_notice(channel, DISCONNECT)
-    assert wait_until_green(lambda: dispatcher.stats.in_flight == 0)
+    assert wait_until(lambda: dispatcher.stats.in_flight == 0, sleep=gevent.sleep)
     assert app.cancelled == ["ClientGone"]  # thrown into the app, not finished on its own
     assert app.environs[0]["m2bridge.disconnected"].is_set()
     assert not dispatcher.table.has_work(0, 7)
@@ -328,7 +336,7 @@ def test_a_bad_sibling_notice_is_logged_and_changes_nothing(dispatcher, app, cap
     # Positive control: the same observations do change on a good notice.
     dispatcher.on_sibling_notice(channel, DISCONNECT)
     assert app.environs[0]["m2bridge.disconnected"].is_set()
-    assert wait_until_green(lambda: app.cancelled == ["ClientGone"])
+    assert wait_until(lambda: app.cancelled == ["ClientGone"], sleep=gevent.sleep)
     assert dispatcher.stats.in_flight == 0
 
 

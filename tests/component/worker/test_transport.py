@@ -15,7 +15,7 @@ import pytest
 
 from m2bridge.testing import FakeMongrel2, make_request_frame, parse_reply
 from m2bridge.worker.transport import MAX_BURST_FRAMES, OUTBOX_LIMIT, READ_RECHECK, Transport
-from tests.component.worker.green import wait_until_green
+from tests.helpers.waiting import wait_until
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_channel_pauses_when_mongrel2_leaves_and_resumes_when_it_returns(transpo
     channel = transport.channels[0]
     with FakeMongrel2(directory):
         assert channel.wait_ready(timeout=5)
-    assert wait_until_green(lambda: not channel.ready)  # Mongrel2's unsubscription
+    assert wait_until(lambda: not channel.ready, sleep=gevent.sleep)  # Mongrel2's unsubscription
     with FakeMongrel2(directory, recv_ident=b"ident-42"):
         assert channel.wait_ready(timeout=5)
         assert channel.reply_ident == b"ident-42"

@@ -7,6 +7,7 @@ response, the frames and the close message of each connection id.
 
 from __future__ import annotations
 
+import gevent
 import pytest
 from gevent.pool import Pool
 
@@ -30,7 +31,7 @@ from m2bridge.worker.wsapp import (
     with_websocket,
 )
 from m2bridge.wsgi.environ import EnvironSettings
-from tests.component.worker.green import wait_until_green
+from tests.helpers.waiting import wait_until
 from tests.helpers.worker import run_worker
 
 ACCEPT = "BACScCJPNqyz+UBoqMH89VmURoA="
@@ -286,7 +287,7 @@ def test_close_all_sends_going_away_then_closes_each_socket():
         event = parse_message(frame)
         assert isinstance(event, WebSocketHandshake)
         hub.handle(sink, event)
-    assert wait_until_green(lambda: sorted(hub.sockets) == [(0, 7), (0, 8)])
+    assert wait_until(lambda: sorted(hub.sockets) == [(0, 7), (0, 8)], sleep=gevent.sleep)
     sink.sent.clear()
     hub.close_all()
     replies = [parse_reply(message) for message in sink.sent]
