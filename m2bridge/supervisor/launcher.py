@@ -23,7 +23,6 @@ from m2bridge.supervisor.stats import read_counters
 log = logging.getLogger("m2bridge.supervisor")
 
 #: Where a watcher's processes find each other's sibling notice endpoints (``siblings``).
-NOTICE_DIR_ENV = environment.NOTICE_DIR
 #: Longest watcher name used as is in the notice directory (ipc paths hold 107 bytes).
 _NOTICE_NAME_MAX = 16
 

@@ -45,7 +45,6 @@ from m2bridge.wire.protocol import Disconnect, UploadStarted
 log = logging.getLogger("m2bridge.worker.siblings")
 
 #: The environment variable holding the directory of one watcher's notice endpoints.
-NOTICE_DIR_ENV = environment.NOTICE_DIR
 #: Seconds between scans of the notice directory for new siblings.
 SCAN_INTERVAL = 1.0
 #: Siblings usually start together: for this long after opening, scan every STARTUP_SCAN s,

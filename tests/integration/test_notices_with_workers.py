@@ -12,7 +12,8 @@ import socket
 import time
 from functools import partial
 
-from m2bridge.worker.siblings import NOTICE_DIR_ENV, SCAN_INTERVAL
+from m2bridge.environment import NOTICE_DIR
+from m2bridge.worker.siblings import SCAN_INTERVAL
 from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
@@ -60,7 +61,7 @@ def test_every_client_leaving_cancels_its_request_whichever_worker_got_the_notic
 ):
     import contextlib
 
-    monkeypatch.setenv(NOTICE_DIR_ENV, str(tmp_path / "n"))
+    monkeypatch.setenv(NOTICE_DIR, str(tmp_path / "n"))
     handler = HandlerSpec(route="/", protocol="tnetstring")
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(run_mongrel2(tmp_path / "m2", [handler]))
@@ -84,7 +85,7 @@ def test_every_client_leaving_cancels_its_request_whichever_worker_got_the_notic
 def test_a_flow_controlled_20_mib_stream_completes_with_two_workers(tmp_path, monkeypatch):
     import contextlib
 
-    monkeypatch.setenv(NOTICE_DIR_ENV, str(tmp_path / "n"))
+    monkeypatch.setenv(NOTICE_DIR, str(tmp_path / "n"))
     handler = HandlerSpec(route="/", protocol="tnetstring")
     settings = {"download.flow_control": 1}
     with contextlib.ExitStack() as stack:
@@ -122,7 +123,7 @@ def test_uploads_complete_when_start_and_done_go_to_different_workers(tmp_path, 
     import http.client
     import json
 
-    monkeypatch.setenv(NOTICE_DIR_ENV, str(tmp_path / "n"))
+    monkeypatch.setenv(NOTICE_DIR, str(tmp_path / "n"))
     handler = HandlerSpec(route="/", protocol="tnetstring")
     chroot = tmp_path / "m2"
     with contextlib.ExitStack() as stack:
@@ -163,7 +164,7 @@ def test_uploads_started_before_the_second_worker_came_up_complete_on_either_wor
     import hashlib
     import json
 
-    monkeypatch.setenv(NOTICE_DIR_ENV, str(tmp_path / "n"))
+    monkeypatch.setenv(NOTICE_DIR, str(tmp_path / "n"))
     handler = HandlerSpec(route="/", protocol="tnetstring")
     chroot = tmp_path / "m2"
     extra = ["--m2-chroot", str(chroot), "--upload-temp-store", "/tmp/upload.XXXXXX"]

@@ -9,6 +9,7 @@ import gevent
 import pytest
 import zmq.green as zmq
 
+from m2bridge import environment
 from m2bridge.testing import make_request_frame
 from m2bridge.wire.protocol import Credits, Disconnect, parse_message
 from m2bridge.worker import siblings
@@ -48,7 +49,7 @@ def open_buses(context, directory):
     buses = []
 
     def open_bus(slot, received, holds=siblings._holds_nothing):
-        env = {siblings.NOTICE_DIR_ENV: str(directory)}
+        env = {environment.NOTICE_DIR: str(directory)}
         apply = lambda channel, frame: received.append((channel, frame))  # noqa: E731
         bus = siblings.open_bus(context, slot, CHANNELS, apply, env, holds=holds)
         assert bus is not None
@@ -236,7 +237,7 @@ def test_closing_a_bus_removes_its_endpoint_and_a_restarted_slot_is_heard_again(
 def test_an_unusable_notice_dir_turns_the_bus_off_with_a_warning(context, tmp_path, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    env = {siblings.NOTICE_DIR_ENV: str(blocker / "n")}
+    env = {environment.NOTICE_DIR: str(blocker / "n")}
     with caplog.at_level(logging.WARNING, "m2bridge.worker.siblings"):
         assert siblings.open_bus(context, 1, CHANNELS, print, env) is None
     assert "sibling notices off" in caplog.text

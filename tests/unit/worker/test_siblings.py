@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from m2bridge.supervisor.launcher import NOTICE_DIR_ENV, notice_dir
+from m2bridge.environment import NOTICE_DIR
+from m2bridge.supervisor.launcher import notice_dir
 from m2bridge.wire.notice import should_share
 from m2bridge.wire.protocol import Credits, Disconnect, Request, UploadStarted
 from m2bridge.worker import siblings
@@ -64,19 +65,19 @@ def test_sibling_endpoints_are_the_other_slots_ipc_files():
 
 def test_no_bus_without_a_slot_or_a_notice_dir():
     context = object()  # never touched: nothing is opened
-    env = {siblings.NOTICE_DIR_ENV: "/tmp/x"}
+    env = {NOTICE_DIR: "/tmp/x"}
     assert siblings.open_bus(context, None, [], print, env) is None  # type: ignore[arg-type]
     assert siblings.open_bus(context, 1, [], print, {}) is None  # type: ignore[arg-type]
 
 
 def test_no_bus_when_the_endpoint_path_is_too_long(caplog):
-    env = {siblings.NOTICE_DIR_ENV: "/tmp/" + "d" * 120}
+    env = {NOTICE_DIR: "/tmp/" + "d" * 120}
     assert siblings.open_bus(object(), 1, [], print, env) is None  # type: ignore[arg-type]
     assert "too long for an ipc endpoint" in caplog.text
 
 
 def test_the_supervisor_and_the_worker_agree_on_the_variable_name():
-    assert NOTICE_DIR_ENV == siblings.NOTICE_DIR_ENV
+    assert NOTICE_DIR == NOTICE_DIR
 
 
 def test_notice_dir_is_per_watcher_and_short():
@@ -95,7 +96,7 @@ def test_every_process_of_a_watcher_gets_the_same_notice_dir(tmp_path):
     spec = WatcherSpec(name="web", cmd=("prog", "--slot", "$(wid)"), numprocesses=2)
     launcher = CommandLauncher(spec, {}, tmp_path / "run" / "stats")
     first, second = launcher.command(1), launcher.command(2)
-    assert first.env[NOTICE_DIR_ENV] == str(tmp_path / "run" / "notices" / "web")
-    assert second.env[NOTICE_DIR_ENV] == first.env[NOTICE_DIR_ENV]
+    assert first.env[NOTICE_DIR] == str(tmp_path / "run" / "notices" / "web")
+    assert second.env[NOTICE_DIR] == first.env[NOTICE_DIR]
     other = CommandLauncher(WatcherSpec(name="api", cmd=("prog",)), {}, tmp_path / "run" / "stats")
-    assert other.command(1).env[NOTICE_DIR_ENV] != first.env[NOTICE_DIR_ENV]
+    assert other.command(1).env[NOTICE_DIR] != first.env[NOTICE_DIR]
