@@ -51,6 +51,20 @@ CONNECT_AS_NOBODY = textwrap.dedent(
     """
 )
 
+
+def connect_as_nobody(socket_path: Path) -> str:
+    """How connecting to the Unix socket ``socket_path`` goes for user nobody: an exception
+    name (``PermissionError``) or ``connected``."""
+    as_nobody = subprocess.run(
+        [*NOBODY, "-c", CONNECT_AS_NOBODY, str(socket_path)],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    )
+    return as_nobody.stdout.strip()
+
+
 #: A stand-in worker: publishes its stats file like m2bridge's worker, drains on SIGTERM.
 FAKE_WORKER = textwrap.dedent(
     """
@@ -310,3 +324,18 @@ def stack_pids(stack: RunningStack) -> list[int]:
 def served_by(stack: RunningStack, pids: set[int]) -> int:
     """Requests served, per their stats files, by those of ``hello``'s processes in ``pids``."""
     return sum(p["served"] or 0 for p in stack.processes("hello") if p["pid"] in pids)
+
+
+def example_stack(base: Path, example: str) -> tuple[str, int]:
+    """``examples/<example>`` made runnable in ``base`` on free ports: (stack text, HTTP port).
+
+    The demo Mongrel2 config is copied with its three ports (6767, 9997, 9996) replaced, and
+    the relay's ipc path moves into ``base``.
+    """
+    port, send, recv = free_port(), free_port(), free_port()
+    conf = DEMO_CONF.read_text()
+    conf = conf.replace("6767", str(port)).replace("9997", str(send)).replace("9996", str(recv))
+    (base / "demo.conf").write_text(conf)
+    text = (EXAMPLES / example).read_text().replace("[stack]\n", "", 1)
+    text = text.replace("../mongrel2_conf/examples/demo.conf", "demo.conf")
+    return text.replace("/tmp/m2bridge-demo-relay.ipc", "relay.ipc"), port

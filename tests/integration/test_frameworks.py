@@ -11,7 +11,6 @@ import hashlib
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.helpers.mongrel2 import HandlerSpec, free_port, run_mongrel2
+from tests.helpers.mongrel2 import HandlerSpec, free_port, run_mongrel2, stop_process
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, REPO_ROOT, run_worker
 
@@ -95,13 +94,7 @@ def run_gunicorn(directory, port: int) -> Iterator[subprocess.Popen[bytes]]:
         wait_listening(port, proc)
         yield proc
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(5)
+        stop_process(proc, timeout=10)
         log.close()
 
 

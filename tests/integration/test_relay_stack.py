@@ -5,18 +5,11 @@ from __future__ import annotations
 import subprocess
 
 from tests.helpers.http import get
-from tests.helpers.mongrel2 import free_port
-from tests.helpers.stack import CTL, DEMO_CONF, EXAMPLES, running_stack, wait_serving
+from tests.helpers.stack import CTL, example_stack, running_stack, wait_serving
 
 
 def test_relay_example_stack_serves_and_stops_the_relay_after_the_workers(base):
-    port, send, recv = free_port(), free_port(), free_port()
-    conf = DEMO_CONF.read_text()
-    conf = conf.replace("6767", str(port)).replace("9997", str(send)).replace("9996", str(recv))
-    (base / "demo.conf").write_text(conf)
-    text = (EXAMPLES / "stack.toml").read_text().replace("[stack]\n", "", 1)
-    text = text.replace("../mongrel2_conf/examples/demo.conf", "demo.conf")
-    text = text.replace("/tmp/m2bridge-demo-relay.ipc", "relay.ipc")
+    text, port = example_stack(base, "stack.toml")
     with running_stack(base, text) as stack:
         wait_serving(stack, port, workers=2)
         names = [w["name"] for w in stack.call("status")["watchers"]]

@@ -17,14 +17,13 @@ import pytest
 from tests.helpers.http import get
 from tests.helpers.mongrel2 import HandlerSpec, free_port, make_conf, run_mongrel2
 from tests.helpers.stack import (
-    CONNECT_AS_NOBODY,
     CTL,
-    DEMO_CONF,
     EXAMPLES,
-    NOBODY,
     UP,
+    connect_as_nobody,
     count_started,
     demo,
+    example_stack,
     mongrel2_stack,
     orphans,
     running_stack,
@@ -36,12 +35,7 @@ from tests.helpers.waiting import wait_until
 
 
 def test_demo_example_stack_serves_and_quits_without_orphans(base):
-    port, send, recv = free_port(), free_port(), free_port()
-    conf = DEMO_CONF.read_text()
-    conf = conf.replace("6767", str(port)).replace("9997", str(send)).replace("9996", str(recv))
-    (base / "demo.conf").write_text(conf)
-    text = (EXAMPLES / "direct_stack.toml").read_text().replace("[stack]\n", "", 1)
-    text = text.replace("../mongrel2_conf/examples/demo.conf", "demo.conf")
+    text, port = example_stack(base, "direct_stack.toml")
     with running_stack(base, text) as stack:
         wait_serving(stack, port, workers=2)
         assert [w["name"] for w in stack.call("status")["watchers"]] == ["mongrel2", "hello"]
@@ -185,14 +179,7 @@ def test_control_of_a_mongrel2_stack_refuses_another_user_and_a_tokenless_tcp_cl
         assert get(port) == (200, b"Hello, world!\n")
     ipc_text, _ = mongrel2_stack(base, workers=1)
     with running_stack(base, ipc_text) as stack:
-        as_nobody = subprocess.run(
-            [*NOBODY, "-c", CONNECT_AS_NOBODY, str(stack.rundir / "m2bridge.ctl")],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-        assert as_nobody.stdout.strip() == "PermissionError"
+        assert connect_as_nobody(stack.rundir / "m2bridge.ctl") == "PermissionError"
 
 
 def test_serve_workers_flag_runs_the_same_supervisor(base):

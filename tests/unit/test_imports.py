@@ -75,5 +75,17 @@ def test_light_module_imports_neither_zmq_nor_gevent(name: str) -> None:
     assert loaded_after_import(name, IO_PACKAGES) == []
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        module_name(path)
+        for path in RULE.pure_modules()
+        if module_name(path).startswith("mongrel2_conf")
+    ],
+)
+def test_mongrel2_conf_module_imports_nothing_of_m2bridge(name: str) -> None:
+    assert loaded_after_import(name, ("m2bridge",)) == []
+
+
 def test_probe_sees_a_forbidden_import() -> None:
     assert loaded_after_import("zmq", IO_PACKAGES) == ["zmq"]

@@ -16,6 +16,7 @@ import zmq
 
 from m2bridge.relay.router import Relay
 from m2bridge.testing import FakeMongrel2
+from tests.helpers.mongrel2 import stop_process
 from tests.helpers.worker import APPS, REPO_ROOT, WorkerProcess
 
 MUX = f"{APPS}.mux:app"
@@ -29,13 +30,7 @@ def running(argv: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+        stop_process(proc, timeout=10)
 
 
 @contextlib.contextmanager

@@ -22,11 +22,10 @@ from m2bridge.supervisor.client import ControlClient
 from m2bridge.supervisor.control import Errno
 from tests.helpers.mongrel2 import free_port
 from tests.helpers.stack import (
-    CONNECT_AS_NOBODY,
     CTL,
     FAKE_WORKER,
-    NOBODY,
     UP,
+    connect_as_nobody,
     fake_watcher,
     orphans,
     running_stack,
@@ -46,25 +45,11 @@ def test_control_socket_is_private_to_its_user(base):
         ctl_path = stack.rundir / "m2bridge.ctl"
         assert stat.S_IMODE(stack.rundir.stat().st_mode) == 0o700
         assert stat.S_IMODE(ctl_path.stat().st_mode) == 0o600
-        as_nobody = subprocess.run(
-            [*NOBODY, "-c", CONNECT_AS_NOBODY, str(ctl_path)],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-        assert as_nobody.stdout.strip() == "PermissionError"
+        assert connect_as_nobody(ctl_path) == "PermissionError"
         # Even with every directory opened up, the socket's own mode refuses the other user.
         base.chmod(0o755)
         stack.rundir.chmod(0o755)
-        as_nobody = subprocess.run(
-            [*NOBODY, "-c", CONNECT_AS_NOBODY, str(ctl_path)],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
-        assert as_nobody.stdout.strip() == "PermissionError"
+        assert connect_as_nobody(ctl_path) == "PermissionError"
         assert stack.call("list") == {"watchers": ["w"]}
 
 

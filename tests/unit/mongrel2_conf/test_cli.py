@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -121,28 +119,3 @@ def test_config_without_a_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["config"])
     assert caught.value.code == 2
-
-
-PURITY = """
-import sys
-import mongrel2_conf, mongrel2_conf.cli, mongrel2_conf.__main__, mongrel2_conf.examples.generate
-banned = ("zmq", "gevent", "socket", "subprocess", "signal", "m2bridge")
-print(sorted(m for m in sys.modules if m.split(".")[0] in banned))
-"""
-
-
-def test_mongrel2_conf_imports_neither_m2bridge_nor_zmq_gevent_socket_subprocess():
-    result = subprocess.run(
-        [sys.executable, "-c", PURITY], capture_output=True, text=True, check=True
-    )
-    assert result.stdout.strip() == "[]"
-
-
-def test_python_dash_m_mongrel2_conf_runs_the_same_commands(tmp_path):
-    db = tmp_path / "config.sqlite"
-    result = subprocess.run(
-        [sys.executable, "-m", "mongrel2_conf", "load", str(STATIC_PROXY), "--db", str(db)],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
-    )  # fmt: skip
-    assert (result.returncode, result.stderr) == (0, "")
-    assert db.exists()
