@@ -35,7 +35,6 @@ from mongrel2_conf.tree import Call, Document, Hash, ListNode, Node, Number, Ref
 T = TypeVar("T")
 P = TypeVar("P", Filter, Xrequest)
 TARGETS = ("Handler", "Dir", "Proxy")
-_MAX_LONG = 2**63 - 1
 
 
 class _Invalid(Exception):
@@ -216,10 +215,7 @@ class _Builder:
         node = self.resolved(written)
         if isinstance(node, String):
             return node.value
-        if isinstance(node, Number):
-            if node.value > _MAX_LONG:
-                message = f"number {node.text} is too large for filter settings"
-                raise self.fail(message, written.pos)
+        if isinstance(node, Number):  # the lexer keeps numbers within a signed 64-bit long
             return node.value
         if isinstance(node, ListNode):
             return [self.filter_value(item, depth + 1) for item in node.items]

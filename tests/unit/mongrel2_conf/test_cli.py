@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import runpy
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
 
 from m2bridge.cli import main
+from mongrel2_conf import cli as mongrel2_conf_cli
 
 EXAMPLES = Path(__file__).parents[3] / "mongrel2_conf" / "examples"
 STATIC_PROXY = EXAMPLES / "static_proxy.conf"
@@ -119,3 +122,54 @@ def test_config_without_a_subcommand_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as caught:
         main(["config"])
     assert caught.value.code == 2
+
+
+def test_mongrel2_conf_main_runs_a_command_without_m2bridge(capsys):
+    assert mongrel2_conf_cli.main(["check", str(STATIC_PROXY)]) == 0
+    assert capsys.readouterr().out == (
+        f"{STATIC_PROXY}: ok (1 server, 2 hosts, 10 routes, 2 handlers, 1 dir, 1 proxy)\n"
+    )
+
+
+def test_mongrel2_conf_main_without_a_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as caught:
+        mongrel2_conf_cli.main([])
+    assert caught.value.code == 2
+    assert "usage: python -m mongrel2_conf" in capsys.readouterr().err
+
+
+def test_python_m_mongrel2_conf_exits_with_the_command_status(tmp_path, capsys, monkeypatch):
+    monkeypatch.delitem(sys.modules, "mongrel2_conf.__main__", raising=False)
+    monkeypatch.setattr(sys, "argv", ["mongrel2_conf", "check", str(tmp_path / "nope.conf")])
+    with pytest.raises(SystemExit) as caught:
+        runpy.run_module("mongrel2_conf", run_name="__main__")
+    assert caught.value.code == 1
+    assert "cannot read the config: No such file" in capsys.readouterr().err
+
+
+def test_importing_mongrel2_conf_main_runs_nothing(capsys, monkeypatch):
+    monkeypatch.delitem(sys.modules, "mongrel2_conf.__main__", raising=False)
+    namespace = runpy.run_module("mongrel2_conf.__main__")
+    assert callable(namespace["main"])
+    assert capsys.readouterr() == ("", "")
+
+
+def test_the_demo_generator_writes_the_database_named_on_its_command_line(
+    tmp_path, capsys, monkeypatch
+):
+    db = tmp_path / "demo.sqlite"
+    monkeypatch.delitem(sys.modules, "mongrel2_conf.examples.generate", raising=False)
+    monkeypatch.setattr(sys, "argv", ["generate", str(db)])
+    runpy.run_module("mongrel2_conf.examples.generate", run_name="__main__")
+    assert capsys.readouterr().out == "wrote 1 route(s)\n"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT path FROM route").fetchall() == [("/",)]
+
+
+def test_the_demo_generator_writes_config_sqlite_by_default(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "mongrel2_conf.examples.generate", raising=False)
+    monkeypatch.setattr(sys, "argv", ["generate"])
+    runpy.run_module("mongrel2_conf.examples.generate", run_name="__main__")
+    assert capsys.readouterr().out == "wrote 1 route(s)\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.sqlite"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from mongrel2_conf.model import FilterValue
 from mongrel2_conf.order import fnv1a, tns_dict_order, tst_order
 from mongrel2_conf.tnet import parse_settings, render_settings
@@ -71,3 +73,43 @@ def test_rendered_settings_parse_back_to_the_same_values():
         "d": {"x": ["y"]},
     }
     assert parse_settings(render_settings(settings)) == settings
+
+
+def test_a_dict_of_127_keys_is_ordered_but_128_would_grow_m2shs_table():
+    keys = [f"k{n}" for n in range(128)]
+    assert sorted(tns_dict_order(keys[:127])) == sorted(keys[:127])
+    with pytest.raises(ValueError, match="a filter settings hash may hold at most 127 keys"):
+        render_settings(dict.fromkeys(keys, 1))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (True, "filter settings take strings, integers, lists and dicts, not booleans"),
+        (1.5, "filter settings cannot hold float values"),
+        (None, "filter settings cannot hold NoneType values"),
+    ],
+)
+def test_settings_of_other_types_cannot_be_rendered(value, message):
+    with pytest.raises(TypeError, match=message):
+        render_settings({"x": value})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("0:,x", "1 bytes after the tnetstring"),
+        ("", "not a tnetstring: bad length prefix"),
+        ("x:", "not a tnetstring: bad length prefix"),
+        ("1234567890:", "not a tnetstring: bad length prefix"),
+        ("5:ab,", "not a tnetstring: truncated"),
+        ("2:ab", "not a tnetstring: truncated"),
+        ("4:1:a,}", "not a tnetstring: bad dict"),
+        ("8:1:1#1:a,}", "not a tnetstring: bad dict"),
+        ("1:x!", r"not a tnetstring: unsupported type b'!'"),
+        ("4:true!", r"not a tnetstring: unsupported type b'!'"),
+    ],
+)
+def test_unreadable_settings_text_is_a_value_error(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_settings(text)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from mongrel2_conf import (
     read_config,
     write_config,
 )
+from mongrel2_conf.loading import is_database
 
 EXAMPLES = Path(__file__).parents[3] / "mongrel2_conf" / "examples"
 STATIC_PROXY = EXAMPLES / "static_proxy.conf"
@@ -133,3 +137,69 @@ def test_find_handler_reports_an_invalid_config_with_its_position(tmp_path):
     with pytest.raises(ConfigError) as caught:
         find_handler(conf, "/")
     assert (caught.value.file, caught.value.line, caught.value.column) == (str(conf), 1, 16)
+
+
+def edit_database(db: Path, *statements: str) -> None:
+    with contextlib.closing(sqlite3.connect(db)) as conn, conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def test_a_number_column_holding_text_reads_as_zero(static_proxy_db):
+    edit_database(static_proxy_db, "UPDATE server SET port = 'http'")
+    assert read_config(static_proxy_db).servers[0].port == 0
+
+
+def test_a_route_to_a_missing_target_is_skipped_with_a_warning(static_proxy_db, caplog):
+    edit_database(
+        static_proxy_db, "UPDATE route SET target_id = 99 WHERE path = '/api/' AND host_id = 1"
+    )
+    with caplog.at_level(logging.WARNING, logger="mongrel2_conf"):
+        config = read_config(static_proxy_db)
+    assert "/api/" not in config.servers[0].hosts[0].routes
+    assert "/app/" in config.servers[0].hosts[0].routes
+    assert [r.getMessage() for r in caplog.records] == [
+        "route '/api/' points at missing handler 99; skipped"
+    ]
+
+
+def test_unreadable_filter_settings_read_as_empty_with_a_warning(static_proxy_db, caplog):
+    edit_database(
+        static_proxy_db,
+        "INSERT INTO filter (server_id, name, settings) VALUES (1, '/bad.so', 'garbage')",
+        "INSERT INTO filter (server_id, name, settings) VALUES (1, '/list.so', '4:1:a,]')",
+    )
+    with caplog.at_level(logging.WARNING, logger="mongrel2_conf"):
+        config = read_config(static_proxy_db)
+    filters = {f.name: f.settings for f in config.servers[0].filters}
+    assert filters["/bad.so"] == filters["/list.so"] == {}
+    assert [r.getMessage() for r in caplog.records] == [
+        "filter '/bad.so': unreadable settings (not a tnetstring: bad length prefix); read as {}"
+    ]
+
+
+def test_a_database_without_a_mimetype_table_has_no_extra_mimetypes(static_proxy_db):
+    edit_database(static_proxy_db, "DROP TABLE mimetype")
+    config = read_config(static_proxy_db)
+    assert config.mimetypes == {}
+    assert [s.uuid for s in config.servers] == ["m2bridge-static-proxy"]
+
+
+def test_a_file_that_cannot_be_opened_is_not_a_database(tmp_path):
+    assert not is_database(tmp_path / "missing.sqlite")
+    assert not is_database(tmp_path)  # a directory
+    with pytest.raises(ConfigError, match="cannot read the config: No such file"):
+        load_any(tmp_path / "missing.sqlite")
+
+
+def test_find_handler_in_a_config_without_handler_routes_says_so(tmp_path):
+    conf = write_conf(
+        tmp_path,
+        'main = Server(uuid="u" access_log="/a" error_log="/e" pid_file="/p" default_host="h"'
+        ' name="n" port=1 hosts=[Host(name="h" routes={"/": Dir(base="s/" index_file="i"'
+        ' default_ctype="t/p")})])\nservers = [main]\n',
+    )
+    with pytest.raises(ConfigError) as caught:
+        find_handler(conf, "/")
+    assert caught.value.message == "no handler '/'; the config has no Handler routes"
+    assert caught.value.file == str(conf)

@@ -192,3 +192,17 @@ def test_unknown_settings_and_a_missing_default_host_are_warnings(caplog):
         "w.conf:1:79: default_host 'nope' of server 'n' is not the name of one of its hosts",
     ]
     assert [r.getMessage() for r in caplog.records] == find_warnings(config)
+
+
+@pytest.mark.parametrize(
+    ("mimetypes", "message"),
+    [
+        ({"": "text/plain"}, "mimetypes value for '' must be a non-empty key and a string value, "
+                             "not 'text/plain'"),
+        ({".x": 5}, "mimetypes value for '.x' must be a non-empty key and a string value, not 5"),
+        ({7: "a/b"}, "mimetypes value for 7 must be a non-empty key and a string value, not 'a/b'"),
+    ],
+)  # fmt: skip
+def test_mimetypes_need_a_non_empty_string_key_and_a_string_value(mimetypes, message):
+    (problem,) = validate(Config(servers=[], mimetypes=mimetypes))
+    assert problem.message == message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import sqlite3
 import stat
@@ -190,3 +191,34 @@ def test_write_config_takes_servers_settings_and_mimetypes(tmp_path):
     assert rows_of(db, "setting") == [(1, "zeromq.threads", "1")]
     assert rows_of(db, "proxy") == [(1, "127.0.0.1", 8080)]
     assert rows_of(db, "mimetype")[-1] == (858, "text/markdown", ".md")
+
+
+@pytest.mark.parametrize("error", [KeyError("uid 4242"), OSError("No username set")])
+def test_the_log_row_names_an_unknown_user_when_no_user_name_can_be_found(error, monkeypatch):
+    def no_user() -> str:
+        raise error
+
+    monkeypatch.setattr(os, "getlogin", lambda: (_ for _ in ()).throw(OSError("no tty")))
+    monkeypatch.delenv("LOGNAME", raising=False)
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    assert writer.log_row("demo.conf") == (
+        "unknown", "load", os.uname().nodename, "demo.conf", "command",
+    )  # fmt: skip
+
+
+def test_the_log_row_falls_back_to_the_user_getpass_finds(monkeypatch):
+    monkeypatch.setattr(os, "getlogin", lambda: (_ for _ in ()).throw(OSError("no tty")))
+    monkeypatch.delenv("LOGNAME", raising=False)
+    monkeypatch.setattr(getpass, "getuser", lambda: "builder")
+    assert writer.log_row("x")[0] == "builder"
+
+
+def test_a_database_path_in_a_symlink_loop_is_an_error_and_leaves_no_temp_file(tmp_path):
+    db = tmp_path / "config.sqlite"
+    db.symlink_to(db)
+    with pytest.raises(ConfigError) as caught:
+        write_config(db, demo_config())
+    assert caught.value.message == "cannot replace the database: Too many levels of symbolic links"
+    assert caught.value.file == str(db)
+    assert [p.name for p in tmp_path.iterdir()] == ["config.sqlite"]
+    assert db.is_symlink()

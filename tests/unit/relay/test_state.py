@@ -175,3 +175,28 @@ def test_idle_refresh_raises_credit_to_the_window_but_never_lowers_it():
 
 def test_idle_refresh_with_a_bad_grant_is_refused():
     assert not RelayState(1).refresh(b"a", 0, MAX_GRANT + 1)
+
+
+def test_sources_is_the_number_the_relay_was_built_with():
+    assert RelayState(3).sources == 3
+
+
+def test_a_second_grant_of_the_same_source_adds_to_the_credit():
+    state = RelayState(1)
+    assert state.ready(b"a", 0, 2)
+    assert state.ready(b"a", 0, 3)
+    assert state.peers[b"a"].credit == 5
+
+
+def test_a_connection_back_on_an_earlier_worker_makes_it_the_latest_holder_once():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    assert state.route(0, request(5)) == [b"a"]
+    state.remove(b"a")
+    state.ready(b"b", 0, 10)
+    assert state.route(0, request(5)) == [b"b"]
+    state.ready(b"a", 0, 10)  # a came back; b drains
+    state.remove(b"b")
+    assert state.route(0, request(5)) == [b"a"]
+    state.ready(b"b", 0, 10)
+    assert state.holders(0, b"5") == [b"b", b"a"]  # a moved to the end, not listed twice

@@ -160,3 +160,9 @@ def test_decode_frames_unmasks_client_frames():
 def test_decode_frames_inverts_encode_frame(items):
     stream = b"".join(encode_frame(opcode, payload) for opcode, payload in items)
     assert decode_frames(stream) == ([(op, True, payload) for op, payload in items], b"")
+
+
+@pytest.mark.parametrize("header", [b"\x82\x7e\x01", b"\x82\x7f\x00\x00\x00\x00\x00\x00\x01"])
+def test_decode_frames_keeps_a_frame_whose_extended_length_is_cut_off_as_the_tail(header):
+    whole = encode_message(b"ok")
+    assert decode_frames(whole + header) == ([(OP_BINARY, True, b"ok")], header)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,17 @@ def test_the_stats_file_is_the_configured_one_else_the_supervisors():
     assert supervised is not None
     assert supervised.path == "/run/w.1.json"
     assert stats_file_for(None, stats, {}) is None
+
+
+def test_publish_forever_without_ready_publishes_before_its_first_sleep(tmp_path: Path) -> None:
+    stats = WorkerStats(pid=42, started_at=1.0)
+    path = tmp_path / "s.json"
+    seen: list[int] = []
+
+    def sleep(seconds: float) -> None:
+        seen.append(json.loads(path.read_text())["pid"])
+        raise Stop
+
+    with pytest.raises(Stop):
+        publish_forever(StatsFile(str(path), stats), sleep)
+    assert seen == [42]

@@ -310,3 +310,24 @@ def test_remove_upload_logs_an_os_error_and_does_not_raise(
     remove_upload("/tmp/upload.dir000", str(chroot), TEMP_STORE)
     assert (chroot / "tmp" / "upload.dir000").is_dir()
     assert "cannot remove upload temp file" in caplog.text
+
+
+def test_resolved_directories_are_forgotten_once_the_cache_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("m2bridge.wsgi.body._REAL_DIRS", {})
+    monkeypatch.setattr("m2bridge.wsgi.body._REAL_DIRS_MAX", 2)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for root, data in ((first, b"first"), (second, b"second")):
+        (root / "tmp").mkdir(parents=True)
+        (root / "tmp" / "upload.AbC123").write_bytes(data)
+    link = tmp_path / "srv"
+    link.symlink_to(first)
+    assert upload_path("/tmp/upload.AbC123", str(link), None) == str(first / "tmp/upload.AbC123")
+    link.unlink()
+    link.symlink_to(second)  # the kept resolution still names the first directory
+    assert upload_path("/tmp/upload.AbC123", str(link), None) == str(first / "tmp/upload.AbC123")
+    for name in ("a", "b"):  # two more directories fill the cache of two, then clear it
+        (tmp_path / name).mkdir()
+        refused("/missing", tmp_path / name, None)
+    assert upload_path("/tmp/upload.AbC123", str(link), None) == str(second / "tmp/upload.AbC123")
