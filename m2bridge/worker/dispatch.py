@@ -62,7 +62,7 @@ from m2bridge.wire.sender import SENDER_PATTERN
 from m2bridge.wire.uploads import UploadTracker
 from m2bridge.worker.streaming_input import StreamingInput, UploadStreams
 from m2bridge.worker.wsapp import WebSocketHub, find_websocket_handler
-from m2bridge.wsgi.body import inline_body, open_upload, remove_upload
+from m2bridge.wsgi.body import declared_body, inline_body, open_upload, remove_upload
 from m2bridge.wsgi.environ import EnvironSettings, build_environ
 from m2bridge.wsgi.handler import run_wsgi
 from m2bridge.wsgi.response import Response, keep_alive_requested, make_simple_response
@@ -411,22 +411,42 @@ class Dispatcher:
                 self._send_error(conn, ErrorReply(exc.error_status_hint, event.method))
                 return
             with stream:
-                # The temp file holds the de-chunked body: its size is the only framing left.
+                chunked = "transfer-encoding" in event.headers
+                try:
+                    body, length = declared_body(
+                        stream, size, None if chunked else event.header("content-length")
+                    )
+                except ProtocolError as exc:
+                    log.warning("connection %d: upload refused: %s", conn.conn_id, exc)
+                    self._send_error(conn, ErrorReply(exc.error_status_hint, event.method))
+                    return
+                # A de-chunked body's file size is the only framing left; bytes past a declared
+                # length are requests pipelined behind it, which Mongrel2 will never parse: the
+                # connection is closed after this answer so the client resends them.
                 headers = {
                     key: value for key, value in event.headers.items() if key != "transfer-encoding"
                 }
-                headers["content-length"] = str(size)
+                headers["content-length"] = str(length)
                 request = dataclasses.replace(event, headers=headers)
-                self._run_app(conn, request, stream)
+                if size > length:
+                    log.warning(
+                        "connection %d: %d bytes after the upload's declared body (requests "
+                        "pipelined behind it, lost inside Mongrel2): closing after the answer",
+                        conn.conn_id,
+                        size - length,
+                    )
+                self._run_app(conn, request, body, keep_alive=size == length)
         finally:
             remove_upload(event.upload_path, chroot, store)
 
-    def _run_app(self, conn: Connection, request: Request, body: BinaryIO) -> None:
+    def _run_app(
+        self, conn: Connection, request: Request, body: BinaryIO, keep_alive: bool = True
+    ) -> None:
         stats = self.stats
         stats.in_flight += 1
         started = monotonic()
         version = request.version
-        keep_alive = keep_alive_requested(version, request.header("connection"))
+        keep_alive = keep_alive and keep_alive_requested(version, request.header("connection"))
         response = Response(request.method, version, keep_alive)
         environ = None
         status: int | None = None

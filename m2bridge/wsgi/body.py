@@ -18,7 +18,7 @@ import io
 import logging
 import os
 import stat
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from m2bridge.errors import ProtocolError
 
@@ -71,6 +71,63 @@ def open_upload(announced_path: str, chroot: str, temp_store: str | None) -> tup
         os.close(fd)
         raise
     return stream, info.st_size
+
+
+class LimitedInput(io.RawIOBase):
+    """The first ``limit`` bytes of a binary stream, for ``wsgi.input``: reads stop there.
+
+    An async upload's temp file can hold more than the request's body: Mongrel2 1.12.2 writes
+    every byte it read after the headers into it, so requests the client pipelined behind an
+    oversized body land in the file too (docs/protocol.md). The app gets the declared body.
+    """
+
+    def __init__(self, stream: BinaryIO, limit: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self._left = limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(min(len(buffer), self._left))
+        count = len(data)
+        buffer[:count] = data
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def declared_body(stream: BinaryIO, size: int, content_length: str | None) -> tuple[BinaryIO, int]:
+    """An async upload's body as the request declared it: (stream, length).
+
+    Args:
+        stream: the temp file, open at 0.
+        size: its size in bytes.
+        content_length: the request's ``content-length`` header; None for a chunked body, which
+            Mongrel2 wrote de-chunked and whose file size is its length.
+
+    Returns:
+        The stream (limited to the declared length when the file holds more) and the length.
+
+    Raises:
+        ProtocolError: (400) the header is not a length, or the file is shorter than it.
+    """
+    if content_length is None:
+        return stream, size
+    if not (content_length.isascii() and content_length.isdigit()):
+        raise ProtocolError(f"upload with an invalid Content-Length {content_length!r:.40}", 400)
+    declared = int(content_length)
+    if size < declared:
+        raise ProtocolError(
+            f"upload of {size} bytes is shorter than its Content-Length {declared}", 400
+        )
+    if size == declared:
+        return stream, size
+    return cast("BinaryIO", io.BufferedReader(LimitedInput(stream, declared))), declared
 
 
 def remove_upload(announced_path: str, chroot: str, temp_store: str | None = None) -> None:

@@ -100,3 +100,28 @@ def test_client_leaving_mid_upload_leaves_no_temp_file(server, temp_dir, uploads
     status, _ = post(server, "/upload/", b"still serving")
     assert status == 200
     assert "not removing upload" not in uploads.worker.log()
+
+
+def test_oversized_upload_gets_its_declared_bytes_and_the_pipelined_request_a_closed_connection(
+    server, temp_dir
+):
+    # Mongrel2 writes the GET pipelined behind a body over limits.content_length into the
+    # upload's temp file and never parses it: the app must see only the declared 150002 bytes,
+    # and the connection must close after the answer so the client resends the GET.
+    form = b"a=" + b"x" * 150000
+    pipelined = b"GET /get?n=2 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    head = b"POST /upload/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: %d\r\n\r\n" % len(form)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(head + form + pipelined)
+        received = b""
+        while chunk := client.recv(65536):  # ends at EOF: the server closed the connection
+            received += chunk
+    head_bytes, _, body = received.partition(b"\r\n\r\n")
+    assert head_bytes.startswith(b"HTTP/1.1 200 OK")
+    assert b"\r\nConnection: close" in head_bytes
+    assert json.loads(body) == {
+        "size": len(form),
+        "sha256": hashlib.sha256(form).hexdigest(),
+        "content_length": str(len(form)),
+    }
+    assert wait_no_leftovers(temp_dir) == []

@@ -7,6 +7,7 @@ The layout mirrors a real Mongrel2 chroot: ``srv/`` is the chroot, ``upload.temp
 from __future__ import annotations
 
 import errno
+import io
 import logging
 import os
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from m2bridge.errors import ProtocolError
 from m2bridge.wire.protocol import Request
-from m2bridge.wsgi.body import inline_body, open_upload, remove_upload, upload_path
+from m2bridge.wsgi.body import declared_body, inline_body, open_upload, remove_upload, upload_path
 
 TEMP_STORE = "/tmp/upload.XXXXXX"
 DATA = bytes(range(256)) * 40
@@ -331,3 +332,57 @@ def test_resolved_directories_are_forgotten_once_the_cache_is_full(
         (tmp_path / name).mkdir()
         refused("/missing", tmp_path / name, None)
     assert upload_path("/tmp/upload.AbC123", str(link), None) == str(second / "tmp/upload.AbC123")
+
+
+# ------------------------------------------------------------ declared body length
+
+
+def test_declared_body_of_the_exact_size_is_the_file_itself():
+    stream = io.BytesIO(b"abc")
+    assert declared_body(stream, 3, "3") == (stream, 3)
+
+
+def test_declared_body_of_a_chunked_upload_is_the_whole_file():
+    stream = io.BytesIO(b"abcdef")
+    assert declared_body(stream, 6, None) == (stream, 6)
+
+
+def test_declared_body_stops_at_the_content_length_when_the_file_holds_more():
+    stream = io.BytesIO(b"a=1\nb=2\nGET /next HTTP/1.1\r\n\r\n")
+    body, length = declared_body(stream, len(stream.getvalue()), "8")
+    assert length == 8
+    assert body.readline() == b"a=1\n"
+    assert list(body) == [b"b=2\n"]
+    assert body.read() == b""
+    assert body.read(10) == b""
+
+
+def test_declared_body_reads_in_pieces_never_past_the_declared_length():
+    data = bytes(range(256)) * 100
+    body, length = declared_body(io.BytesIO(data + b"pipelined"), len(data) + 9, str(len(data)))
+    pieces = []
+    while piece := body.read(1000):
+        pieces.append(piece)
+    assert (length, b"".join(pieces)) == (len(data), data)
+
+
+def test_closing_a_limited_body_closes_the_file():
+    stream = io.BytesIO(b"abcdef")
+    body, _ = declared_body(stream, 6, "2")
+    body.close()
+    assert stream.closed
+
+
+def test_declared_body_shorter_file_than_content_length_is_a_400():
+    with pytest.raises(
+        ProtocolError, match="upload of 3 bytes is shorter than its Content-Length 4"
+    ) as caught:
+        declared_body(io.BytesIO(b"abc"), 3, "4")
+    assert caught.value.error_status_hint == 400
+
+
+@pytest.mark.parametrize("value", ["", "-1", "1e3", "١٢", "0x10"])
+def test_declared_body_with_a_content_length_that_is_no_length_is_a_400(value):
+    with pytest.raises(ProtocolError, match="invalid Content-Length") as caught:
+        declared_body(io.BytesIO(b"abc"), 3, value)
+    assert caught.value.error_status_hint == 400
