@@ -138,6 +138,7 @@ class Supervisor:
                 return
             for watcher in self.watchers.values():
                 watcher.tick(now)
+            self.view.sample_cpu()
             self._wait(now)
 
     def _wait(self, now: float) -> None:

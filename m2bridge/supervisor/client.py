@@ -7,6 +7,7 @@ wrong state for the next send, so it is closed and recreated.
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -53,9 +54,7 @@ class ControlClient:
 
     def _exchange(self, data: bytes) -> bytes:
         if self.endpoint.startswith("ipc://"):
-            path = Path(self.endpoint.removeprefix("ipc://"))
-            if not path.exists():
-                raise ControlError(f"no supervisor at {self.endpoint}", Errno.UNREACHABLE)
+            self._check_ipc_path(Path(self.endpoint.removeprefix("ipc://")))
         sock = self._connect()
         try:
             sock.send(data)
@@ -66,13 +65,44 @@ class ControlClient:
                 f"no answer from {self.endpoint} within {self.timeout:g} s", Errno.UNREACHABLE
             ) from None
 
+    def _check_ipc_path(self, path: Path) -> None:
+        """Fail at once where zmq would only time out: no socket, or one this user may not use.
+
+        Raises:
+            ControlError: errno UNREACHABLE, with the endpoint and the reason.
+        """
+        try:
+            path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ControlError(f"no supervisor at {self.endpoint}", Errno.UNREACHABLE) from None
+        except PermissionError:
+            raise self._refused() from None
+        except OSError as exc:
+            raise ControlError(
+                f"cannot reach {self.endpoint}: {exc.strerror}", Errno.UNREACHABLE
+            ) from None
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise self._refused()
+
+    def _refused(self) -> ControlError:
+        return ControlError(
+            f"cannot reach {self.endpoint}: permission denied (run ctl as the supervisor's user)",
+            Errno.UNREACHABLE,
+        )
+
     def _connect(self) -> zmq.Socket[bytes]:
         if self._socket is None:
             sock = self._context.socket(zmq.REQ)
             sock.setsockopt(zmq.LINGER, 0)
             sock.setsockopt(zmq.RCVTIMEO, int(self.timeout * 1000))
             sock.setsockopt(zmq.SNDTIMEO, int(self.timeout * 1000))
-            sock.connect(self.endpoint)
+            try:
+                sock.connect(self.endpoint)
+            except zmq.ZMQError as exc:
+                sock.close(linger=0)
+                raise ControlError(
+                    f"cannot connect to {self.endpoint}: {exc}", Errno.UNREACHABLE
+                ) from None
             self._socket = sock
         return self._socket
 

@@ -69,10 +69,13 @@ class ArbiterView:
         return after
 
     def process_stats(self, name: str) -> list[dict[str, Any]]:
-        rows = self._watcher(name).process_stats(time.monotonic(), self._sup.sampler)
+        return self._watcher(name).process_stats(time.monotonic(), self._sup.sampler)
+
+    def sample_cpu(self) -> None:
+        """Let the sampler record CPU times of every process and the supervisor's own (the
+        arbiter calls this every loop turn), so ``stats`` shows recent CPU % on any call."""
         live = {pid for w in self._sup.watchers.values() for pid in w.processes}
-        self._sup.sampler.forget_except(live | {os.getpid()})
-        return rows
+        self._sup.sampler.tick(live | {os.getpid()})
 
     def supervisor_stats(self) -> dict[str, Any]:
         sup = self._sup

@@ -10,8 +10,8 @@ from m2bridge.supervisor.commands.base import Command, SupervisorView, human_byt
 
 
 class DstatsCommand(Command):
-    """dstats: the supervisor's own pid, CPU %, RSS, open fds, uptime, watcher and process
-    counts and commands served."""
+    """dstats: the supervisor's own pid, CPU % (over the last one to two seconds), RSS, open
+    fds, uptime, watcher and process counts and commands served."""
 
     name = "dstats"
 

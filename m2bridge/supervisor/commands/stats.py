@@ -20,9 +20,10 @@ HEADERS = ("PID", "WID", "STATE", "CPU%", "RSS", "FDS", "AGE", "SERVED", "IN-FLI
 
 
 class StatsCommand(Command):
-    """stats [NAME]: per process of one watcher or all: pid, wid, state, CPU %, RSS, open
-    fds, age (s), requests served, in flight, refused with 503 (overload) and answered 504
-    (timeout), from the worker's stats file."""
+    """stats [NAME]: per process of one watcher or all: pid, wid, state, CPU % (over the last
+    one to two seconds; since its start for a younger process), RSS, open fds, age (s),
+    requests served, in flight, refused with 503 (overload) and answered 504 (timeout), from
+    the worker's stats file."""
 
     name = "stats"
 
