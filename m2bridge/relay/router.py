@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import zmq
+from zmq.backend import Socket as BackendSocket
 
 from m2bridge.relay import wire
 from m2bridge.relay.state import RelayState
@@ -27,6 +28,11 @@ log = logging.getLogger("m2bridge.relay.router")
 
 #: Messages read from one socket before looking at the others.
 BATCH = 256
+#: pyzmq's compiled send/recv: the pure-Python wrappers of ``zmq.Socket`` (routing ids, groups,
+#: ``send_multipart``'s loop) cost more than the routing decision itself.
+_raw_send = BackendSocket.send
+_raw_recv = BackendSocket.recv
+_MORE = zmq.SNDMORE | zmq.NOBLOCK
 #: Poll timeout (ms): how quickly a stop request is seen.
 POLL_MS = 200
 #: Linger (ms) of the ROUTER at exit: messages already routed get this long to leave.
@@ -82,7 +88,7 @@ class Relay:
     def _read_mongrel2(self, source: int, pull: zmq.Socket[Any]) -> None:
         for _ in range(BATCH):
             try:
-                frame = pull.recv(zmq.NOBLOCK)
+                frame: bytes = _raw_recv(pull, zmq.NOBLOCK)
             except zmq.Again:
                 return
             if not self._forward(source, frame):
@@ -103,7 +109,10 @@ class Relay:
 
     def _send(self, peer: bytes, *frames: bytes) -> bool:
         try:
-            self.router.send_multipart([peer, *frames], zmq.NOBLOCK)
+            _raw_send(self.router, peer, _MORE)
+            for frame in frames[:-1]:
+                _raw_send(self.router, frame, _MORE)
+            _raw_send(self.router, frames[-1], zmq.NOBLOCK)
         except zmq.ZMQError as exc:
             if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                 raise
