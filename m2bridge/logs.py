@@ -107,6 +107,22 @@ class AccessLog:
         if self._owned:
             self.stream.close()
 
+    def reopen(self) -> None:
+        """Open the file again at its path (SIGUSR1, after logrotate renamed it); stderr is
+        left as is. When the path cannot be opened the old file keeps getting the lines."""
+        if not self._owned:
+            return
+        path = self.stream.name
+        try:
+            stream = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (owned)
+        except OSError as exc:
+            logging.getLogger("m2bridge.access").warning(
+                "cannot reopen access log %s: %s", path, exc.strerror
+            )
+            return
+        old, self.stream = self.stream, stream
+        old.close()
+
     def _timestamp(self) -> str:
         now = time.time()
         second = int(now)
@@ -114,3 +130,11 @@ class AccessLog:
             self._second = second
             self._stamp = time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(now))
         return self._stamp
+
+
+def reopen_log_files(access_log: AccessLog | None) -> None:
+    """A worker's SIGUSR1 (as gunicorn's): reopen its access log file. The error log goes to
+    stderr, which has no path to reopen (the supervisor reopens its own ``--log-file``)."""
+    logging.getLogger("m2bridge.worker").info("got USR1: reopening log files")
+    if access_log is not None:
+        access_log.reopen()

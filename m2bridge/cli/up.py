@@ -1,7 +1,8 @@
 """``m2bridge up STACK.toml``: run a whole stack (Mongrel2, handler workers, any command).
 
 In the foreground by default: the supervisor logs to stderr, every process's output is relayed
-to stdout prefixed ``name.wid | ``. ``--daemon`` starts the same command detached (a fresh
+to stdout prefixed ``name.wid | ``; with ``--log-file`` both go to that file instead, reopened
+at its path on SIGUSR1 (logrotate). ``--daemon`` starts the same command detached (a fresh
 interpreter in its own session, no fork), logging to ``--log-file``, and returns once the
 supervisor answers on its control socket; ``--pid-file`` is written for service managers.
 """
@@ -9,7 +10,9 @@ supervisor answers on its control socket; ``--pid-file`` is written for service 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -35,7 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("stack", metavar="STACK", help="the stack file (TOML)")
     parser.add_argument("--daemon", action="store_true", help="detach and run in the background")
     parser.add_argument("--pid-file", help="write the supervisor's pid here")
-    parser.add_argument("--log-file", help="with --daemon: where logs go (default: RUNDIR/up.log)")
+    parser.add_argument(
+        "--log-file",
+        help="where logs and the processes' output go, reopened on SIGUSR1 "
+        "(default: stderr and stdout; with --daemon: RUNDIR/up.log)",
+    )
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
     parser.set_defaults(run=run)
 
@@ -48,26 +55,59 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if args.daemon:
         return _start_daemon(args, stack)
-    return run_foreground(stack, args.pid_file, args.log_level)
+    return run_foreground(stack, args.pid_file, args.log_level, args.log_file)
 
 
-def run_foreground(stack: StackConfig, pid_file: str | None, log_level: str) -> int:
+def run_foreground(
+    stack: StackConfig, pid_file: str | None, log_level: str, log_file: str | None = None
+) -> int:
     """Run the supervisor in this process; returns its exit code."""
     from m2bridge.supervisor.arbiter import Supervisor
     from m2bridge.supervisor.rundir import remove_pid_file, write_pid_file
 
+    reopen = None
+    if log_file:
+        log_path = Path(log_file).resolve()
+        try:
+            redirect_output(log_path)
+        except OSError as exc:
+            print(f"m2bridge up: cannot open log file {log_path}: {exc.strerror}", file=sys.stderr)
+            return 1
+        reopen = functools.partial(reopen_output, log_path)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     pid_path = Path(pid_file).resolve() if pid_file else None
     try:
         if pid_path is not None:
             write_pid_file(pid_path)
-        return Supervisor(stack).run()
+        return Supervisor(stack, reopen_log=reopen).run()
     except ConfigError as exc:
         log.error("cannot start: %s", exc)
         return 1
     finally:
         if pid_path is not None:
             remove_pid_file(pid_path)
+
+
+def redirect_output(path: Path) -> None:
+    """Point stdout and stderr (fds 1 and 2) at ``path``, appending.
+
+    Raises:
+        OSError: the file cannot be opened; nothing changed.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+
+
+def reopen_output(path: Path) -> None:
+    """SIGUSR1: open ``path`` again (logrotate renamed it); on failure keep the old file."""
+    try:
+        redirect_output(path)
+    except OSError as exc:
+        log.error("cannot reopen log file %s: %s", path, exc.strerror)
 
 
 def _start_daemon(args: argparse.Namespace, stack: StackConfig) -> int:
@@ -81,7 +121,7 @@ def _start_daemon(args: argparse.Namespace, stack: StackConfig) -> int:
         return 1
     log_file = Path(args.log_file or rundir / "up.log").resolve()
     argv = [sys.executable, "-m", "m2bridge", "up", str(Path(args.stack).resolve())]
-    argv += ["--log-level", args.log_level]
+    argv += ["--log-level", args.log_level, "--log-file", str(log_file)]
     if args.pid_file:
         argv += ["--pid-file", str(Path(args.pid_file).resolve())]
     with open(log_file, "ab") as out:

@@ -172,6 +172,8 @@ def main(send_specs: Sequence[str], bind: str) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
+    # USR1 reopens log files across a stack; the relay logs to stderr only: nothing to reopen.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     log.info("relay: %s -> %s", ", ".join(send_specs), bind)
     try:
         relay.run()

@@ -2,8 +2,10 @@
 
 Each turn: wait (at most 0.5 s) on the control socket, the signal wake-up pipe and the
 children's output pipes; answer control requests; drain queued signals into ``handle_<sig>``;
-reap exits with ``Popen.poll``; let every watcher reconcile and act. Signal handlers only
-enqueue; control commands and signals change desired state through the same ``ArbiterView``.
+reap exits with ``Popen.poll``; let every watcher reconcile and act; record the running
+children in the rundir (a supervisor started after a ``kill -9`` of this one ends any left).
+Signal handlers only enqueue; control commands and signals change desired state through the
+same ``ArbiterView``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,12 @@ from typing import Any, BinaryIO
 from m2bridge.errors import ControlError
 from m2bridge.supervisor import commands
 from m2bridge.supervisor.launcher import CommandLauncher, Launcher
-from m2bridge.supervisor.rundir import lock_rundir, prepare_rundir
+from m2bridge.supervisor.rundir import (
+    kill_stale_children,
+    lock_rundir,
+    prepare_rundir,
+    record_children,
+)
 from m2bridge.supervisor.server import ControlServer
 from m2bridge.supervisor.sockets import BoundSocket, bind_all, close_all
 from m2bridge.supervisor.stack import StackConfig, WatcherSpec
@@ -43,15 +50,22 @@ HANDLED_SIGNALS = (
     signal.SIGTTIN,
     signal.SIGTTOU,
     signal.SIGCHLD,
+    signal.SIGUSR1,
 )
 
 
 class Supervisor:
     """Runs a ``StackConfig`` in the foreground until ``quit`` (or TERM/INT)."""
 
-    def __init__(self, config: StackConfig, sink: BinaryIO | None = None) -> None:
+    def __init__(
+        self,
+        config: StackConfig,
+        sink: BinaryIO | None = None,
+        reopen_log: Callable[[], None] | None = None,
+    ) -> None:
         self.config = config
         self.sink = sink if sink is not None else sys.stdout.buffer
+        self.reopen_log = reopen_log  # reopens the supervisor's --log-file (USR1)
         self.rundir = Path(config.rundir)
         self.watchers: dict[str, Watcher] = {}
         self.sockets: dict[str, BoundSocket] = {}
@@ -62,6 +76,7 @@ class Supervisor:
         self.view = ArbiterView(self)
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wakeup_fd = -1
+        self._recorded: frozenset[int] = frozenset()
         self._handlers: dict[int, Callable[[], None]] = {
             signal.SIGTERM: self.handle_term,
             signal.SIGINT: self.handle_int,
@@ -70,6 +85,7 @@ class Supervisor:
             signal.SIGTTIN: self.handle_ttin,
             signal.SIGTTOU: self.handle_ttou,
             signal.SIGCHLD: self.handle_chld,
+            signal.SIGUSR1: self.handle_usr1,
         }
 
     def run(self) -> int:
@@ -91,6 +107,9 @@ class Supervisor:
     def _setup(self, stack: contextlib.ExitStack) -> None:
         rundir = prepare_rundir(self.rundir)
         stack.callback(os.close, lock_rundir(rundir))
+        for pid in kill_stale_children(rundir):
+            log.warning("killed pid %d, left running by a supervisor that was killed", pid)
+        stack.callback(record_children, rundir, ())
         self.sockets = bind_all(self.config.sockets)
         stack.callback(close_all, self.sockets)
         fds = {name: bound.fd for name, bound in self.sockets.items()}
@@ -138,6 +157,7 @@ class Supervisor:
                 return
             for watcher in self.watchers.values():
                 watcher.tick(now)
+            self._record_children()
             self.view.sample_cpu()
             self._wait(now)
 
@@ -158,6 +178,12 @@ class Supervisor:
                         pass
             else:
                 relays[fd].read()
+
+    def _record_children(self) -> None:
+        pids = frozenset(pid for watcher in self.watchers.values() for pid in watcher.processes)
+        if pids != self._recorded:
+            record_children(self.rundir, pids)
+            self._recorded = pids
 
     def _drain_signals(self) -> None:
         while True:
@@ -230,6 +256,13 @@ class Supervisor:
 
     def handle_chld(self) -> None:
         """Nothing to do: the wake-up already ended the poll, and the loop reaps next."""
+
+    def handle_usr1(self) -> None:
+        """Reopen log files (as gunicorn): ours, then every process's (Mongrel2 gets HUP)."""
+        if self.reopen_log is not None:
+            self.reopen_log()
+        sent = sum(watcher.reopen_logs() for watcher in self.watchers.values())
+        log.info("reopened log files; asked %d process(es) to reopen theirs", sent)
 
 
 def make_launcher(spec: WatcherSpec, socket_fds: dict[str, int], rundir: Path) -> Launcher:

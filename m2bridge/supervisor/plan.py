@@ -3,8 +3,8 @@
 ``reconcile`` never touches a process: the arbiter gives it a snapshot (``ProcessView``) of one
 watcher's processes and executes the ``Spawn`` / ``Stop`` / ``Kill`` actions it returns.
 Rolling replacement (reload, ``max_requests``), surplus stops (``decr`` stops the highest slot),
-kill-after-``graceful_timeout`` and the flapping back-off all live here, tested with literal
-tables and an injected ``now``.
+slot choice (a process that died is replaced in its own slot), kill-after-``graceful_timeout``
+and the flapping back-off all live here, tested with literal tables and an injected ``now``.
 Must not import zmq, gevent, socket, subprocess.
 """
 
@@ -68,13 +68,15 @@ class ProcessView:
 
 @dataclass(frozen=True)
 class History:
-    """What reconcile remembers between ticks: recent unexpected exits and the back-off."""
+    """What reconcile remembers between ticks: recent unexpected exits, the back-off, and the
+    slots of processes that died (``vacant``, oldest first: their replacements take them)."""
 
     failures: tuple[float, ...] = ()
     retries: int = 0
     not_before: float = 0.0
     gave_up: bool = False
     last_spawn_at: float = float("-inf")
+    vacant: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,8 @@ def reconcile(
     stopping = any(p.stopping_since is not None for p in processes) or bool(stops)
     count = _spawn_count(desired.numprocesses - len(kept), remaining, desired, rolling, stopping)
     count = min(count, _spawn_allowance(history, now, policy))
-    return actions + [Spawn(wid, desired.generation) for wid in _free_wids(processes, count)]
+    wids = _free_wids(processes, count, history.vacant)
+    return actions + [Spawn(wid, desired.generation) for wid in wids]
 
 
 def _stale_to_stop(
@@ -171,10 +174,14 @@ def _spawn_allowance(history: History, now: float, policy: Policy) -> int:
     return 1 if now - history.last_spawn_at >= policy.warmup_delay else 0
 
 
-def _free_wids(processes: Sequence[ProcessView], count: int) -> list[int]:
-    """The ``count`` lowest slot ids no live process holds (stopping ones still hold theirs)."""
+def _free_wids(
+    processes: Sequence[ProcessView], count: int, vacant: Sequence[int] = ()
+) -> list[int]:
+    """``count`` slot ids no live process holds (stopping ones still hold theirs): the vacant
+    slots of dead processes first (oldest first), then the lowest free ones."""
     used = {p.wid for p in processes}
-    wids: list[int] = []
+    wids = [wid for wid in dict.fromkeys(vacant) if wid not in used][:count]
+    used.update(wids)
     wid = 1
     while len(wids) < count:
         if wid not in used:
@@ -183,9 +190,15 @@ def _free_wids(processes: Sequence[ProcessView], count: int) -> list[int]:
     return wids
 
 
-def record_spawn(history: History, now: float) -> History:
-    """Remember a spawn (the warm-up stagger counts from it)."""
-    return replace(history, last_spawn_at=now)
+def record_spawn(history: History, now: float, wid: int | None = None) -> History:
+    """Remember a spawn into slot ``wid`` (no longer vacant); the warm-up stagger counts from it."""
+    return replace(history, last_spawn_at=now, vacant=tuple(w for w in history.vacant if w != wid))
+
+
+def record_vacancy(history: History, wid: int) -> History:
+    """A process died while it ran (crash, ``kill -9``, its own exit): its replacement takes
+    its slot ``wid`` rather than the lowest free one."""
+    return replace(history, vacant=(*(w for w in history.vacant if w != wid), wid))
 
 
 def record_exit(history: History, now: float, lifetime: float, policy: FlappingPolicy) -> History:
@@ -215,4 +228,4 @@ def record_failure(history: History) -> History:
 
 def reset(history: History) -> History:
     """Forget failures and back-off (the operator started the watcher again)."""
-    return replace(History(), last_spawn_at=history.last_spawn_at)
+    return replace(History(), last_spawn_at=history.last_spawn_at, vacant=history.vacant)

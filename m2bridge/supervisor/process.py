@@ -2,22 +2,61 @@
 
 Never ``os.fork()`` a worker: each process is a new interpreter/command (``subprocess``), its
 own process group (so ``Kill`` reaches its children too and a terminal's Ctrl-C reaches only
-the supervisor), with output piped to the supervisor's relay.
+the supervisor), with output piped to the supervisor's relay. On Linux each child gets the
+parent-death signal SIGKILL before it executes its command, so none outlives a supervisor that
+was killed (``kill -9``); the supervisor spawns from its main thread only, whose exit is the
+process's exit (the kernel sends the signal when the spawning *thread* ends).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from m2bridge.supervisor.output import LineRelay
 from m2bridge.supervisor.plan import ProcessView
+
+PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl() -> Callable[..., int] | None:
+    """libc's ``prctl``, looked up once here: the child only calls it between fork and exec."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` giving the child SIGKILL when this process dies (None off Linux).
+
+    Runs in the child after ``setsid``: if this process already died in between, the child
+    has been re-parented and kills itself rather than run orphaned.
+    """
+    if _PRCTL is None:
+        return None
+    prctl, parent = _PRCTL, os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return preexec
 
 
 @dataclass(frozen=True)
@@ -58,6 +97,7 @@ class WorkerProcess:
         self.stopping_since: float | None = None
         self.killed = False
         self.expected_exit = False
+        self.operator_signals: set[int] = set()
         self.relay: LineRelay | None = None
 
     @classmethod
@@ -76,6 +116,7 @@ class WorkerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent(),  # safe: the supervisor runs no Python thread
         )
         process = cls(popen, slot, now)
         process.stats_file = Path(command.stats_file) if command.stats_file else None
@@ -120,6 +161,10 @@ class WorkerProcess:
         if self.popen.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signum)
+
+    def killed_by_operator(self) -> bool:
+        """Whether it ended by a signal the operator sent it (``ctl signal``, USR1 forwarded)."""
+        return self.returncode is not None and -self.returncode in self.operator_signals
 
     def stop(self, signum: int, now: float) -> None:
         """Ask the process to finish (graceful); the plan kills it after the timeout."""

@@ -1,7 +1,9 @@
 """The supervisor's runtime directory: private (0700, ours), locked, and its pid file.
 
-It holds the control socket ``m2bridge.ctl``, the workers' ``stats/`` files and a lock that
-keeps a second supervisor of the same stack from stealing the control socket.
+It holds the control socket ``m2bridge.ctl``, the workers' ``stats/`` files, a lock that
+keeps a second supervisor of the same stack from stealing the control socket, and the
+``children`` file: the processes running under the supervisor (pid and kernel start time), so
+that a supervisor starting after one that was killed ends whatever that one left behind.
 """
 
 from __future__ import annotations
@@ -9,12 +11,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import signal
 import stat
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from m2bridge.errors import ConfigError
 
 LOCK_FILE = "supervisor.lock"
+CHILDREN_FILE = "children"
+#: Seconds to wait for stale processes to die after their SIGKILL (they free ports, pid files).
+STALE_KILL_TIMEOUT = 5.0
 
 
 def prepare_rundir(path: str | os.PathLike[str]) -> Path:
@@ -99,3 +107,48 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def start_time(pid: int) -> int | None:
+    """The kernel start time of a live process (it tells a reused pid apart), else None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="latin-1") as stat_file:
+            fields = stat_file.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def record_children(rundir: Path, pids: Iterable[int]) -> None:
+    """Write ``children``: one ``PID START_TIME`` line per running child (atomically)."""
+    lines = [f"{pid} {started}\n" for pid in pids if (started := start_time(pid)) is not None]
+    path = rundir / CHILDREN_FILE
+    if not lines:
+        path.unlink(missing_ok=True)
+        return
+    tmp = path.with_name(CHILDREN_FILE + ".tmp")
+    tmp.write_text("".join(lines))
+    tmp.replace(path)
+
+
+def kill_stale_children(rundir: Path) -> list[int]:
+    """SIGKILL the process group of every child a previous supervisor recorded that still runs
+    (same pid and start time), wait until they are gone, and forget them; returns their pids."""
+    path = rundir / CHILDREN_FILE
+    stale: list[int] = []
+    with contextlib.suppress(OSError):
+        for line in path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                pid, started = (int(field) for field in line.split())
+                if start_time(pid) == started:
+                    stale.append(pid)
+    for pid in stale:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STALE_KILL_TIMEOUT
+    while any(start_time(pid) is not None for pid in stale) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    path.unlink(missing_ok=True)
+    return stale

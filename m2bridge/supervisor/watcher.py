@@ -2,13 +2,15 @@
 
 Operator verbs (``incr``, ``reload``, ``stop``...) only change ``desired``; ``tick`` asks
 ``plan.reconcile`` what to do and does it; ``reap`` collects exits and feeds the flapping
-record (an exit the supervisor or the operator asked for never counts).
+record (an exit the supervisor or the operator asked for never counts, nor one by a signal the
+operator sent) and keeps the slot of a process that died for its replacement.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import signal
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,6 +29,10 @@ ENDING_SIGNALS = frozenset(signal_number(name) for name in ("TERM", "INT", "QUIT
 #: Seconds between two RSS checks of a watcher's processes (``max_rss``).
 RSS_CHECK_INTERVAL = 1.0
 MIB = 1 << 20
+#: What makes a process reopen its log files: Mongrel2 rotates them on HUP (USR1 kills it);
+#: m2bridge workers and the relay take USR1 as gunicorn's workers do.
+MONGREL2_REOPEN_SIGNAL = signal.SIGHUP
+REOPEN_SIGNAL = signal.SIGUSR1
 
 
 class Watcher:
@@ -45,6 +51,7 @@ class Watcher:
         self.processes: dict[int, WorkerProcess] = {}
         self.reason = ""
         self.stop_signum = signal_number(spec.stop_signal)
+        self.reopen_signum = MONGREL2_REOPEN_SIGNAL if spec.mongrel2 else REOPEN_SIGNAL
         self._prepared = False
         self._rss_checked_at = 0.0
 
@@ -84,13 +91,21 @@ class Watcher:
         self.desired = replace(self.desired, active=False)
 
     def send_signal(self, signum: int) -> int:
-        """Signal every running process; returns how many got it."""
+        """Signal every running process for the operator; returns how many got it.
+
+        A process that then ends by this signal did what the operator asked: not a crash.
+        """
         targets = [p for p in self.processes.values() if p.stopping_since is None]
         for process in targets:
             if signum in ENDING_SIGNALS or signum == self.stop_signum:
                 process.expected_exit = True
+            process.operator_signals.add(signum)
             process.send_signal(signum)
         return len(targets)
+
+    def reopen_logs(self) -> int:
+        """Have every running process reopen its log files (the supervisor got USR1)."""
+        return self.send_signal(self.reopen_signum)
 
     # -- the loop's side --
 
@@ -142,7 +157,7 @@ class Watcher:
                 0, self.spec.max_requests_jitter
             )
         self.processes[process.pid] = process
-        self.history = plan.record_spawn(self.history, now)
+        self.history = plan.record_spawn(self.history, now, action.wid)
         log.info("%s started (pid %d)", slot.label, process.pid)
 
     def _refresh(self, now: float) -> None:
@@ -181,6 +196,8 @@ class Watcher:
             del self.processes[process.pid]
             if process.stats_file is not None:
                 process.stats_file.unlink(missing_ok=True)
+            if process.stopping_since is None and self.desired.active:
+                self.history = plan.record_vacancy(self.history, process.wid)
             self._account_exit(process, now)
         return exited
 
@@ -189,6 +206,9 @@ class Watcher:
         what = self.launcher.describe_exit(process.returncode or 0)
         if process.expected_exit or not self.desired.active:
             log.info("%s (pid %d) %s", label, pid, what)
+            return
+        if process.killed_by_operator():
+            log.info("%s (pid %d) %s, sent by the operator: not a crash", label, pid, what)
             return
         log.warning("%s (pid %d) %s after %.1f s", label, pid, what, process.age(now))
         if not self.history.gave_up:

@@ -31,7 +31,7 @@ from gevent.pywsgi import LoggingLogAdapter, WSGIHandler, WSGIServer
 from m2bridge.config import request_limit
 from m2bridge.errors import AppImportError, ConfigError
 from m2bridge.loader import load_app
-from m2bridge.logs import AccessLog, setup_logging
+from m2bridge.logs import AccessLog, reopen_log_files, setup_logging
 from m2bridge.worker.stats import WorkerStats, publish_forever, stats_file_for, stop_publishing
 
 if TYPE_CHECKING:
@@ -308,10 +308,12 @@ def main(config: WorkerConfig) -> int:
 
 
 def serve(server: FdServer, config: WorkerConfig) -> int:
-    """Run ``server`` until SIGTERM/SIGINT or max_requests, then drain and return 0."""
+    """Run ``server`` until SIGTERM/SIGINT or max_requests, then drain and return 0; SIGUSR1
+    reopens the access log file."""
     state = server.state
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, state.stop.set)
+    gevent.signal_handler(signal.SIGUSR1, reopen_log_files, server.access_log)
     stats_file = stats_file_for(config.stats_file, state.stats)
     publisher = gevent.spawn(publish_forever, stats_file, gevent.sleep) if stats_file else None
     server.start()

@@ -6,7 +6,8 @@ app is imported, then a fresh ``zmq.green`` context connects one XPUB + PULL pai
 ``dispatch.Dispatcher``, which queues requests on their ``connection`` in a ``Pool`` of
 ``--concurrency`` greenlets.
 
-Stopping (SIGTERM, SIGINT, or ``--max-requests`` reached) follows gunicorn's ggevent worker:
+SIGUSR1 reopens the ``--access-log`` file (logrotate). Stopping (SIGTERM, SIGINT, or
+``--max-requests`` reached) follows gunicorn's ggevent worker:
 stop receiving (messages already queued locally are still served, then the PULL disconnects so
 Mongrel2 hands new requests to other workers), wait up to ``--graceful-timeout`` for requests in
 flight, kill what is left (their clients get a close), flush replies and exit 0.
@@ -28,7 +29,7 @@ from gevent.pool import Pool
 
 from m2bridge.config import request_limit
 from m2bridge.loader import load_app
-from m2bridge.logs import AccessLog, setup_logging
+from m2bridge.logs import AccessLog, reopen_log_files, setup_logging
 from m2bridge.wire.sender import default_sender
 from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.dispatch import Dispatcher
@@ -116,6 +117,7 @@ class Worker:
         self, config: WorkerConfig, app: WSGIApp, access_log: AccessLog | None = None
     ) -> None:
         self.config = config
+        self.access_log = access_log
         self.stats = WorkerStats()
         self.pool = Pool(config.concurrency)
         sender_id = config.sender_id.encode() if config.sender_id else None
@@ -147,6 +149,7 @@ class Worker:
         self.dispatcher.siblings = bus  # None unless one of several workers on one Handler
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stopping.set)
+        gevent.signal_handler(signal.SIGUSR1, reopen_log_files, self.access_log)
         receivers = [gevent.spawn(self._receive, ch) for ch in transport.channels]
         stats_file = stats_file_for(config.stats_file, self.stats)
         publisher = self._start_publisher(stats_file, transport.channels)

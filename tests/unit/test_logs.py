@@ -9,7 +9,7 @@ import re
 import pytest
 
 from m2bridge.errors import ConfigError
-from m2bridge.logs import AccessLog, request_line, setup_logging
+from m2bridge.logs import AccessLog, reopen_log_files, request_line, setup_logging
 
 LINE_RE = re.compile(
     r'^(?P<addr>\S+) - - \[(?P<time>[^\]]+)\] "(?P<request>[^"]*)" (?P<status>\d+) '
@@ -108,3 +108,97 @@ def test_setup_logging_sets_the_root_level():
     finally:
         root.setLevel(saved[0])
         root.handlers[:] = saved[1]
+
+
+def test_request_line_rebuilds_the_uri_without_a_question_mark_when_there_is_no_query():
+    env = {"REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/x", "QUERY_STRING": ""}
+    assert request_line(env) == "GET /x -"
+
+
+class _BrokenStream(io.StringIO):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def write(self, text: str) -> int:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error", [OSError(28, "No space left on device"), ValueError("I/O operation on closed file")]
+)
+def test_a_failed_access_log_write_is_logged_at_debug_and_not_raised(error, caplog):
+    with caplog.at_level(logging.DEBUG, logger="m2bridge.access"):
+        AccessLog(_BrokenStream(error)).log(environ(), 200, 1, 0.0)
+    assert [r.getMessage() for r in caplog.records] == [f"access log write failed: {error}"]
+
+
+def test_lines_within_one_second_share_the_timestamp(monkeypatch):
+    monkeypatch.setattr("m2bridge.logs.time.time", lambda: 1_700_000_000.25)
+    stream = io.StringIO()
+    log = AccessLog(stream)
+    log.log(environ(), 200, 1, 0.0)
+    monkeypatch.setattr("m2bridge.logs.time.time", lambda: 1_700_000_000.75)
+    monkeypatch.setattr("m2bridge.logs.time.strftime", lambda *args: pytest.fail("recomputed"))
+    log.log(environ(), 200, 1, 0.0)
+    first, second = (LINE_RE.match(line + "\n") for line in stream.getvalue().splitlines())
+    assert first is not None
+    assert second is not None
+    assert first["time"] == second["time"]
+
+
+def statuses(text: str) -> list[str]:
+    """The status of each access log line (a line of another format is kept as is)."""
+    lines = text.splitlines(keepends=True)
+    return [match["status"] if (match := LINE_RE.match(line)) else line for line in lines]
+
+
+def test_reopen_after_a_rename_writes_new_lines_to_a_new_file_at_the_path(tmp_path):
+    path = tmp_path / "access.log"
+    log = AccessLog.open(str(path))
+    assert log is not None
+    log.log(environ(), 200, 1, 0.0)
+    path.rename(tmp_path / "access.log.1")
+    log.reopen()
+    log.log(environ(), 404, 2, 0.0)
+    log.close()
+    assert statuses((tmp_path / "access.log.1").read_text()) == ["200"]
+    assert statuses(path.read_text()) == ["404"]
+
+
+def test_reopen_leaves_stderr_alone():
+    log = AccessLog.open("-")
+    assert log is not None
+    stream = log.stream
+    log.reopen()
+    assert log.stream is stream
+    assert not stream.closed
+
+
+def test_reopen_at_a_path_that_cannot_be_opened_keeps_the_old_file_and_warns(tmp_path, caplog):
+    path = tmp_path / "logs" / "access.log"
+    path.parent.mkdir()
+    log = AccessLog.open(str(path))
+    assert log is not None
+    path.parent.rename(tmp_path / "old-logs")
+    with caplog.at_level(logging.WARNING, logger="m2bridge.access"):
+        log.reopen()
+    log.log(environ(), 201, 1, 0.0)
+    log.close()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"cannot reopen access log {path}: No such file or directory"
+    ]
+    assert statuses((tmp_path / "old-logs" / "access.log").read_text()) == ["201"]
+
+
+def test_reopen_log_files_says_so_and_reopens_the_access_log(tmp_path, caplog):
+    path = tmp_path / "access.log"
+    log = AccessLog.open(str(path))
+    assert log is not None
+    path.unlink()
+    with caplog.at_level(logging.INFO, logger="m2bridge.worker"):
+        reopen_log_files(log)
+        reopen_log_files(None)
+    log.close()
+    assert path.exists()
+    assert [r.getMessage() for r in caplog.records] == ["got USR1: reopening log files"] * 2
