@@ -2,15 +2,20 @@
 
 The supervisor gives every process it starts ``M2BRIDGE_STATS_FILE`` (where to publish its
 counters), ``M2BRIDGE_WID`` (its slot, ``$(wid)``) and ``M2BRIDGE_NOTICE_DIR`` (where the
-processes of one watcher find each other's sibling notice endpoints); ``m2bridge ctl`` reads
-``M2BRIDGE_CONTROL`` (the control endpoint) and ``M2BRIDGE_TOKEN`` (its token).
+processes of one watcher find each other's sibling notice endpoints). In a stack with
+``mongrel2`` watchers it also gives them ``M2BRIDGE_MONGREL2_CHROOTS``: where each of those
+Mongrel2 servers really runs (its chroot, resolved), which ``serve --config`` prefers to the
+config's relative chroot. ``m2bridge ctl`` reads ``M2BRIDGE_CONTROL`` (the control endpoint) and
+``M2BRIDGE_TOKEN`` (its token).
 
 Must not import zmq, gevent, socket, subprocess.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from m2bridge.errors import ConfigError
 
@@ -19,6 +24,7 @@ WID = "M2BRIDGE_WID"
 NOTICE_DIR = "M2BRIDGE_NOTICE_DIR"
 CONTROL = "M2BRIDGE_CONTROL"
 TOKEN = "M2BRIDGE_TOKEN"
+MONGREL2_CHROOTS = "M2BRIDGE_MONGREL2_CHROOTS"
 #: Digits a slot number may have (``$(wid)`` is small; a long number is a mistake).
 _MAX_SLOT_DIGITS = 9
 
@@ -50,3 +56,36 @@ def worker_slot(environ: Mapping[str, str]) -> int | None:
     if not (raw.isascii() and raw.isdigit()) or len(raw) > _MAX_SLOT_DIGITS:
         raise ConfigError(f"${WID} must be a slot number, not {raw[:20]!r}")
     return int(raw)
+
+
+@dataclass(frozen=True)
+class Mongrel2Chroot:
+    """Where one supervised Mongrel2 server runs: its uuid, config file and resolved chroot."""
+
+    server: str
+    config: str
+    chroot: str
+
+
+def mongrel2_chroots_environment(chroots: Iterable[Mongrel2Chroot]) -> dict[str, str]:
+    """``M2BRIDGE_MONGREL2_CHROOTS`` for ``chroots`` (nothing when there are none)."""
+    entries = [{"server": c.server, "config": c.config, "chroot": c.chroot} for c in chroots]
+    return {MONGREL2_CHROOTS: json.dumps(entries)} if entries else {}
+
+
+def mongrel2_chroots(environ: Mapping[str, str]) -> list[Mongrel2Chroot]:
+    """The supervised Mongrel2 servers of this worker's stack ([]: not told).
+
+    Raises:
+        ConfigError: the variable holds something else than what the supervisor writes.
+    """
+    raw = environ.get(MONGREL2_CHROOTS, "")
+    if not raw:
+        return []
+    try:
+        entries = json.loads(raw)
+        return [
+            Mongrel2Chroot(str(e["server"]), str(e["config"]), str(e["chroot"])) for e in entries
+        ]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"${MONGREL2_CHROOTS}: not a list of server/config/chroot") from exc

@@ -10,8 +10,9 @@ Where the work goes:
 - otherwise this process becomes one ZeroMQ worker, ``m2bridge.worker.zmq_worker.main``.
 
 ``--config PATH --handler NAME`` reads the endpoints, chroot and upload temp store from a
-Mongrel2 config (``mongrel2_conf.find_handler``). Exit codes: 0 ok, 1 error (one line on
-stderr), 2 usage.
+Mongrel2 config (``mongrel2_conf.find_handler``); under ``m2bridge up`` the chroot of a server
+the stack runs is where its ``mongrel2`` watcher runs it (``M2BRIDGE_MONGREL2_CHROOTS``).
+Exit codes: 0 ok, 1 error (one line on stderr), 2 usage.
 """
 
 from __future__ import annotations
@@ -146,7 +147,9 @@ def _from_mongrel2_config(config: WorkerConfig, path: str, names: list[str]) -> 
         found = [mongrel2_conf.find_handler(path, *_handler_and_server(name)) for name in names]
     except mongrel2_conf.ConfigError as exc:
         raise ConfigError(str(exc)) from exc
-    if len({(f.chroot or ".", f.upload_temp_store) for f in found}) > 1:
+    supervised = environment.mongrel2_chroots(os.environ)
+    chroots = [_chroot_of(f.server_uuid, f.chroot, path, supervised) for f in found]
+    if len({(c, f.upload_temp_store) for c, f in zip(chroots, found, strict=True)}) > 1:
         raise ConfigError(
             "--handler: these handlers' servers differ in chroot or upload.temp_store; "
             "run one worker per server"
@@ -158,9 +161,38 @@ def _from_mongrel2_config(config: WorkerConfig, path: str, names: list[str]) -> 
         recv_specs=tuple(f.recv_spec for f in found),
         # several servers: each channel learns its recv_ident from Mongrel2's subscription
         sender_id=config.sender_id or (first.recv_ident if len(found) == 1 else None) or None,
-        m2_chroot=first.chroot or ".",
+        m2_chroot=chroots[0],
         upload_temp_store=config.upload_temp_store or first.upload_temp_store,
     )
+
+
+def _chroot_of(
+    server: str, configured: str, path: str, supervised: list[environment.Mongrel2Chroot]
+) -> str:
+    """Mongrel2's chroot for ``server``: where the supervisor runs it (a stack's mongrel2
+    watcher), else the config's chroot (relative to this process's cwd).
+
+    Raises:
+        ConfigError: several supervised servers have this uuid, in other directories, and
+            none of them runs the config file ``path``.
+    """
+    matches = {c.chroot: c for c in supervised if c.server == server}
+    if len(matches) > 1:
+        same_file = {c.chroot for c in matches.values() if _same_file(c.config, path)}
+        if len(same_file) != 1:
+            listed = ", ".join(f"{c.config} in {c.chroot}" for c in matches.values())
+            raise ConfigError(
+                f"--config: several mongrel2 watchers run server {server!r}: {listed}"
+            )
+        return same_file.pop()
+    return next(iter(matches), configured or ".")
+
+
+def _same_file(first: str, second: str) -> bool:
+    try:
+        return os.path.samefile(first, second)
+    except OSError:
+        return False
 
 
 def _handler_and_server(spec: str) -> tuple[str, str | None]:

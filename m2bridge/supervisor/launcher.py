@@ -1,7 +1,8 @@
 """How a watcher starts its processes: the ``Launcher`` interface and the plain command launcher.
 
 A launcher turns a watcher spec and a slot id into a ``Command`` (substituted argv, env,
-working dir, inherited socket fds) and decides when a new process is ready to serve. The
+working dir, inherited socket fds) and decides when a new process is ready to serve. A plain
+command learns where the stack's Mongrel2 servers run (``M2BRIDGE_MONGREL2_CHROOTS``). The
 ``mongrel2`` watcher type has its own launcher (``mongrel2_watcher.py``).
 """
 
@@ -79,6 +80,7 @@ class CommandLauncher:
         stats_file = self.stats_dir / f"{spec.name}.{wid}.json"
         notices = notice_dir(self.stats_dir.parent, spec.name)
         env.update(environment.worker_environment(str(stats_file), wid, str(notices)))
+        env.update(environment.mongrel2_chroots_environment(self._mongrel2_chroots()))
         used = set(spec.use_sockets) | {
             ref.removeprefix("sockets.")
             for ref in template.references(spec.cmd)
@@ -86,6 +88,15 @@ class CommandLauncher:
         }
         fds = tuple(sorted(self.socket_fds[name] for name in used))
         return Command(argv, env, spec.working_dir, fds, str(stats_file))
+
+    def _mongrel2_chroots(self) -> list[environment.Mongrel2Chroot]:
+        """Where the stack's Mongrel2 servers run: a worker finds their upload files there,
+        whatever its own cwd (``serve --config`` would take a relative chroot from it)."""
+        if not self.spec.mongrel2_peers:
+            return []
+        from m2bridge.supervisor.mongrel2_watcher import served_chroots
+
+        return served_chroots(self.spec.mongrel2_peers, self.stats_dir.parent)
 
     def is_ready(self, process: WorkerProcess, now: float) -> bool:
         age = process.age(now)

@@ -10,6 +10,7 @@ stop-then-start (not rolling). Ready once it listens and has wired its handlers 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import subprocess
@@ -17,10 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from m2bridge.environment import Mongrel2Chroot
 from m2bridge.errors import ConfigError
-from m2bridge.supervisor import mongrel2
-from m2bridge.supervisor.process import Command, WorkerProcess
+from m2bridge.supervisor import mongrel2, output
+from m2bridge.supervisor.process import Command, WorkerProcess, describe_status
 from m2bridge.supervisor.stack import WatcherSpec
+
+log = logging.getLogger("m2bridge.supervisor")
 
 #: Mongrel2 wires its handlers about 0.5 s after start (a fixed taskdelay(500)).
 STARTUP_DELAY = 0.6
@@ -44,10 +48,12 @@ class Mongrel2Launcher:
         assert spec.mongrel2 is not None
         self.spec = spec
         self.source = Path(spec.mongrel2.config)
-        self.db = rundir / f"{spec.name}.sqlite" if self.source.suffix == ".conf" else self.source
+        self.db = database_of(spec, rundir)
         self.server: ServerRow | None = None
         self.chroot = Path(spec.working_dir)
         self.chroot_dirs: tuple[str, ...] = ()
+        self.label = f"{spec.name}.1"
+        self.error_log_offset = 0
 
     def prepare(self) -> None:
         """(Re)load the config and check it; the running server is not touched.
@@ -66,7 +72,7 @@ class Mongrel2Launcher:
                 f"{where}: {self.source} must set server.daemonize to 0 in its settings "
                 "(a daemonizing mongrel2 escapes the supervisor)"
             )
-        self.chroot = (Path(self.spec.working_dir) / (self.server.chroot or ".")).resolve()
+        self.chroot = chroot_of(self.spec, self.server)
         self.chroot_dirs = _temp_store_dirs(settings)
 
     def command(self, wid: int) -> Command:
@@ -80,6 +86,9 @@ class Mongrel2Launcher:
         assert self.server is not None
         Path(self.spec.working_dir).mkdir(parents=True, exist_ok=True)
         mongrel2.prepare_chroot(self.chroot, self.chroot_dirs)
+        # What this run adds to the error log (or prints) explains its exit: ``describe_exit``.
+        self.label = f"{self.spec.name}.{wid}"
+        self.error_log_offset = mongrel2.error_log_size(self.chroot)
         env = dict(os.environ) if self.spec.copy_env else {}
         env.update(self.spec.env)
         argv = tuple(mongrel2.mongrel2_argv(self.db, self.server.uuid))
@@ -97,7 +106,45 @@ class Mongrel2Launcher:
         return True
 
     def describe_exit(self, returncode: int) -> str:
-        return mongrel2.describe_exit(self.chroot, returncode)
+        """Why Mongrel2 exited, in its own words: the telling ``[ERROR]`` line it printed (start-up
+        errors such as a port clash come before it opens its error log) or logged in this run;
+        this run's error-log errors are also copied to the supervisor log. A signal or a clean
+        exit is said as such."""
+        if returncode <= 0:
+            return f"mongrel2 {describe_status(returncode)}"
+        logged = mongrel2.error_log_errors(self.chroot, self.error_log_offset)
+        for line in logged[-mongrel2.ERRORS_SHOWN :]:
+            log.warning("%s error.log | %s", self.label, line)
+        printed = [ln for ln in output.recent_lines(self.label) if mongrel2.ERROR_TAG in ln]
+        return mongrel2.describe_exit(self.chroot, returncode, [*printed, *logged])
+
+
+def database_of(spec: WatcherSpec, rundir: Path) -> Path:
+    """The database a mongrel2 watcher runs: its ``.sqlite``, or where its ``.conf`` is loaded."""
+    assert spec.mongrel2 is not None
+    source = Path(spec.mongrel2.config)
+    return rundir / f"{spec.name}.sqlite" if source.suffix == ".conf" else source
+
+
+def chroot_of(spec: WatcherSpec, server: ServerRow) -> Path:
+    """The server's chroot, resolved against the watcher's working directory (Mongrel2's cwd)."""
+    return (Path(spec.working_dir) / (server.chroot or ".")).resolve()
+
+
+def served_chroots(peers: tuple[WatcherSpec, ...], rundir: Path) -> list[Mongrel2Chroot]:
+    """Where each of the stack's mongrel2 watchers runs its server (after their ``prepare``).
+
+    Raises:
+        ConfigError: a watcher's database cannot be read or lacks its server.
+    """
+    found = []
+    for spec in peers:
+        assert spec.mongrel2 is not None
+        where = f"watchers.{spec.name}.config"
+        server = read_server(database_of(spec, rundir), spec.mongrel2.server, where)
+        chroot = str(chroot_of(spec, server))
+        found.append(Mongrel2Chroot(server.uuid, spec.mongrel2.config, chroot))
+    return found
 
 
 def load_conf(conf: Path, db: Path, where: str) -> None:

@@ -18,7 +18,7 @@ import shlex
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from m2bridge.errors import ConfigError
@@ -88,6 +88,9 @@ class WatcherSpec:
     priority: int = 0
     flapping: FlappingPolicy = field(default_factory=FlappingPolicy)
     mongrel2: Mongrel2Spec | None = None
+    #: the stack's ``mongrel2`` watchers (on every other watcher): the supervisor tells its
+    #: processes where those servers run (``M2BRIDGE_MONGREL2_CHROOTS``).
+    mongrel2_peers: tuple[WatcherSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,17 @@ def parse_stack(data: Mapping[str, object], base: Path, default_name: str) -> St
     root.check_unknown()
     if not watchers:
         raise ConfigError("watchers: the stack defines no watcher")
-    return StackConfig(name, rundir, control, sockets, watchers)
+    return StackConfig(name, rundir, control, sockets, _with_mongrel2_peers(watchers))
+
+
+def _with_mongrel2_peers(watchers: dict[str, WatcherSpec]) -> dict[str, WatcherSpec]:
+    peers = tuple(spec for spec in watchers.values() if spec.mongrel2 is not None)
+    if not peers:
+        return watchers
+    return {
+        key: spec if spec.mongrel2 is not None else replace(spec, mongrel2_peers=peers)
+        for key, spec in watchers.items()
+    }
 
 
 def _path(base: Path, value: str | None) -> str | None:

@@ -4,7 +4,7 @@ Must not import zmq, gevent, socket, subprocess.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from m2bridge.supervisor.commands.base import (
@@ -15,10 +15,15 @@ from m2bridge.supervisor.commands.base import (
     table,
 )
 
+#: The states of a watcher whose processes all serve as the stack asks (a rolling reload
+#: serves throughout, as systemd counts "reloading" as active).
+AS_ASKED = ("active", "reloading")
+
 
 class StatusCommand(Command):
     """status [NAME]: state (active, starting, reloading, backoff, failed, stopped...) and
-    process counts of one watcher or all of them."""
+    process counts of one watcher or all of them. `m2bridge ctl status` exits 4 when one of
+    them is not running as asked (stopped, starting, in backoff, failed...)."""
 
     name = "status"
 
@@ -40,4 +45,24 @@ class StatusCommand(Command):
             )
             for w in data["watchers"]
         ]
-        return table(("WATCHER", "STATE", "PROCS", "READY", "STOPPING", "REASON"), rows)
+        text = table(("WATCHER", "STATE", "PROCS", "READY", "STOPPING", "REASON"), rows)
+        down = not_as_asked(data["watchers"])
+        if down:
+            listed = ", ".join(f"{w['name']} ({w['state']})" for w in down)
+            text += f"\nnot running as asked: {listed}"
+        return text
+
+
+def not_as_asked(watchers: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The watchers (status rows) whose processes do not all serve as asked."""
+    return [w for w in watchers if not _as_asked(w)]
+
+
+def _as_asked(watcher: dict[str, Any]) -> bool:
+    if watcher["state"] in AS_ASKED:
+        return True
+    # scaled down while the extra processes drain: every process still asked for serves
+    wanted = int(watcher["numprocesses"])
+    return bool(
+        watcher["state"] == "stopping" and 0 < wanted == watcher["running"] == watcher["ready"]
+    )
