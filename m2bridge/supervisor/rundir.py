@@ -127,7 +127,9 @@ def record_children(rundir: Path, pids: Iterable[int]) -> None:
         path.unlink(missing_ok=True)
         return
     tmp = path.with_name(CHILDREN_FILE + ".tmp")
-    tmp.write_text("".join(lines))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with open(fd, "w") as out:  # private like everything in the rundir
+        out.write("".join(lines))
     tmp.replace(path)
 
 

@@ -16,6 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from tests.helpers.environ import environ_without_coverage
 from tests.helpers.stack import RunningStack, demo, wait_active
 
 #: Runs ``m2bridge ARGV...`` as user nobody (see the module docstring).
@@ -42,6 +43,7 @@ def ctl_as_nobody(*argv: str) -> subprocess.CompletedProcess[str]:
         timeout=30,
         check=False,
         cwd="/",
+        env=environ_without_coverage(),  # it drops to nobody: no root-owned data file to write
     )
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.environ import environ_without_coverage
 
 ROOT = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("zmq", "gevent", "socket", "subprocess", "signal")
@@ -49,8 +50,7 @@ module_name = RULE.module_name
 def loaded_after_import(name: str, forbidden: tuple[str, ...]) -> list[str]:
     """Import ``name`` in a new interpreter; return which ``forbidden`` modules it loaded."""
     code = PROBE.format(name=name, forbidden=forbidden)
-    # Without the coverage tool's variables: what it imports in a measured run is not ours.
-    env = {key: value for key, value in os.environ.items() if not key.startswith("COVERAGE_")}
+    env = environ_without_coverage()  # what the coverage tool imports is not ours
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=20
     )
