@@ -1,12 +1,11 @@
 """The ``M2BRIDGE_*`` environment variables: their names, and how each value is written and read.
 
 The supervisor gives every process it starts ``M2BRIDGE_STATS_FILE`` (where to publish its
-counters), ``M2BRIDGE_WID`` (its slot, ``$(wid)``) and ``M2BRIDGE_NOTICE_DIR`` (where the
-processes of one watcher find each other's sibling notice endpoints). In a stack with
-``mongrel2`` watchers it also gives them ``M2BRIDGE_MONGREL2_CHROOTS``: where each of those
-Mongrel2 servers really runs (its chroot, resolved), which ``serve --config`` prefers to the
-config's relative chroot. ``m2bridge ctl`` reads ``M2BRIDGE_CONTROL`` (the control endpoint) and
-``M2BRIDGE_TOKEN`` (its token).
+counters) and ``M2BRIDGE_WID`` (its slot, ``$(wid)``). In a stack with ``mongrel2`` watchers it
+also gives them ``M2BRIDGE_MONGREL2_CHROOTS``: where each of those Mongrel2 servers really runs
+(its chroot, resolved), which ``serve --config`` prefers to the config's relative chroot.
+``m2bridge ctl`` reads ``M2BRIDGE_CONTROL`` (the control endpoint) and ``M2BRIDGE_TOKEN`` (its
+token).
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -21,7 +20,6 @@ from m2bridge.errors import ConfigError
 
 STATS_FILE = "M2BRIDGE_STATS_FILE"
 WID = "M2BRIDGE_WID"
-NOTICE_DIR = "M2BRIDGE_NOTICE_DIR"
 CONTROL = "M2BRIDGE_CONTROL"
 TOKEN = "M2BRIDGE_TOKEN"
 MONGREL2_CHROOTS = "M2BRIDGE_MONGREL2_CHROOTS"
@@ -29,19 +27,14 @@ MONGREL2_CHROOTS = "M2BRIDGE_MONGREL2_CHROOTS"
 _MAX_SLOT_DIGITS = 9
 
 
-def worker_environment(stats_file: str, wid: int, notice_dir: str) -> dict[str, str]:
+def worker_environment(stats_file: str, wid: int) -> dict[str, str]:
     """The variables the supervisor sets for the process it starts in slot ``wid``."""
-    return {STATS_FILE: stats_file, WID: str(wid), NOTICE_DIR: notice_dir}
+    return {STATS_FILE: stats_file, WID: str(wid)}
 
 
 def stats_file(environ: Mapping[str, str]) -> str | None:
     """Where the supervisor wants this worker's counters (None: not supervised)."""
     return environ.get(STATS_FILE) or None
-
-
-def notice_dir(environ: Mapping[str, str]) -> str | None:
-    """The sibling notice directory of this worker's watcher (None: no siblings)."""
-    return environ.get(NOTICE_DIR) or None
 
 
 def worker_slot(environ: Mapping[str, str]) -> int | None:

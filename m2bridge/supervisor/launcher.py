@@ -8,7 +8,6 @@ command learns where the stack's Mongrel2 servers run (``M2BRIDGE_MONGREL2_CHROO
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -22,17 +21,6 @@ from m2bridge.supervisor.stack import WatcherSpec, substitutions
 from m2bridge.supervisor.stats import read_counters
 
 log = logging.getLogger("m2bridge.supervisor")
-
-#: Where a watcher's processes find each other's sibling notice endpoints (``siblings``).
-#: Longest watcher name used as is in the notice directory (ipc paths hold 107 bytes).
-_NOTICE_NAME_MAX = 16
-
-
-def notice_dir(rundir: Path, watcher: str) -> Path:
-    """``<rundir>/notices/<watcher>``; a long name is replaced by a short hash of it."""
-    if len(watcher) > _NOTICE_NAME_MAX:
-        watcher = "w-" + hashlib.sha1(watcher.encode()).hexdigest()[:12]
-    return rundir / "notices" / watcher
 
 
 class Launcher(Protocol):
@@ -78,8 +66,7 @@ class CommandLauncher:
             {k: template.substitute(v, values, f"{where}.env.{k}") for k, v in spec.env.items()}
         )
         stats_file = self.stats_dir / f"{spec.name}.{wid}.json"
-        notices = notice_dir(self.stats_dir.parent, spec.name)
-        env.update(environment.worker_environment(str(stats_file), wid, str(notices)))
+        env.update(environment.worker_environment(str(stats_file), wid))
         env.update(environment.mongrel2_chroots_environment(self._mongrel2_chroots()))
         used = set(spec.use_sockets) | {
             ref.removeprefix("sockets.")

@@ -12,8 +12,6 @@ Must not import zmq, gevent, socket, subprocess.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from m2bridge.wire.protocol import UploadDone, UploadStarted
 
 Key = tuple[int, int]  # (channel index, connection id)
@@ -36,14 +34,8 @@ def is_plausible_start(event: UploadStarted) -> bool:
 class UploadTracker:
     """The temp file each connection announced with ``upload-start`` and has not finished."""
 
-    def __init__(self, remember_claims: int = 0) -> None:
-        """Args:
-        remember_claims: how many claimed uploads to remember, so that a ``start`` seen
-            again after its ``done`` (a sibling replaying what it holds) is not taken anew.
-        """
+    def __init__(self) -> None:
         self._started: dict[Key, str] = {}
-        self._claimed: OrderedDict[tuple[Key, str], None] = OrderedDict()
-        self._remember = remember_claims
 
     def __len__(self) -> int:
         return len(self._started)
@@ -52,17 +44,12 @@ class UploadTracker:
         """Remember the announced path.
 
         Returns:
-            False when the message cannot be Mongrel2's (see ``is_plausible_start``), or
-            when that upload was already claimed.
+            False when the message cannot be Mongrel2's (see ``is_plausible_start``).
         """
-        if not is_plausible_start(event) or (key, event.upload_path) in self._claimed:
+        if not is_plausible_start(event):
             return False
         self._started[key] = event.upload_path
         return True
-
-    def holds(self, key: Key, path: str) -> bool:
-        """Whether this connection's announced upload ``path`` still waits for its ``done``."""
-        return self._started.get(key) == path
 
     def claim(self, key: Key, event: UploadDone) -> bool:
         """Tell whether ``event`` completes the upload this connection started, forgetting it.
@@ -73,10 +60,6 @@ class UploadTracker:
         if self._started.get(key) != event.upload_path:
             return False
         del self._started[key]
-        if self._remember:
-            self._claimed[(key, event.upload_path)] = None
-            if len(self._claimed) > self._remember:
-                self._claimed.popitem(last=False)
         return True
 
     def forget(self, key: Key) -> str | None:

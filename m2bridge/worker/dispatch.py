@@ -10,13 +10,13 @@
   connection this worker has no window for (its first request went to another worker, or to
   this worker's predecessor) gets a full default window;
 - ``UploadStarted``: remembered (no reply); ``UploadDone``: served with the temp file as
-  ``wsgi.input`` only if the same connection announced the same path; forged ones get 400;
+  ``wsgi.input`` only if the same connection announced the same path here first (Mongrel2, or
+  the relay, sends both to one worker); any other ``done`` is refused with a logged 400;
 - ``Disconnect``: the connection's queued work is dropped, its ``m2bridge.disconnected`` event
   set, its response stream stopped, and its request cancelled after ``cancel_grace``; notices
   (``Disconnect``, ``Credits``) are never answered, as a reply to a dead connection brings
-  another notice, without end; with a sibling bus (``siblings``, several workers on one
-  Handler) a disconnect, and credits of a connection with no request running here, are also
-  passed to the siblings, and ``on_sibling_notice`` applies theirs;
+  another notice, without end. Several workers on one Handler run behind the relay
+  (docs/relay.md), which sends a connection's notices to the workers that hold it;
 - ``WebSocketHandshake`` and ``WebSocketFrame``: handed to ``wsapp.WebSocketHub`` when the
   app has a ``websocket`` handler; otherwise a handshake gets 501 and close, a frame is
   dropped with a debug log;
@@ -36,15 +36,13 @@ import re
 import sys
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import gevent
-from gevent.event import Event
 
 from m2bridge.errors import ProtocolError
 from m2bridge.wire.encode import encode_control
 from m2bridge.wire.flow import DEFAULT_CREDITS, parse_credits
-from m2bridge.wire.notice import concerns_siblings
 from m2bridge.wire.protocol import (
     Credits,
     Disconnect,
@@ -74,19 +72,7 @@ if TYPE_CHECKING:
     from m2bridge.worker.connection import Connection, ConnectionTable, Sink
     from m2bridge.worker.stats import WorkerStats
 
-#: How long an upload ``done`` waits for its ``start`` shared by a sibling worker (s).
-SIBLING_START_WAIT = 0.5
-#: Uploads started at a sibling and served here that a replayed ``start`` cannot revive.
-SIBLING_CLAIMS_REMEMBERED = 1024
-
 log = logging.getLogger("m2bridge.worker.dispatch")
-
-
-class NoticeBus(Protocol):
-    """Where notices go to sibling workers (``siblings.SiblingBus``)."""
-
-    def notice(self, channel_index: int, frame: bytes, event: object, has_work: bool) -> None: ...
-
 
 _TARGET_RE = re.compile(rb"(%s) ([0-9]{1,20}) ([^ @][^ ]*) " % SENDER_PATTERN)
 _REASONS = {
@@ -152,9 +138,6 @@ class Dispatcher:
         self.stats = stats
         self.access_log = access_log
         self.uploads = UploadTracker()
-        #: Uploads a sibling saw start: Mongrel2 may deal the ``done`` to this worker instead.
-        self.sibling_uploads = UploadTracker(remember_claims=SIBLING_CLAIMS_REMEMBERED)
-        self._start_waiters: dict[tuple[int, int], Event] = {}  # dones awaiting their start
         self.streams = UploadStreams()
         self._on_request = on_request or (lambda: None)
         self._settings = EnvironSettings(script_name=config.script_name)
@@ -163,8 +146,6 @@ class Dispatcher:
         limit = config.max_in_flight or config.concurrency
         self._max_in_flight = min(limit, config.concurrency)  # the pool must never block
         self._serve_job = self._serve_request  # bound once, not per request
-        #: The sibling notice bus (``siblings.SiblingBus``) when this worker is one of several.
-        self.siblings: NoticeBus | None = None
         self._flow_channels: set[int] = set()  # servers seen with download.flow_control on
         self._routes: dict[type, Callable[[Sink, Any], None]] = {
             Request: self._on_request_event,
@@ -187,37 +168,6 @@ class Dispatcher:
             self._on_malformed(channel, frame, exc)
             return
         self._routes[type(event)](channel, event)
-        if self.siblings is not None and concerns_siblings(event):
-            has_work = self.table.has_work(channel.index, event.conn_id)
-            self.siblings.notice(channel.index, frame, event, has_work)
-
-    def on_sibling_notice(self, channel: Sink, frame: bytes) -> None:
-        """A notice a sibling worker got from Mongrel2: apply it if the connection is ours.
-
-        It is never shared again (no loops); anything but a notice is ignored with a warning.
-        """
-        try:
-            event = parse_message(frame)
-        except ProtocolError as exc:
-            log.warning("malformed sibling notice ignored: %s", exc)
-            return
-        if isinstance(event, Disconnect):
-            self._on_disconnect(channel, event)
-        elif isinstance(event, Credits):
-            self._on_credits(channel, event)
-        elif isinstance(event, UploadStarted):
-            key = (channel.index, event.conn_id)
-            self.sibling_uploads.start(key, event)
-            waiter = self._start_waiters.get(key)
-            if waiter is not None:  # its ``done`` came first and waits for it
-                waiter.set()
-        else:
-            log.warning("sibling sent a %s, not a notice: ignored", type(event).__name__)
-
-    def holds_upload(self, channel_index: int, conn_id: int, path: str) -> bool:
-        """Whether an upload that started here still waits for its ``done`` (the sibling bus
-        replays such starts to a sibling that connects later)."""
-        return self.uploads.holds((channel_index, conn_id), path)
 
     def close(self) -> None:
         """Worker exit: close open WebSockets (1001), delete unfinished upload temp files."""
@@ -279,30 +229,10 @@ class Dispatcher:
 
     def _on_upload_done(self, channel: Sink, event: UploadDone) -> None:
         key = (channel.index, event.conn_id)
-        if self.uploads.claim(key, event) or self.sibling_uploads.claim(key, event):
+        if self.uploads.claim(key, event):
             self._accept_upload(channel, event)
-        elif self.siblings is not None:
-            # The start may have gone to a sibling whose share is still on the bus.
-            gevent.spawn(self._await_sibling_start, channel, event)
         else:
             self._refuse_upload(channel, event)
-
-    def _await_sibling_start(self, channel: Sink, event: UploadDone) -> None:
-        key = (channel.index, event.conn_id)
-        deadline = monotonic() + SIBLING_START_WAIT
-        waiter = self._start_waiters[key] = Event()
-        try:
-            while not self.sibling_uploads.claim(key, event):
-                remaining = deadline - monotonic()
-                if remaining <= 0:
-                    self._refuse_upload(channel, event)
-                    return
-                waiter.wait(remaining)  # set when a sibling's start for this connection arrives
-                waiter.clear()
-            self._accept_upload(channel, event)
-        finally:
-            if self._start_waiters.get(key) is waiter:
-                del self._start_waiters[key]
 
     def _accept_upload(self, channel: Sink, event: UploadDone) -> None:
         if self._overloaded(channel, event):
@@ -313,7 +243,8 @@ class Dispatcher:
 
     def _refuse_upload(self, channel: Sink, event: UploadDone) -> None:
         log.warning(
-            "connection %d: refused forged x-mongrel2-upload-done %r (no matching start)",
+            "connection %d: refused forged x-mongrel2-upload-done %r (no matching start on "
+            "this connection; several workers on one Handler need the relay)",
             event.conn_id,
             event.upload_path,
         )
@@ -340,7 +271,6 @@ class Dispatcher:
         self.streams.abort((channel.index, event.conn_id))
         self.table.disconnect(channel.index, event.conn_id, self.config.cancel_grace)
         self.websockets.disconnected(channel, event.conn_id)
-        self.sibling_uploads.forget((channel.index, event.conn_id))  # the sibling deletes it
         path = self.uploads.forget((channel.index, event.conn_id))
         if path is not None:
             remove_upload(path, self.config.m2_chroot, self.config.upload_temp_store)

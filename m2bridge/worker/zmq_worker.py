@@ -33,7 +33,6 @@ from m2bridge.logs import AccessLog, reopen_log_files, setup_logging
 from m2bridge.wire.sender import default_sender
 from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.dispatch import Dispatcher
-from m2bridge.worker.siblings import open_bus
 from m2bridge.worker.stats import (
     StatsFile,
     WorkerStats,
@@ -135,18 +134,6 @@ class Worker:
         config = self.config
         identity = config.sender_id or default_sender_id(config.worker_slot)
         transport = Transport(config.send_specs, config.recv_specs, identity, config.relay)
-        bus = (
-            None
-            if config.relay
-            else open_bus(
-                transport.context,
-                config.worker_slot,
-                transport.channels,
-                self.dispatcher.on_sibling_notice,
-                holds=self.dispatcher.holds_upload,
-            )
-        )
-        self.dispatcher.siblings = bus  # None unless one of several workers on one Handler
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stopping.set)
         gevent.signal_handler(signal.SIGUSR1, reopen_log_files, self.access_log)
@@ -164,8 +151,6 @@ class Worker:
             self.table.abort_all()
             self.dispatcher.close()
             stop_publishing(publisher, stats_file)
-            if bus is not None:
-                bus.close()
             transport.close()
         log.info("worker exiting after %d request(s)", self.stats.served)
         return 0

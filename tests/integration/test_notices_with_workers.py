@@ -1,48 +1,74 @@
-"""Two workers on one Handler, through the real Mongrel2: every notice reaches its connection.
+"""Two workers behind the relay, through the real Mongrel2: every notice reaches its connection.
 
-Mongrel2 deals disconnect and credit notices round-robin over the workers, like requests; the
-sibling notice bus (``m2bridge.worker.siblings``) passes them to the worker serving the connection.
-The workers run as the supervisor runs them: each with ``--worker-slot`` and the
-``M2BRIDGE_NOTICE_DIR`` of their watcher.
+Mongrel2 deals disconnect and credit notices round-robin, like requests, over whatever is
+connected to one ``send_spec``. Several workers therefore run behind ``m2bridge relay``
+(docs/relay.md), which sends a disconnect to the workers that served the connection, credits
+to the one writing its response, and an upload's ``done`` to the worker that got its ``start``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import http.client
+import json
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator, Sequence
 from functools import partial
+from pathlib import Path
 
-from m2bridge.environment import NOTICE_DIR
-from m2bridge.worker.siblings import SCAN_INTERVAL
-from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2
+from tests.helpers.mongrel2 import HandlerSpec, run_mongrel2, stop_process
 from tests.helpers.waiting import wait_until
-from tests.helpers.worker import APPS, run_worker
+from tests.helpers.worker import APPS, REPO_ROOT, WorkerProcess, run_worker
 
 APP = f"{APPS}.protocol:app"
+UPLOAD_APP = "handlers.upload:app"
 MIB = 1 << 20
 CONNECTIONS = 10
+#: Over ``limits.content_length``: Mongrel2 sends an upload start, then its done.
+UPLOAD_BODY = bytes(range(256)) * 400
 
 
-def start_pair(stack, tmp_path, handler, extra=()):
-    """Two workers of one watcher (slots 1 and 2) on ``handler``; wait until they found
-    each other (the bus rescans its directory every ``SCAN_INTERVAL`` s)."""
-    workers = [
-        stack.enter_context(
-            run_worker(
-                tmp_path / f"w{slot}",
-                APP,
-                [handler.send_spec],
-                [handler.recv_spec],
-                [*extra, "--worker-slot", str(slot)],
-            )
+@contextlib.contextmanager
+def running_relay(directory: Path, handler: HandlerSpec) -> Iterator[str]:
+    """``m2bridge relay`` reading ``handler``'s send_spec; yields the endpoint workers use.
+
+    It is stopped by PID (after the workers, which say ``bye`` to it when they stop).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "relay.ipc"
+    bind = f"ipc://{path}"
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", handler.send_spec]
+    log_path = directory / "relay.log"
+    with open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(
+            [*argv, "--bind", bind], cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT
         )
-        for slot in (1, 2)
-    ]
-    time.sleep(SCAN_INTERVAL + 0.5)
-    return workers
+    try:
+        assert wait_until(lambda: path.exists() or proc.poll() is not None, 10)
+        assert proc.poll() is None, log_path.read_text()
+        yield bind
+    finally:
+        stop_process(proc, timeout=10)
 
 
-def leave_mid_request(port, workers, marker):
+def relay_worker(
+    stack: contextlib.ExitStack,
+    directory: Path,
+    app: str,
+    relay: str,
+    handler: HandlerSpec,
+    extra: Sequence[str] = (),
+) -> WorkerProcess:
+    """One ``serve --relay`` worker of ``app``, stopped when ``stack`` closes."""
+    argv = ["--relay", relay, "--recv-spec", handler.recv_spec, *extra]
+    return stack.enter_context(run_worker(directory, app, [], [], argv))
+
+
+def leave_mid_request(port: int, workers: list[WorkerProcess], marker: Path) -> int:
     """Start ``/cancellable`` on a new connection, close it once it runs; return the index
     of the worker that serves it."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -52,45 +78,40 @@ def leave_mid_request(port, workers, marker):
         return busy().index(1)
 
 
-def cancelled(marker):
+def cancelled(marker: Path) -> bool:
     return marker.exists() and marker.read_text() == "disconnected\ncancelled\n"
 
 
-def test_every_client_leaving_cancels_its_request_whichever_worker_got_the_notice(
-    tmp_path, monkeypatch
-):
-    import contextlib
+def served(workers: Sequence[WorkerProcess]) -> list[int]:
+    return [int(w.stats().get("served", 0)) for w in workers]
 
-    monkeypatch.setenv(NOTICE_DIR, str(tmp_path / "n"))
+
+def test_every_client_leaving_cancels_its_request_on_whichever_worker_serves_it(tmp_path):
     handler = HandlerSpec(route="/", protocol="tnetstring")
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(run_mongrel2(tmp_path / "m2", [handler]))
-        workers = start_pair(stack, tmp_path, handler, ["--cancel-grace", "0.1"])
+        relay = stack.enter_context(running_relay(tmp_path / "relay", handler))
+        workers = [
+            relay_worker(stack, tmp_path / f"w{n}", APP, relay, handler, ["--cancel-grace", "0.1"])
+            for n in (1, 2)
+        ]
         served_by = []
-        keep_alive = stack.enter_context(socket.create_connection(("127.0.0.1", server.port), 5))
         for n in range(CONNECTIONS):
-            if n % 3 == 1:  # one message more: the next request goes to the other worker
-                keep_alive.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
-                assert keep_alive.recv(4096).endswith(b"hello\n")
             marker = tmp_path / f"marker{n}.txt"
             served_by.append(leave_mid_request(server.port, workers, marker))
             assert wait_until(partial(cancelled, marker), 3), (n, [w.log() for w in workers])
             assert wait_until(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 3)
-        # Request and disconnect of one connection alternate between the workers: a request
-        # served by either worker had its disconnect dealt to the other.
+        # New connections are spread by credit: both workers had requests to cancel.
         assert set(served_by) == {0, 1}
-        assert wait_until(lambda: all(w.stats().get("in_flight") == 0 for w in workers), 2)
 
 
-def test_a_flow_controlled_20_mib_stream_completes_with_two_workers(tmp_path, monkeypatch):
-    import contextlib
-
-    monkeypatch.setenv(NOTICE_DIR, str(tmp_path / "n"))
+def test_a_flow_controlled_20_mib_stream_completes_with_two_workers(tmp_path):
     handler = HandlerSpec(route="/", protocol="tnetstring")
     settings = {"download.flow_control": 1}
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(run_mongrel2(tmp_path / "m2", [handler], settings=settings))
-        workers = start_pair(stack, tmp_path, handler)
+        relay = stack.enter_context(running_relay(tmp_path / "relay", handler))
+        workers = [relay_worker(stack, tmp_path / f"w{n}", APP, relay, handler) for n in (1, 2)]
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
             sock.sendall(b"GET /stream?mb=20 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             data = bytearray()
@@ -105,7 +126,7 @@ def test_a_flow_controlled_20_mib_stream_completes_with_two_workers(tmp_path, mo
         assert set(payload) == {0xA5}
 
 
-def _dechunk(body):
+def _dechunk(body: bytes) -> Iterator[bytes]:
     while body:
         size_line, _, rest = body.partition(b"\r\n")
         size = int(size_line, 16)
@@ -115,94 +136,68 @@ def _dechunk(body):
         body = rest[size + 2 :]
 
 
-def test_uploads_complete_when_start_and_done_go_to_different_workers(tmp_path, monkeypatch):
-    """Mongrel2 deals an upload's ``start`` and ``done`` to different workers half the time;
-    the start is shared on the bus, so whichever worker gets the ``done`` serves it."""
-    import contextlib
-    import hashlib
-    import http.client
-    import json
+def upload_extra(chroot: Path) -> list[str]:
+    return ["--m2-chroot", str(chroot), "--upload-temp-store", "/tmp/upload.XXXXXX"]
 
-    monkeypatch.setenv(NOTICE_DIR, str(tmp_path / "n"))
+
+def test_uploads_on_new_connections_complete_on_both_workers(tmp_path):
     handler = HandlerSpec(route="/", protocol="tnetstring")
     chroot = tmp_path / "m2"
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(run_mongrel2(chroot, [handler]))
-        extra = ["--m2-chroot", str(chroot), "--upload-temp-store", "/tmp/upload.XXXXXX"]
-        for slot in (1, 2):
-            stack.enter_context(
-                run_worker(
-                    tmp_path / f"w{slot}",
-                    "handlers.upload:app",
-                    [handler.send_spec],
-                    [handler.recv_spec],
-                    [*extra, "--worker-slot", str(slot)],
-                )
+        relay = stack.enter_context(running_relay(tmp_path / "relay", handler))
+        workers = [
+            relay_worker(
+                stack, tmp_path / f"w{n}", UPLOAD_APP, relay, handler, upload_extra(chroot)
             )
-        time.sleep(SCAN_INTERVAL + 0.5)
-        body = bytes(range(256)) * 400  # 102,400 bytes: over limits.content_length
+            for n in (1, 2)
+        ]
         for _ in range(6):
             conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-            conn.request("POST", "/up", body=body)
+            conn.request("POST", "/up", body=UPLOAD_BODY)
             response = conn.getresponse()
             answer = response.read()
             conn.close()
-            assert response.status == 200, answer
+            assert response.status == 200, (answer, [w.log() for w in workers])
             result = json.loads(answer)
-            assert result["size"] == len(body)
-            assert result["sha256"] == hashlib.sha256(body).hexdigest()
+            assert result["size"] == len(UPLOAD_BODY)
+            assert result["sha256"] == hashlib.sha256(UPLOAD_BODY).hexdigest()
+        assert wait_until(lambda: sum(served(workers)) == 6, 5), served(workers)
+        assert all(served(workers)), served(workers)  # spread by credit, each done where started
         assert list((chroot / "tmp").glob("upload.*")) == []  # every temp file was deleted
 
 
-def test_uploads_started_before_the_second_worker_came_up_complete_on_either_worker(
-    tmp_path, monkeypatch
-):
-    """The starts reach worker 1 alone and are shared while no sibling listens; worker 2
-    comes up, Mongrel2 deals it half the ``done``s, and worker 1 replays the starts it
-    still holds once worker 2 subscribes to its notices."""
-    import contextlib
-    import hashlib
-    import json
-
-    monkeypatch.setenv(NOTICE_DIR, str(tmp_path / "n"))
+def test_uploads_started_before_a_second_worker_came_up_finish_where_they_started(tmp_path):
+    """The starts reach worker 1 alone; worker 2 comes up with more credit, yet every
+    ``done`` still goes to worker 1, which holds the start."""
     handler = HandlerSpec(route="/", protocol="tnetstring")
     chroot = tmp_path / "m2"
-    extra = ["--m2-chroot", str(chroot), "--upload-temp-store", "/tmp/upload.XXXXXX"]
-    body = bytes(range(256)) * 400  # 102,400 bytes: over limits.content_length
-    head = f"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-
-    def worker(stack, slot):
-        argv = [*extra, "--worker-slot", str(slot)]
-        app, specs = "handlers.upload:app", ([handler.send_spec], [handler.recv_spec])
-        return stack.enter_context(run_worker(tmp_path / f"w{slot}", app, *specs, argv))
-
+    head = f"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {len(UPLOAD_BODY)}\r\n\r\n".encode()
     with contextlib.ExitStack() as stack:
         server = stack.enter_context(run_mongrel2(chroot, [handler]))
-        first = worker(stack, 1)
+        relay = stack.enter_context(running_relay(tmp_path / "relay", handler))
+        extra = upload_extra(chroot)
+        first = relay_worker(stack, tmp_path / "w1", UPLOAD_APP, relay, handler, extra)
         clients = [
             stack.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=10))
             for _ in range(4)
         ]
         for client in clients:
-            client.sendall(head + body[:1000])
+            client.sendall(head + UPLOAD_BODY[:1000])
         assert wait_until(lambda: len(list((chroot / "tmp").glob("upload.*"))) == 4, 5)
-        time.sleep(0.2)  # the starts are in worker 1 and shared with no one
-        second = worker(stack, 2)
+        second = relay_worker(stack, tmp_path / "w2", UPLOAD_APP, relay, handler, extra)
         for client in clients:
-            client.sendall(body[1000:])
+            client.sendall(UPLOAD_BODY[1000:])
         answers = [_read_response(client) for client in clients]
         logs = [w.log() for w in (first, second)]
         for status, payload in answers:
             assert status == 200, (payload, logs)
-            result = json.loads(payload)
-            assert result["sha256"] == hashlib.sha256(body).hexdigest()
-        served = lambda: [w.stats().get("served", 0) for w in (first, second)]  # noqa: E731
-        assert wait_until(lambda: sum(served()) == 4, 5), (served(), logs)
-        assert all(served()), (served(), logs)  # both workers served some of the four
+            assert json.loads(payload)["sha256"] == hashlib.sha256(UPLOAD_BODY).hexdigest()
+        assert wait_until(lambda: served([first, second]) == [4, 0], 5), served([first, second])
         assert wait_until(lambda: list((chroot / "tmp").glob("upload.*")) == [], 5)
 
 
-def _read_response(sock):
+def _read_response(sock: socket.socket) -> tuple[int, bytes]:
     """(status, body) of one Content-Length response read from ``sock``."""
     data = b""
     while b"\r\n\r\n" not in data:
