@@ -6,7 +6,9 @@ Where the work goes:
 
 - ``--fd N`` / ``--bind HOST:PORT``: the fd-path worker, ``m2bridge.worker.fd_worker.main``;
 - ``--workers N`` (N > 1): ``m2bridge.supervisor.serve_workers`` runs N copies of this command
-  with ``--workers 1 --worker-slot $(wid)`` (the project's one process manager);
+  with ``--workers 1 --worker-slot $(wid)`` (the project's one process manager), behind an
+  ``m2bridge relay`` it also runs unless ``--relay`` is given: several workers straight on
+  Mongrel2 would reorder pipelined answers (docs/decisions/0001-multi-worker-topology.md);
 - otherwise this process becomes one ZeroMQ worker, ``m2bridge.worker.zmq_worker.main``.
 
 ``--config PATH --handler NAME`` reads the endpoints, chroot and upload temp store from a
@@ -216,6 +218,15 @@ def child_argv(config: WorkerConfig) -> list[str]:
     return [*argv, "--workers", "1", "--worker-slot", "$(wid)"]
 
 
+def relay_argv(config: WorkerConfig) -> list[str]:
+    """The ``m2bridge relay`` that ``--workers N`` runs in front of its workers: it reads
+    ``config``'s send_specs (in order: the workers' recv_specs pair with them) and binds
+    ``config.relay``."""
+    assert config.relay, "the relay's endpoint"
+    specs = [word for spec in config.send_specs for word in ("--send-spec", spec)]
+    return [sys.executable, "-m", "m2bridge", "relay", *specs, "--bind", config.relay]
+
+
 def _flag_and_values(flag: str, option: Option, value: Any) -> list[str]:
     if option.switch:
         return [flag] if value else []
@@ -254,12 +265,14 @@ def _dispatch(config: WorkerConfig) -> int:
         return int(fdworker.main(config))
     if config.workers > 1:
         supervisor = _import("m2bridge.supervisor", "--workers N")
+        name = supervisor_name(config.app)
+        relay = None
+        if not config.relay:
+            config = replace(config, relay=supervisor.relay_endpoint(name))
+            relay = relay_argv(config)
         return int(
             supervisor.serve_workers(
-                child_argv(config),
-                config.workers,
-                config.graceful_timeout,
-                supervisor_name(config.app),
+                child_argv(config), config.workers, config.graceful_timeout, name, relay
             )
         )
     from m2bridge.worker import zmq_worker as worker

@@ -14,11 +14,26 @@ if TYPE_CHECKING:
     from m2bridge.supervisor.arbiter import Supervisor
     from m2bridge.supervisor.client import ControlClient
 
-__all__ = ["ControlClient", "Supervisor", "serve_workers"]
+__all__ = ["ControlClient", "Supervisor", "relay_endpoint", "serve_workers"]
 
 
-def serve_workers(argv: list[str], numprocesses: int, graceful_timeout: float, name: str) -> int:
-    """Run ``numprocesses`` copies of ``argv`` in the foreground until TERM/INT or ``quit``.
+def relay_endpoint(name: str) -> str:
+    """Where the relay of ``serve_workers(..., name, relay_argv)`` should bind:
+    ``ipc://<runtime dir>/<name>/relay.ipc``."""
+    from m2bridge.supervisor.stack import relay_endpoint as endpoint
+
+    return endpoint(name)
+
+
+def serve_workers(
+    argv: list[str],
+    numprocesses: int,
+    graceful_timeout: float,
+    name: str,
+    relay_argv: list[str] | None = None,
+) -> int:
+    """Run ``numprocesses`` copies of ``argv`` in the foreground until TERM/INT or ``quit``,
+    behind one process of ``relay_argv`` (the ``m2bridge relay`` they connect to) if given.
 
     ``$(wid)`` in ``argv`` becomes each process's stable slot id. The control socket is
     ``ipc://<runtime dir>/<name>/m2bridge.ctl`` (``m2bridge ctl --name NAME ...``).
@@ -33,7 +48,8 @@ def serve_workers(argv: list[str], numprocesses: int, graceful_timeout: float, n
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s [supervisor] %(message)s")
     try:
-        return Supervisor(worker_stack(argv, numprocesses, graceful_timeout, name)).run()
+        stack = worker_stack(argv, numprocesses, graceful_timeout, name, relay_argv)
+        return Supervisor(stack).run()
     except ConfigError as exc:
         logging.getLogger("m2bridge.supervisor").error("cannot start: %s", exc)
         return 1

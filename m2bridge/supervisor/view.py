@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from m2bridge.errors import ConfigError, ControlError
 from m2bridge.supervisor.control import MAX_PROCESSES, Errno
 from m2bridge.supervisor.process import signal_number
+from m2bridge.supervisor.stack import runs_the_relay, topology_error
 from m2bridge.supervisor.stats import self_sample
 
 if TYPE_CHECKING:
@@ -41,8 +42,12 @@ class ArbiterView:
         return self._watcher(name)
 
     def scalable(self) -> list[str]:
-        """Watchers that TTIN/TTOU/HUP act on: all but the mongrel2 ones."""
-        return [name for name, w in self._sup.watchers.items() if w.spec.mongrel2 is None]
+        """Watchers that TTIN/TTOU/HUP act on: all but the mongrel2 and relay ones."""
+        return [
+            name
+            for name, w in self._sup.watchers.items()
+            if w.spec.mongrel2 is None and not runs_the_relay(w.spec.cmd)
+        ]
 
     def watcher_names(self) -> list[str]:
         return list(self._sup.watchers)
@@ -57,6 +62,9 @@ class ArbiterView:
         watcher = self._changing(name)
         if watcher.spec.mongrel2 is not None and count > 1:
             raise ControlError(f"{name} is a mongrel2 watcher: one process", Errno.BAD_ARGUMENTS)
+        problem = topology_error(name, watcher.spec.cmd, count)
+        if problem is not None:
+            raise ControlError(problem, Errno.BAD_ARGUMENTS)
         if count > MAX_PROCESSES:
             raise ControlError(
                 f"{name}: {count} processes is over the limit of {MAX_PROCESSES}",

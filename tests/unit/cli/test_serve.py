@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from m2bridge.config import OPTIONS, WorkerConfig, endpoint
 from m2bridge.environment import STATS_FILE as STATS_ENV
 from m2bridge.environment import WID as WID_ENV
 from m2bridge.errors import ConfigError
+from m2bridge.supervisor.stack import default_rundir, relay_endpoint
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -327,3 +330,56 @@ def test_a_forwarded_option_reaches_every_child_of_workers_n(name, tmp_path, no_
     child = config_of(*child_args)
     assert getattr(child, name) == getattr(parent, name) == expected
     assert (child.workers, child.worker_slot) == (1, 1)
+
+
+# -- --workers N runs its workers behind a relay (docs/decisions/0001-multi-worker-topology.md)
+
+
+def served(monkeypatch: pytest.MonkeyPatch, *argv: str) -> tuple[Any, ...]:
+    """What ``serve ... --workers N`` hands ``serve_workers`` (not run)."""
+    import m2bridge.supervisor
+
+    calls: list[tuple[Any, ...]] = []
+
+    def serve_workers(*args: Any) -> int:
+        calls.append(args)
+        return 0
+
+    monkeypatch.setattr(m2bridge.supervisor, "serve_workers", serve_workers)
+    args = parse(*argv)
+    assert args.run(args) == 0
+    (call,) = calls
+    return call
+
+
+def test_workers_n_starts_a_relay_on_the_send_spec_and_its_workers_connect_to_it(
+    monkeypatch, no_supervisor
+):
+    send, recv = "tcp://127.0.0.1:7001", "tcp://127.0.0.1:7002"
+    argv, count, _, name, relay = served(
+        monkeypatch, "a:b", "--workers", "3", "--send-spec", send, "--recv-spec", recv
+    )
+    bound = relay_endpoint(name)
+    assert bound == f"ipc://{default_rundir(name)}/relay.ipc"
+    assert relay == [
+        sys.executable,
+        "-m",
+        "m2bridge",
+        "relay",
+        "--send-spec",
+        send,
+        "--bind",
+        bound,
+    ]
+    child = config_of(*[word.replace("$(wid)", "1") for word in argv[4:]])
+    assert (count, child.relay, child.recv_specs, child.workers) == (3, bound, (recv,), 1)
+    assert "--send-spec" not in argv
+
+
+def test_workers_n_with_relay_given_starts_no_relay_of_its_own(monkeypatch, no_supervisor):
+    given = "ipc:///tmp/elsewhere.ipc"
+    argv, _, _, _, relay = served(
+        monkeypatch, "a:b", "--workers", "2", "--relay", given, "--recv-spec", "tcp://127.0.0.1:1"
+    )
+    assert relay is None
+    assert argv[argv.index("--relay") + 1] == given

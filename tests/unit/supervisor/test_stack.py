@@ -243,9 +243,9 @@ def test_references_lists_every_name():
 
 
 def test_worker_stack_runs_one_watcher_ready_by_stats_file():
-    stack = worker_stack(
-        ["python", "-m", "m2bridge", "serve", "--worker-slot", "$(wid)"], 3, 7.5, "hello"
-    )
+    argv = ["python", "-m", "m2bridge", "serve", "--relay", "ipc:///r", "--worker-slot", "$(wid)"]
+    stack = worker_stack(argv, 3, 7.5, "hello")
+    assert list(stack.watchers) == ["hello"]
     watcher = stack.watchers["hello"]
     assert (watcher.numprocesses, watcher.graceful_timeout, watcher.readiness) == (3, 9.5, "stats")
     assert stack.control.endpoint.startswith("ipc://")
