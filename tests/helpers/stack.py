@@ -269,21 +269,37 @@ def mongrel2_stack(
     workers: int = 2,
     extra: str = "",
     settings: dict[str, object] | None = None,
+    relay: bool = True,
 ) -> tuple[str, int]:
     """A stack text: a mongrel2 watcher on a free port + ``workers`` m2bridge workers (watcher
-    ``hello``); fails (never skips) without the real binaries."""
+    ``hello``) behind an ``m2bridge relay`` (watcher ``relay``: the one multi-worker topology,
+    docs/decisions/0001-multi-worker-topology.md); ``relay=False``: the workers connect
+    straight to Mongrel2, which the supervisor allows for one only. Fails (never skips)
+    without the real binaries."""
     require_mongrel2()
     port = free_port()
     conf = base / "mongrel2.conf"
-    conf.write_text(make_conf(port, [HandlerSpec(route="/")], settings))
+    handler = HandlerSpec(route="/")
+    conf.write_text(make_conf(port, [handler], settings))
+    options = f"--config {conf} --handler / --graceful-timeout 10"
+    relay_watcher = ""
+    if relay:
+        endpoint = f"ipc://{base / 'relay.ipc'}"
+        options += f" --relay {endpoint}"
+        relay_watcher = f"""
+[watchers.relay]
+cmd = "$(python) -m m2bridge relay --send-spec {handler.send_spec} --bind {endpoint}"
+priority = 5
+graceful_timeout = 5
+"""
     text = f"""
 [watchers.mongrel2]
 type = "mongrel2"
 config = "{conf}"
 graceful_timeout = 5
-
+{relay_watcher}
 [watchers.hello]
-cmd = "$(python) -m m2bridge serve {app} --config {conf} --handler / --graceful-timeout 10"
+cmd = "$(python) -m m2bridge serve {app} {options}"
 numprocesses = {workers}
 readiness = "stats"
 graceful_timeout = 10

@@ -35,10 +35,11 @@ from tests.helpers.waiting import wait_until
 
 
 def test_demo_example_stack_serves_and_quits_without_orphans(base):
-    text, port = example_stack(base, "direct_stack.toml")
+    text, port = example_stack(base, "stack.toml")
     with running_stack(base, text) as stack:
         wait_serving(stack, port, workers=2)
-        assert [w["name"] for w in stack.call("status")["watchers"]] == ["mongrel2", "hello"]
+        names = [w["name"] for w in stack.call("status")["watchers"]]
+        assert names == ["mongrel2", "relay", "hello"]
         served = stack.processes("hello")
         assert all(p["rss"] and p["fds"] for p in served)
         everyone = stack_pids(stack) + stack.descendants()
@@ -49,7 +50,8 @@ def test_demo_example_stack_serves_and_quits_without_orphans(base):
         assert stack.proc.wait(20) == 0
         assert orphans(everyone) == []
         log = stack.log()
-        assert log.index("stopping hello") < log.index("stopping mongrel2")
+        assert log.index("stopping hello") < log.index("stopping relay")
+        assert log.index("stopping relay") < log.index("stopping mongrel2")
         assert "mongrel2.1 |" in log
 
 
@@ -174,8 +176,8 @@ def test_control_of_a_mongrel2_stack_refuses_another_user_and_a_tokenless_tcp_cl
             timeout=20,
             env={**os.environ, "M2BRIDGE_TOKEN": "t0ken"},
         )
-        assert (allowed.returncode, allowed.stdout) == (0, "mongrel2\nhello\n")
-        stack.wait_until(lambda: stack.ctl("status").stdout.count("active") == 2, timeout=20)
+        assert (allowed.returncode, allowed.stdout) == (0, "mongrel2\nrelay\nhello\n")
+        stack.wait_until(lambda: stack.ctl("status").stdout.count("active") == 3, timeout=20)
         assert get(port) == (200, b"Hello, world!\n")
     ipc_text, _ = mongrel2_stack(base, workers=1)
     with running_stack(base, ipc_text) as stack:
@@ -197,7 +199,7 @@ def test_serve_workers_flag_runs_the_same_supervisor(base):
 
             def ready_count() -> int:
                 result = subprocess.run(
-                    [*ctl, "stats"], capture_output=True, text=True, env=env, timeout=20
+                    [*ctl, "stats", name], capture_output=True, text=True, env=env, timeout=20
                 )
                 if result.returncode != 0:
                     return -1
@@ -239,22 +241,27 @@ def test_restart_with_a_broken_mongrel2_config_is_refused_and_keeps_serving(base
         assert get(port) == (200, b"Hello, world!\n")
 
 
-def test_stack_workers_without_a_slot_flag_share_uploads_on_the_sibling_bus(base):
-    """A plain stack-file command (no --worker-slot): the workers take their slot from the
-    supervisor, join the notice bus, and uploads whose start and done Mongrel2 deals to
-    different workers are served."""
+def test_stack_uploads_to_two_workers_behind_the_relay_are_served_whole(base):
+    """A plain stack-file command (no --worker-slot): the relay keeps an upload's start and
+    done messages on the worker that took the connection, so each is served whole."""
 
     port = free_port()
+    handler = HandlerSpec(route="/", protocol="tnetstring")
     conf = base / "mongrel2.conf"
-    conf.write_text(make_conf(port, [HandlerSpec(route="/", protocol="tnetstring")]))
+    conf.write_text(make_conf(port, [handler]))
+    relay = f"ipc://{base / 'relay.ipc'}"
     text = f"""
 [watchers.mongrel2]
 type = "mongrel2"
 config = "{conf}"
 working_dir = "{base}"
 
+[watchers.relay]
+cmd = "$(python) -m m2bridge relay --send-spec {handler.send_spec} --bind {relay}"
+priority = 5
+
 [watchers.hello]
-cmd = "$(python) -m m2bridge serve handlers.upload:app --config {conf} --handler /"
+cmd = "$(python) -m m2bridge serve handlers.upload:app --config {conf} --handler / --relay {relay}"
 numprocesses = 2
 readiness = "stats"
 """
@@ -272,3 +279,26 @@ readiness = "stats"
         assert [status for status, _ in answers] == [200] * 6, answers
         digest = hashlib.sha256(body).hexdigest()
         assert all(json.loads(answer)["sha256"] == digest for _, answer in answers)
+
+
+def test_up_refuses_two_workers_straight_on_mongrel2_naming_the_watcher(base):
+    text, _ = mongrel2_stack(base, workers=2, relay=False)
+    result = subprocess.run(
+        [*UP, str(write_stack(base, text))], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 1
+    assert "watchers.hello.numprocesses: 2 'm2bridge serve' processes" in result.stderr
+    assert "docs/decisions/0001-multi-worker-topology.md" in result.stderr
+
+
+def test_one_worker_straight_on_mongrel2_serves_and_incr_is_refused(base):
+    text, port = mongrel2_stack(base, workers=1, relay=False)
+    with running_stack(base, text) as stack:
+        wait_serving(stack, port, workers=1)
+        refused = stack.ctl("incr", "hello")
+        assert refused.returncode != 0
+        assert "hello: 2 'm2bridge serve' processes connected straight to Mongrel2" in (
+            refused.stderr
+        )
+        assert stack.status("hello")["numprocesses"] == 1
+        assert get(port) == (200, b"Hello, world!\n")

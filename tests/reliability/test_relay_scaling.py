@@ -1,6 +1,6 @@
 """Scaling under heavy load with the relay (``m2bridge relay``): no request lost on stop.
 
-Same load as test_scaling.py (50 keep-alive clients on a 10 ms app, one request outstanding
+Under heavy load (50 keep-alive clients on a 10 ms app, one request outstanding
 each, 2 s timeout), but the workers take their requests from the relay (``serve --relay``)
 instead of connecting their PULL to Mongrel2. A stopping worker says ``bye`` and serves
 everything up to the relay's ``bye-ack``, so ``decr`` and a rolling ``reload`` lose exactly
