@@ -60,7 +60,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--direct",
         action="store_true",
-        help="start m2-zmq, m2-relay and fd as plain processes (`m2bridge serve`, "
+        help="start m2-zmq (with its relay) and fd as plain processes (`m2bridge serve`, "
         "`m2bridge relay`), without `m2bridge up`",
     )
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the result files")

@@ -52,8 +52,10 @@ def diff_results(old: Record, new: Record) -> list[dict[str, Any]]:
 
 
 def _had_relay(result: Record) -> bool:
-    """Whether this run's ``m2-zmq`` ran behind ``m2bridge relay`` (results written before
-    ``m2-relay`` existed say ``"relay": true`` in their config; no key means no relay)."""
+    """Whether this run's ``m2-zmq`` ran behind ``m2bridge relay``: its config says
+    ``"relay": true`` (every run since the relay became the one multi-worker topology, and
+    the runs before ``m2-relay`` existed); no key means workers straight on Mongrel2 (the runs
+    that measured the relay as ``m2-relay``)."""
     return result.get("config", {}).get("relay") is True
 
 
@@ -66,11 +68,13 @@ def topology_notes(old: Record, new: Record) -> list[str]:
     if old_relay:
         return [
             "Note: the baseline's m2-zmq ran with `m2bridge relay` (its config says "
-            "`relay: true`); m2-zmq now has no relay, and that topology is measured as m2-relay."
+            "`relay: true`); the new run's m2-zmq ran without it."
         ]
     return [
-        "Note: the baseline's m2-zmq ran without `m2bridge relay`; the new run's m2-zmq ran "
-        "with it (its config says `relay: true`)."
+        "Note: the baseline's m2-zmq ran without `m2bridge relay` (workers straight on "
+        "Mongrel2, no longer a supported topology: docs/decisions/0001-multi-worker-topology.md); "
+        "the new run's m2-zmq ran with it (its config says `relay: true`), the topology the "
+        "baseline measured as m2-relay."
     ]
 
 

@@ -1,4 +1,4 @@
-"""The Mongrel2-based stacks: ``m2-static``, ``m2-canned``, ``m2-zmq``/``m2-relay`` and ``fd``.
+"""The Mongrel2-based stacks: ``m2-static``, ``m2-canned``, ``m2-zmq`` and ``fd``.
 
 Each gets its own chroot under the run's work directory, a config loaded with the real ``m2sh``
 and the real ``mongrel2`` in the foreground (``server.daemonize=0``, no access log). Handlers
@@ -135,12 +135,11 @@ def start_canned(app: str, workers: int, workdir: Path) -> Stack:
 
 
 def zmq_worker_argv(
-    python: str, app: str, ends: Endpoints, chroot: Path, relay_spec: str | None
+    python: str, app: str, ends: Endpoints, chroot: Path, relay_spec: str
 ) -> list[str]:
-    """``m2bridge serve`` of a Mongrel2 stack: it PULLs from Mongrel2, or from the relay at
-    ``relay_spec``; replies go to Mongrel2 either way."""
-    argv = [python, "-m", "m2bridge", "serve", WORKLOADS[app].app]
-    argv += ["--relay", relay_spec] if relay_spec else ["--send-spec", ends.send_spec]
+    """``m2bridge serve`` of a Mongrel2 stack: it takes requests from the relay at
+    ``relay_spec`` and replies straight to Mongrel2."""
+    argv = [python, "-m", "m2bridge", "serve", WORKLOADS[app].app, "--relay", relay_spec]
     argv += ["--recv-spec", ends.recv_spec, "--m2-chroot", str(chroot), "--log-level", "warning"]
     return argv
 
@@ -152,31 +151,22 @@ def relay_argv(python: str, ends: Endpoints, relay_spec: str) -> list[str]:
     return argv
 
 
-def _start_m2_direct(name: str, app: str, workers: int, workdir: Path, relay: bool) -> Stack:
+def start_zmq_direct(app: str, workers: int, workdir: Path) -> Stack:
+    """``m2-zmq`` without the supervisor: Mongrel2, ``m2bridge relay`` and ``workers``
+    ``m2bridge serve --relay`` processes, started directly."""
+    name = "m2-zmq"
     chroot = workdir / name
     ends = Endpoints.on_free_ports()
-    via = " + `m2bridge relay`" if relay else ""
-    how = f"mongrel2{via} + {workers} x `m2bridge serve` started directly (no supervisor)"
-    stack = Stack(name, app, "", how)
+    how = f"mongrel2 + `m2bridge relay` + {workers} x `m2bridge serve` started directly"
+    stack = Stack(name, app, "", how + " (no supervisor)")
     port = start_mongrel2(stack, chroot, ends.conf())
     stack.url = url_for(port, app)
-    spec = f"ipc://{workdir / (name + '.ipc')}" if relay else None
-    if spec:
-        stack.start("relay", relay_argv(sys.executable, ends, spec), workdir / f"{name}-relay.log")
+    spec = f"ipc://{workdir / (name + '.ipc')}"
+    stack.start("relay", relay_argv(sys.executable, ends, spec), workdir / f"{name}-relay.log")
     argv = zmq_worker_argv(sys.executable, app, ends, chroot, spec)
     for i in range(workers):
         stack.start("worker", argv, workdir / f"{name}-{i}.log")
     return stack
-
-
-def start_zmq_direct(app: str, workers: int, workdir: Path) -> Stack:
-    """Mongrel2 plus ``workers`` ``m2bridge serve`` processes started directly (no supervisor)."""
-    return _start_m2_direct("m2-zmq", app, workers, workdir, relay=False)
-
-
-def start_relay_direct(app: str, workers: int, workdir: Path) -> Stack:
-    """``m2-relay`` without the supervisor: Mongrel2, ``m2bridge relay`` and the workers."""
-    return _start_m2_direct("m2-relay", app, workers, workdir, relay=True)
 
 
 def start_fd_direct(app: str, workers: int, workdir: Path) -> Stack:

@@ -32,7 +32,6 @@ DRAIN_TIMEOUT_S = 15.0
 Starter = Callable[[str, int, Path], Stack]
 STARTERS: dict[str, Starter] = {
     "m2-zmq": supervised.start_zmq_supervised,
-    "m2-relay": supervised.start_relay_supervised,
     "fd": supervised.start_fd_supervised,
     "gunicorn-sync": partial(stacks.start_gunicorn, worker_class="sync"),
     "gunicorn-gevent": partial(stacks.start_gunicorn, worker_class="gevent"),
@@ -43,7 +42,6 @@ STARTERS: dict[str, Starter] = {
 #: ``--direct``: the m2bridge stacks without the supervisor (plain ``m2bridge serve`` processes).
 DIRECT: dict[str, Starter] = {
     "m2-zmq": m2stacks.start_zmq_direct,
-    "m2-relay": m2stacks.start_relay_direct,
     "fd": m2stacks.start_fd_direct,
 }
 

@@ -1,9 +1,10 @@
-"""``m2-zmq``, ``m2-relay`` and ``fd`` the way users run them: one ``m2bridge up`` supervisor.
+"""``m2-zmq`` and ``fd`` the way users run them: one ``m2bridge up`` supervisor.
 
 For ``m2-zmq`` the stack file has a ``mongrel2`` watcher (the bench's own config, loaded by the
-supervisor) and a watcher of ``workers`` ``m2bridge serve`` processes that PULL from Mongrel2;
-``m2-relay`` adds a ``relay`` watcher between them (``m2bridge relay``); for ``fd`` a socket the
-supervisor binds and a watcher of ``m2bridge serve --fd $(sockets.web)`` processes. Every
+supervisor), a ``relay`` watcher (``m2bridge relay`` on Mongrel2's send_spec) and a watcher of
+``workers`` ``m2bridge serve --relay`` processes, as the demo stack (``examples/stack.toml``);
+for ``fd`` a socket the supervisor binds and a watcher of ``m2bridge serve --fd $(sockets.web)``
+processes. Every
 process of the stack is a child of the supervisor, which is stopped by PID (it stops them).
 """
 
@@ -51,13 +52,11 @@ def relay_watcher(ends: Endpoints, relay: str) -> str:
     return worker_watcher("relay", relay_argv("$(python)", ends, relay), 1) + "priority = 5\n"
 
 
-def zmq_stack_text(
-    name: str, app: str, workers: int, chroot: Path, ends: Endpoints, relay: bool
-) -> str:
-    """The stack file of ``name``: Mongrel2, ``workers`` ZeroMQ workers and, if ``relay``,
-    ``m2bridge relay`` between them (the workers then connect to the relay, not Mongrel2)."""
+def zmq_stack_text(name: str, app: str, workers: int, chroot: Path, ends: Endpoints) -> str:
+    """The stack file of ``name``: Mongrel2, ``m2bridge relay`` and ``workers`` ZeroMQ workers
+    that take their requests from the relay (replies go straight to Mongrel2)."""
     relay_spec = f"ipc://{chroot.parent / (name + '.ipc')}"
-    argv = zmq_worker_argv("$(python)", app, ends, chroot, relay_spec if relay else None)
+    argv = zmq_worker_argv("$(python)", app, ends, chroot, relay_spec)
     mongrel2 = (
         "[watchers.mongrel2]\n"
         'type = "mongrel2"\n'
@@ -67,7 +66,7 @@ def zmq_stack_text(
         f"working_dir = {json.dumps(str(chroot))}\n"
     )
     text = stack_header(chroot.parent / f"{name}-run") + mongrel2
-    text += relay_watcher(ends, relay_spec) if relay else ""
+    text += relay_watcher(ends, relay_spec)
     return text + worker_watcher("app", argv, workers)
 
 
@@ -88,29 +87,25 @@ def _start_up(name: str, app: str, stack_file: Path, url: str, how: str) -> Stac
     return stack
 
 
-def _start_m2(name: str, app: str, workers: int, workdir: Path, relay: bool) -> Stack:
+def _start_m2(name: str, app: str, workers: int, workdir: Path) -> Stack:
     chroot = workdir / name
     chroot.mkdir(parents=True, exist_ok=True)
     ends = Endpoints.on_free_ports()
     port = free_port()
     (chroot / "mongrel2.conf").write_text(config_text(port, ends.conf()))
     stack_file = workdir / f"{name}.toml"
-    stack_file.write_text(zmq_stack_text(name, app, workers, chroot, ends, relay))
-    via = " + `m2bridge relay`" if relay else " (workers PULL from it directly)"
-    how = f"`m2bridge up`: supervisor + mongrel2{via} + {workers} x `m2bridge serve` (ZeroMQ)"
+    stack_file.write_text(zmq_stack_text(name, app, workers, chroot, ends))
+    how = (
+        f"`m2bridge up`: supervisor + mongrel2 + `m2bridge relay` + {workers} x "
+        "`m2bridge serve --relay` (ZeroMQ)"
+    )
     return _start_up(name, app, stack_file, url_for(port, app), how)
 
 
 def start_zmq_supervised(app: str, workers: int, workdir: Path) -> Stack:
-    """``m2-zmq``: ``m2bridge up`` with Mongrel2 and ``workers`` ``m2bridge serve`` that
-    connect to it directly (Mongrel2 deals the requests out to them)."""
-    return _start_m2("m2-zmq", app, workers, workdir, relay=False)
-
-
-def start_relay_supervised(app: str, workers: int, workdir: Path) -> Stack:
-    """``m2-relay``: as ``m2-zmq`` plus ``m2bridge relay`` between Mongrel2 and the workers,
-    as the demo stack (``examples/stack.toml``) runs them."""
-    return _start_m2("m2-relay", app, workers, workdir, relay=True)
+    """``m2-zmq``: ``m2bridge up`` with Mongrel2, ``m2bridge relay`` and ``workers``
+    ``m2bridge serve --relay``, as the demo stack (``examples/stack.toml``) runs them."""
+    return _start_m2("m2-zmq", app, workers, workdir)
 
 
 def start_fd_supervised(app: str, workers: int, workdir: Path) -> Stack:

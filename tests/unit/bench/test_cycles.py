@@ -47,17 +47,17 @@ def test_plan_interleaves_stacks_inside_each_cycle_round_after_round() -> None:
     ]  # fmt: skip
 
 
-def test_both_mongrel2_topologies_serve_every_app_side_by_side() -> None:
-    assert STACKS[:2] == ("m2-zmq", "m2-relay")
+def test_m2_zmq_is_the_one_m2bridge_mongrel2_stack_and_serves_every_app() -> None:
+    assert STACKS[0] == "m2-zmq"
+    assert "m2-relay" not in STACKS
     for app in APPS:
-        served = stacks_for(app, STACKS)
-        assert served.index("m2-relay") == served.index("m2-zmq") + 1
+        assert stacks_for(app, STACKS)[0] == "m2-zmq"
 
 
-def test_config_no_longer_records_a_relay_switch() -> None:
+def test_config_records_that_m2_zmq_runs_the_relay() -> None:
     config = BenchConfig().to_dict()
-    assert "relay" not in config
-    assert config["stacks"][:2] == ["m2-zmq", "m2-relay"]
+    assert config["relay"] is True
+    assert config["stacks"][0] == "m2-zmq"
 
 
 def test_quick_config_estimate_stays_under_two_minutes_with_every_stack() -> None:

@@ -55,13 +55,14 @@ def with_config(data: dict[str, Any], **config: Any) -> dict[str, Any]:
     return {**data, "config": {"stacks": ["m2-zmq", "gunicorn-gevent"], **config}}
 
 
-def test_a_baseline_whose_m2_zmq_had_the_relay_gets_a_note() -> None:
-    old = with_config(result(1, 1), relay=True)
-    new = with_config(result(1, 1))
+def test_a_direct_baseline_against_a_relay_run_gets_a_note_naming_m2_relay() -> None:
+    old = with_config(result(1, 1))
+    new = with_config(result(1, 1), relay=True)
     notes = topology_notes(old, new)
     assert len(notes) == 1
-    assert "m2-zmq ran with `m2bridge relay`" in notes[0]
-    assert "m2-relay" in notes[0]
+    assert "baseline's m2-zmq ran without `m2bridge relay`" in notes[0]
+    assert "no longer a supported topology" in notes[0]
+    assert "the topology the baseline measured as m2-relay" in notes[0]
     text = format_diff(diff_results(old, new), "old.json", "new", notes)
     assert notes[0] in text
     assert text.index(notes[0]) < text.index("| app | stack |")
@@ -84,7 +85,7 @@ def test_no_note_when_both_runs_had_the_relay_in_m2_zmq() -> None:
     assert topology_notes(old, old) == []
 
 
-def test_an_old_relay_run_diffed_against_an_older_direct_one_says_so_too() -> None:
-    older, old = with_config(result(1, 1)), with_config(result(1, 1), relay=True)
-    [note] = topology_notes(older, old)
-    assert "baseline's m2-zmq ran without `m2bridge relay`" in note
+def test_a_relay_baseline_against_a_direct_run_says_so_too() -> None:
+    old, new = with_config(result(1, 1), relay=True), with_config(result(1, 1))
+    [note] = topology_notes(old, new)
+    assert "baseline's m2-zmq ran with `m2bridge relay`" in note

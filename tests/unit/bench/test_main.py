@@ -26,12 +26,14 @@ def test_quick_then_explicit_options_shape_the_config() -> None:
     assert full.direct
 
 
-def test_both_mongrel2_topologies_can_be_chosen_and_the_relay_flag_is_gone(
+def test_m2_relay_is_no_longer_a_stack_to_choose_and_the_relay_flag_is_gone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config = config_from(make_parser().parse_args(["--stacks", "m2-zmq,m2-relay"]))
-    assert config.stacks == ("m2-zmq", "m2-relay")
-    assert config_from(make_parser().parse_args([])).stacks[:2] == ("m2-zmq", "m2-relay")
+    assert config_from(make_parser().parse_args(["--stacks", "m2-zmq"])).stacks == ("m2-zmq",)
+    assert config_from(make_parser().parse_args([])).stacks[0] == "m2-zmq"
+    with pytest.raises(SystemExit):
+        make_parser().parse_args(["--stacks", "m2-zmq,m2-relay"])
+    assert "unknown stack m2-relay" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         make_parser().parse_args(["--no-relay"])
     assert "unrecognized arguments: --no-relay" in capsys.readouterr().err
@@ -85,11 +87,11 @@ def test_missing_or_foreign_input_is_an_error_with_a_log_line(
     assert "not a m2bridge-bench/1 result" in caplog.text
 
 
-def test_an_old_result_with_the_relay_in_m2_zmq_rerenders_and_diffs_with_a_note(
+def test_an_old_result_with_m2_zmq_straight_on_mongrel2_rerenders_and_diffs_with_a_note(
     tmp_path: Path,
 ) -> None:
     old = sample_result()
-    old["config"]["relay"] = True
+    del old["config"]["relay"]  # written while m2-zmq had no relay
     baseline = tmp_path / "old.json"
     report.write_json(old, baseline)
     out = tmp_path / "out"
@@ -98,4 +100,4 @@ def test_an_old_result_with_the_relay_in_m2_zmq_rerenders_and_diffs_with_a_note(
     report.write_json(sample_result(), new)
     assert main(["--report-only", str(new), "--diff", str(baseline), "--out", str(out)]) == 0
     md = (out / "2026-11-23-abc1234.md").read_text()
-    assert "the baseline's m2-zmq ran with `m2bridge relay`" in md
+    assert "the baseline's m2-zmq ran without `m2bridge relay`" in md
