@@ -209,3 +209,16 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout)
+
+
+@contextlib.contextmanager
+def port_held(port: int) -> Iterator[socket.socket]:
+    """Listen on 127.0.0.1:``port`` for the block, so a server started there clashes."""
+    squatter = socket.socket()
+    try:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        yield squatter
+    finally:
+        squatter.close()

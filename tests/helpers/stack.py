@@ -166,15 +166,22 @@ def write_stack(base: Path, text: str) -> Path:
 
 
 @contextlib.contextmanager
-def running_stack(base: Path, text: str, wait: bool = True) -> Iterator[RunningStack]:
-    """Run `m2bridge up` on a stack; always stop it (and every child) by PID afterwards."""
+def running_stack(
+    base: Path, text: str, wait: bool = True, log_file: Path | None = None
+) -> Iterator[RunningStack]:
+    """Run `m2bridge up` on a stack; always stop it (and every child) by PID afterwards.
+
+    Its output goes to ``base/up.log``, or with ``log_file`` to ``up --log-file LOG_FILE``.
+    """
     stack_file = write_stack(base, text)
-    log_file = base / "up.log"
-    with open(log_file, "wb") as out:
-        proc = subprocess.Popen(
-            [*UP, str(stack_file)], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    stack = RunningStack(proc, stack_file, base / "run", log_file)
+    argv = [*UP, str(stack_file)]
+    output = base / "up.log"  # with --log-file, what up prints outside it (nothing, normally)
+    if log_file is not None:
+        argv += ["--log-file", str(log_file)]
+        output = base / "up.out"
+    with open(output, "wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    stack = RunningStack(proc, stack_file, base / "run", log_file or output)
     children: set[int] = set()
     try:
         if wait:

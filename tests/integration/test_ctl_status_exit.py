@@ -3,8 +3,7 @@ the watchers that do not (with the real Mongrel2)."""
 
 from __future__ import annotations
 
-import socket
-
+from tests.helpers.mongrel2 import port_held
 from tests.helpers.stack import demo, mongrel2_stack, running_stack, wait_serving
 
 NOT_AS_ASKED = 4
@@ -31,15 +30,8 @@ def test_ctl_status_exits_4_while_mongrel2_is_stopped_and_0_once_started_again(b
 
 def test_ctl_status_exits_4_while_mongrel2_is_in_backoff(base):
     text, port = mongrel2_stack(base, workers=1)
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    squatter.bind(("127.0.0.1", port))
-    squatter.listen()
-    try:
-        with running_stack(base, text) as stack:
-            stack.wait_until(lambda: stack.status("mongrel2")["state"] in ("backoff", "failed"))
-            result = stack.ctl("status", "mongrel2")
-    finally:
-        squatter.close()
+    with port_held(port), running_stack(base, text) as stack:
+        stack.wait_until(lambda: stack.status("mongrel2")["state"] in ("backoff", "failed"))
+        result = stack.ctl("status", "mongrel2")
     assert result.returncode == NOT_AS_ASKED, result.stdout + result.stderr
     assert "not running as asked: mongrel2 (" in result.stdout

@@ -3,24 +3,16 @@ supervisor log and ``ctl status`` (port clash: printed before Mongrel2 opens its
 
 from __future__ import annotations
 
-import socket
-
+from tests.helpers.mongrel2 import port_held
 from tests.helpers.stack import mongrel2_stack, running_stack
 
 
 def test_port_clash_reports_mongrels_own_error_in_log_and_status(base):
     text, port = mongrel2_stack(base, workers=1)
-    squatter = socket.socket()
-    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    squatter.bind(("127.0.0.1", port))
-    squatter.listen()
-    try:
-        with running_stack(base, text) as stack:
-            stack.wait_until(lambda: "Can't announce" in stack.status("mongrel2")["reason"])
-            status = stack.ctl("status")
-            log = stack.log()
-    finally:
-        squatter.close()
+    with port_held(port), running_stack(base, text) as stack:
+        stack.wait_until(lambda: "Can't announce" in stack.status("mongrel2")["reason"])
+        status = stack.ctl("status")
+        log = stack.log()
     expected = f"mongrel2 exited with status 1: Can't announce on TCP port {port}"
     assert expected in status.stdout
     assert expected in log

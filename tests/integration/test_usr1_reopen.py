@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,18 +15,14 @@ import psutil
 
 from tests.helpers.http import get
 from tests.helpers.stack import (
-    UP,
     RunningStack,
-    answers,
     demo,
     example_stack,
     mongrel2_stack,
     running_stack,
     stack_pids,
-    stop_by_pid,
     wait_active,
     wait_serving,
-    write_stack,
 )
 
 
@@ -117,33 +112,10 @@ def test_operator_signal_that_kills_workers_does_not_trip_the_flapping_back_off(
         assert get(port) == (200, b"Hello, world!\n")
 
 
-@contextlib.contextmanager
-def stack_with_log_file(base: Path, text: str, log_file: Path) -> Iterator[RunningStack]:
-    """`m2bridge up --log-file LOG_FILE` in the foreground; stopped by PID afterwards."""
-    stack_file = write_stack(base, text)
-    proc = subprocess.Popen(
-        [*UP, str(stack_file), "--log-file", str(log_file)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    stack = RunningStack(proc, stack_file, base / "run", log_file)
-    children: set[int] = set()
-    try:
-        stack.wait_until(lambda: answers(stack))
-        yield stack
-    finally:
-        children.update(stack.descendants())
-        stop_by_pid(proc.pid, proc)
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
 def test_usr1_reopens_the_supervisors_log_file_at_its_path(base):
     text, port = mongrel2_stack(base, workers=1)
     log_file = base / "up.log"
-    with stack_with_log_file(base, text, log_file) as stack, killed_afterwards(stack, 2):
+    with running_stack(base, text, log_file=log_file) as stack, killed_afterwards(stack, 2):
         wait_serving(stack, port, workers=1)
         assert "hello.1 started" in log_file.read_text()
         log_file.rename(base / "up.log.1")
