@@ -20,9 +20,10 @@ integration tests):
   of one multipart message: ZeroMQ hands a message to the I/O thread once its last frame is
   in, so a burst costs one wake-up of each side's I/O thread instead of one per reply.
 
-The PULL is a plain pyzmq socket read without blocking; the receiving greenlet waits on its
-ZMQ_FD through one persistent gevent watcher (zmq.green's blocking recv costs a timer, an
-AsyncResult and two ZMQ_EVENTS reads per wait, about as much as parsing a request).
+The PULL (or, behind the relay, the DEALER of ``RelayChannel``) is a plain pyzmq socket read
+without blocking; the receiving greenlet waits on its ZMQ_FD through one persistent gevent
+watcher (zmq.green's blocking recv costs a timer, an AsyncResult and two ZMQ_EVENTS reads per
+wait, about as much as parsing a request).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ _UNSUBSCRIBE = 0
 IDLE_REGRANT = 1.0
 #: Seconds a draining worker waits for the relay's ``bye-ack`` before it gives up.
 BYE_ACK_TIMEOUT = 5.0
+#: Seconds between a ``RelayChannel``'s checks for a missed wake-up, the idle grant and the
+#: ``bye-ack`` deadline (the idle grant leaves after IDLE_REGRANT to IDLE_REGRANT + this).
+RELAY_TICK = WATCH_INTERVAL_MS / 1000
 
 
 #: A burst of replies leaves as the frames of one multipart message: ZeroMQ hands a message
@@ -328,6 +332,13 @@ class RelayChannel(Channel):
     ``relay_wire.WINDOW`` messages, then more in batches as it reads them. Stopping sends ``bye``
     and reads until the relay's ``bye-ack``, which follows the last message routed here: the
     worker serves all of them, and nothing is left on the wire when the DEALER disconnects.
+
+    The DEALER is a plain socket read like the PULL of ``Channel`` (one persistent watcher of
+    its ZMQ_FD), though grants and ``bye`` leave on it too: a send may consume the FD's edge,
+    so every send is followed by a read attempt (or a ZMQ_EVENTS check) before anyone waits.
+    The recheck timer ticks every ``RELAY_TICK`` seconds: it also wakes the waiting receiver
+    for the idle grant and a draining reader for its ``bye-ack`` deadline, so no wait needs a
+    timer of its own.
     """
 
     #: Draining state, set per instance once it changes (the class values are the start).
@@ -335,19 +346,42 @@ class RelayChannel(Channel):
     _draining = False
     _acked = False
     _deadline = 0.0
+    #: When the receiver last started waiting for messages (for the idle grant).
+    _idle_since = 0.0
 
     def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
-        dealer: zmq.Socket[Any] = context.socket(
-            zmq.DEALER
-        )  # no identity: the ROUTER names each worker
+        # Plain, like the PULL (see ``Channel._request_socket``); no identity: the ROUTER names
+        # each worker.
+        dealer: zmq.Socket[Any] = PlainSocket(context, zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
         return dealer
 
     def _start_reading(self) -> None:
-        """The DEALER is a zmq.green socket, read by its own waits: nothing to watch."""
+        """Watch the DEALER's ZMQ_FD; tick every ``RELAY_TICK`` for rechecks and deadlines."""
+        self._reader: Any = self._loop.io(cast(int, self._pull.getsockopt(zmq.FD)), 1)
+        self._reader.start(self._fd_signalled)
+        self._safety: Any = self._loop.timer(RELAY_TICK, RELAY_TICK, ref=False)
+        self._safety.start(self._recheck)
 
-    def _stop_reading(self) -> None:
-        """Nothing to stop (see ``_start_reading``)."""
+    def _fd_signalled(self) -> None:
+        if self._receiver is not None:
+            self._readable()
+        elif not self._pull.closed:
+            # Nobody waits: let libzmq take the signal (it reads before it waits, so nothing
+            # is missed), or the level-triggered watcher would call back on every loop pass.
+            self._pull.getsockopt(zmq.EVENTS)
+
+    def _recheck(self) -> None:
+        # Wakes the waiting reader when a message came in unsignalled (an edge consumed by a
+        # send), when it is time for the idle grant, and while draining (the ack's deadline).
+        if self._receiver is None:
+            return
+        if (
+            self._draining
+            or monotonic() - self._idle_since > IDLE_REGRANT
+            or cast(int, self._pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+        ):
+            self._readable()
 
     def _connect_requests(self) -> None:
         super()._connect_requests()
@@ -356,17 +390,18 @@ class RelayChannel(Channel):
     def recv(self) -> bytes:
         """Return the next message the relay routed here; block while Mongrel2 is away."""
         self.wait_ready()
-        idle_since = monotonic()
+        self._idle_since = monotonic()
         while True:
             frame = self._take()
             if frame is not None:
                 if not self._ready.is_set():
                     self.wait_ready()
                 return frame
-            # poll() with a timeout: raw sends on this socket may swallow a readable edge.
-            if not self._pull.poll(WATCH_INTERVAL_MS) and monotonic() - idle_since > IDLE_REGRANT:
+            if monotonic() - self._idle_since > IDLE_REGRANT:
                 self._grant(relay_wire.WINDOW, idle=True)  # a restarted relay forgot our credit
-                idle_since = monotonic()
+                self._idle_since = monotonic()
+                continue  # read again before waiting: the send may have taken the FD's edge
+            self._wait_readable()
 
     def recv_nowait(self) -> bytes | None:
         """A queued message or None; once draining, waits for each message up to the ack."""
@@ -382,9 +417,7 @@ class RelayChannel(Channel):
             return
         self._draining = True
         self._deadline = monotonic() + BYE_ACK_TIMEOUT
-        try:
-            _raw_send(self._pull, relay_wire.BYE, zmq.NOBLOCK)
-        except zmq.Again:
+        if not self._send_control(relay_wire.BYE):
             log.warning("relay at %s unreachable: not draining it", self.send_spec)
             self._acked = True
 
@@ -393,13 +426,15 @@ class RelayChannel(Channel):
             frame = self._take()
             if frame is not None:
                 return frame
-            if not self._acked and monotonic() > self._deadline:
+            if self._acked:
+                break
+            if monotonic() > self._deadline:
                 log.warning(
                     "no bye-ack from the relay at %s in %ss", self.send_spec, BYE_ACK_TIMEOUT
                 )
                 self._acked = True
-            elif not self._acked:
-                self._pull.poll(WATCH_INTERVAL_MS)
+                break
+            self._wait_readable()  # the tick wakes it at least every RELAY_TICK
         return None
 
     def _take(self) -> bytes | None:
@@ -424,12 +459,20 @@ class RelayChannel(Channel):
         return frame
 
     def _grant(self, credits: int, *, idle: bool = False) -> bool:
-        frame = relay_wire.encode_grant(credits, self.index, idle=idle)
+        return self._send_control(relay_wire.encode_grant(credits, self.index, idle=idle))
+
+    def _send_control(self, frame: bytes) -> bool:
+        """Send ``frame`` to the relay without blocking; False if it cannot take it now."""
         try:
             _raw_send(self._pull, frame, zmq.NOBLOCK)
+            sent = True
         except zmq.Again:
-            return False  # the relay is behind or away: grant with the next batch
-        return True
+            sent = False  # the relay is behind or away: grant with the next batch
+        # The send may have taken the FD's edge of a message that just came in. The receiver
+        # reads before it waits, so only one already waiting can miss it: wake it.
+        if self._receiver is not None and cast(int, self._pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            self._loop.run_callback(self._readable)
+        return sent
 
 
 class Transport:

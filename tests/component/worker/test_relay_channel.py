@@ -1,0 +1,194 @@
+"""transport.RelayChannel in this process (gevent) against a fake relay's real ROUTER.
+
+The DEALER is a plain socket waited on through its ZMQ_FD, an edge that any send on the socket
+(a grant, ``bye``) may consume: these tests check that no wake-up is lost (a message is read
+right away, not at the next recheck), that the idle grant still reaches a relay started after
+the worker, and that draining never blocks the other greenlets.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import gevent
+import pytest
+import zmq
+import zmq.green
+
+from m2bridge.relay import wire
+from m2bridge.testing import FakeMongrel2
+from m2bridge.worker import transport as transport_module
+from m2bridge.worker.transport import IDLE_REGRANT, READ_RECHECK, RelayChannel, Transport
+
+#: Far below READ_RECHECK and the tick (raised in these tests): a lost wake-up shows.
+WAKE_BOUND = 0.3
+ROUNDS = 300
+
+
+@pytest.fixture
+def directory(tmp_path):
+    path = tmp_path / "m2"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def fake(directory):
+    with FakeMongrel2(directory) as fake:
+        yield fake
+
+
+@pytest.fixture
+def relay_spec(directory):
+    return f"ipc://{directory / 'relay.ipc'}"
+
+
+def relay_transport(fake: FakeMongrel2, relay_spec: str) -> Transport:
+    return Transport((relay_spec,), (fake.recv_spec,), relay=relay_spec)
+
+
+def receive(channel: RelayChannel, count: int) -> list[bytes]:
+    """Read ``count`` messages as the worker does: ``recv``, then what is queued."""
+    frames: list[bytes] = []
+    while len(frames) < count:
+        frame: bytes | None = gevent.with_timeout(5, channel.recv)
+        while frame is not None:
+            frames.append(b"%s %r" % (frame, time.monotonic()))
+            frame = channel.recv_nowait() if len(frames) < count else None
+    return frames
+
+
+def tick(ticks: list[float]) -> None:
+    """A greenlet of its own: counts how often the hub let it run (every 10 ms)."""
+    while True:
+        gevent.sleep(0.01)
+        ticks.append(time.monotonic())
+
+
+def test_a_message_sent_right_after_a_grant_is_read_at_once(monkeypatch, fake, relay_spec):
+    """The relay answers every grant with a batch at once, racing the worker's next wait on
+    the FD (the grant's send may take the FD's edge): with the periodic recheck out of the way,
+    every message must still be read well within WAKE_BOUND."""
+    monkeypatch.setattr(transport_module, "RELAY_TICK", 30.0)  # only the FD wakes the reader
+    monkeypatch.setattr(transport_module, "IDLE_REGRANT", 30.0)
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(relay_spec)
+    errors: list[BaseException] = []
+
+    def relay() -> None:  # a thread: its sends race the worker's greenlets for real
+        try:
+            expected = wire.encode_grant(wire.WINDOW, 0)
+            for n in range(ROUNDS):
+                assert router.poll(10_000), "no grant from the worker"
+                peer, grant = router.recv_multipart()
+                assert grant == expected
+                expected = wire.encode_grant(wire.GRANT_BATCH, 0)
+                for k in range(wire.GRANT_BATCH):  # the first one the moment the grant is in
+                    router.send_multipart([peer, b"%d.%d %r" % (n, k, time.monotonic())])
+                    time.sleep(0.0002 * (n % 3))  # the others while the worker reads or waits
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+
+    transport = relay_transport(fake, relay_spec)
+    thread = threading.Thread(target=relay, daemon=True)
+    try:
+        channel = transport.channels[0]
+        assert isinstance(channel, RelayChannel)
+        assert channel.wait_ready(timeout=5)
+        thread.start()
+        frames = receive(channel, ROUNDS * wire.GRANT_BATCH)
+        thread.join(5)
+    finally:
+        router.close(0)  # first: closing the transport terminates the context
+        transport.close(linger_ms=0)
+        context.term()
+    assert not errors, errors
+    tags = [f.split()[0] for f in frames]
+    assert tags == [b"%d.%d" % (n, k) for n in range(ROUNDS) for k in range(wire.GRANT_BATCH)]
+    delays = [float(f.split()[2]) - float(f.split()[1]) for f in frames]
+    assert max(delays) < WAKE_BOUND, sorted(delays)[-5:]
+
+
+def test_the_idle_grant_reaches_a_relay_started_after_the_worker(fake, relay_spec):
+    transport = relay_transport(fake, relay_spec)
+    channel = transport.channels[0]
+    router = transport.context.socket(zmq.green.ROUTER)  # zmq.green: waits let the worker run
+    router.setsockopt(zmq.LINGER, 0)
+    try:
+        assert channel.wait_ready(timeout=5)
+        receiver = gevent.spawn(channel.recv)
+        gevent.sleep(0.3)  # the worker waits, its first grant queued for a relay not there
+        router.bind(relay_spec)
+        started = time.monotonic()
+        grants = []
+        while wire.encode_grant(wire.WINDOW, 0, idle=True) not in grants:
+            with gevent.Timeout(IDLE_REGRANT + 3):
+                peer, grant = router.recv_multipart()
+            grants.append(grant)
+        assert time.monotonic() - started < IDLE_REGRANT + 2
+        router.send_multipart([peer, b"routed after the idle grant"])
+        assert receiver.get(timeout=WAKE_BOUND) == b"routed after the idle grant"
+    finally:
+        router.close(0)  # first: closing the transport terminates the context
+        transport.close(linger_ms=0)
+
+
+def test_draining_reads_up_to_the_ack_without_blocking_other_greenlets(
+    monkeypatch, fake, relay_spec
+):
+    monkeypatch.setattr(transport_module, "BYE_ACK_TIMEOUT", 0.5)
+    transport = relay_transport(fake, relay_spec)
+    channel = transport.channels[0]
+    router = transport.context.socket(zmq.green.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(relay_spec)
+    ticks: list[float] = []
+    ticker = gevent.spawn(tick, ticks)
+    try:
+        assert channel.wait_ready(timeout=5)
+        with gevent.Timeout(5):
+            peer, _ = router.recv_multipart()  # the first grant
+
+        def relay() -> None:
+            assert router.recv_multipart() == [peer, wire.BYE]
+            gevent.sleep(0.2)  # the worker waits for the rest meanwhile
+            router.send_multipart([peer, b"last one"])
+            router.send_multipart([peer, *wire.BYE_ACK_FRAMES])
+
+        acker = gevent.spawn(relay)
+        channel.start_draining()
+        before = len(ticks)
+        assert channel.recv_nowait() == b"last one"
+        assert channel.recv_nowait() is None  # the ack: nothing more will come
+        assert len(ticks) - before > 5  # the other greenlets ran while it waited
+        acker.get(timeout=1)
+        assert channel.recv_nowait() is None
+    finally:
+        ticker.kill()
+        router.close(0)  # first: closing the transport terminates the context
+        transport.close(linger_ms=0)
+
+
+def test_draining_gives_up_after_the_ack_timeout(monkeypatch, fake, relay_spec):
+    monkeypatch.setattr(transport_module, "BYE_ACK_TIMEOUT", 0.5)
+    transport = relay_transport(fake, relay_spec)
+    channel = transport.channels[0]
+    router = transport.context.socket(zmq.green.ROUTER)  # reads the bye, never acks it
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(relay_spec)
+    ticks: list[float] = []
+    ticker = gevent.spawn(tick, ticks)
+    try:
+        assert channel.wait_ready(timeout=5)
+        channel.start_draining()
+        started = time.monotonic()
+        assert channel.recv_nowait() is None
+        assert 0.5 <= time.monotonic() - started < 0.5 + READ_RECHECK
+        assert len(ticks) > 20  # the other greenlets ran while it waited
+    finally:
+        ticker.kill()
+        router.close(0)  # first: closing the transport terminates the context
+        transport.close(linger_ms=0)
