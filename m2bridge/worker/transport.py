@@ -110,6 +110,9 @@ class Channel:
         self._hub = gevent.get_hub()
         self._loop = self._hub.loop
         self._receiver: Any = None  # the greenlet waiting in ``recv``
+        #: The last non-blocking read found the socket empty (zmq.Again): libzmq's FD will
+        #: signal the next message, so ``recv`` may wait before reading (one exception, not two).
+        self._drained = False
         self._pull = self._request_socket(context, identity)
         self._start_reading()
         self._pub = context.socket(zmq.XPUB)
@@ -166,6 +169,9 @@ class Channel:
         """Return the next message Mongrel2 sent; block while Mongrel2 is not connected."""
         self.wait_ready()
         pull = self._pull
+        if self._drained:  # the last read found it empty: wait, its FD signals the next one
+            self._drained = False
+            self._wait_readable()
         while True:
             try:
                 frame: bytes = _raw_recv(pull, zmq.NOBLOCK)
@@ -205,6 +211,7 @@ class Channel:
         try:
             frame: bytes = _raw_recv(self._pull, zmq.NOBLOCK)  # see ``send`` on the raw call
         except zmq.Again:
+            self._drained = True  # ``recv`` waits at once instead of raising a second Again
             return None
         return frame
 
@@ -391,6 +398,9 @@ class RelayChannel(Channel):
         """Return the next message the relay routed here; block while Mongrel2 is away."""
         self.wait_ready()
         self._idle_since = monotonic()
+        if self._drained:  # the last read found it empty: wait before reading again
+            self._drained = False
+            self._wait_readable()
         while True:
             frame = self._take()
             if frame is not None:
@@ -441,7 +451,9 @@ class RelayChannel(Channel):
         try:
             frame: bytes = _raw_recv(self._pull, zmq.NOBLOCK)
         except zmq.Again:
+            self._drained = True
             return None
+        self._drained = False
         if not frame:  # a control message: ["", "bye-ack"]
             control = _raw_recv(self._pull, zmq.NOBLOCK)
             if control == relay_wire.BYE_ACK and self._draining:

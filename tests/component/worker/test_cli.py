@@ -58,7 +58,8 @@ def test_workers_n_runs_n_supervised_workers_that_share_the_load(tmp_path, runti
         proc = start(["handlers.hello:app", "--workers", "2", "--send-spec", fake.send_spec,
                       "--recv-spec", fake.recv_spec], log_path, runtime_dir)  # fmt: skip
         try:
-            wait_for_text(log_path, r"is ready", count=2)
+            # both workers, not the relay that --workers N runs in front of them
+            wait_for_text(log_path, r"serve-\S+ \(pid \d+\) is ready", count=2)
             for _ in range(20):
                 assert fake.response(fake.request("/"), timeout=10).status == 200
         finally:
@@ -68,7 +69,7 @@ def test_workers_n_runs_n_supervised_workers_that_share_the_load(tmp_path, runti
     ]
     assert len(served) == 2
     assert sum(served) == 20
-    assert min(served) > 0  # Mongrel2's PUSH deals requests to both
+    assert min(served) > 0  # the relay deals new connections to both
 
 
 def test_bind_serves_http_through_the_fd_path_worker(tmp_path):
