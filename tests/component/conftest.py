@@ -8,9 +8,16 @@ from m2bridge.testing import FakeMongrel2
 
 
 @pytest.fixture
-def fake(tmp_path):
-    """A FakeMongrel2 in ``tmp_path/m2`` for one test (modules needing one per module define
+def directory(tmp_path):
+    """``tmp_path/m2``: where a test's FakeMongrel2 binds its ipc endpoints."""
+    path = tmp_path / "m2"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def fake(directory):
+    """A FakeMongrel2 in ``directory`` for one test (modules needing one per module define
     their own module-scoped ``fake``)."""
-    (tmp_path / "m2").mkdir()
-    with FakeMongrel2(tmp_path / "m2") as fake:
+    with FakeMongrel2(directory) as fake:
         yield fake

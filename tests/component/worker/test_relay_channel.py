@@ -27,19 +27,6 @@ ROUNDS = 300
 
 
 @pytest.fixture
-def directory(tmp_path):
-    path = tmp_path / "m2"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def fake(directory):
-    with FakeMongrel2(directory) as fake:
-        yield fake
-
-
-@pytest.fixture
 def relay_spec(directory):
     return f"ipc://{directory / 'relay.ipc'}"
 
@@ -64,6 +51,14 @@ def tick(ticks: list[float]) -> None:
     while True:
         gevent.sleep(0.01)
         ticks.append(time.monotonic())
+
+
+def bound_router(transport, spec):
+    """A zmq.green ROUTER bound on ``spec`` in the worker's own context (the relay's side)."""
+    router = transport.context.socket(zmq.green.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.bind(spec)
+    return router
 
 
 def test_a_message_sent_right_after_a_grant_is_read_at_once(monkeypatch, fake, relay_spec):
@@ -142,9 +137,7 @@ def test_draining_reads_up_to_the_ack_without_blocking_other_greenlets(
     monkeypatch.setattr(transport_module, "BYE_ACK_TIMEOUT", 0.5)
     transport = relay_transport(fake, relay_spec)
     channel = transport.channels[0]
-    router = transport.context.socket(zmq.green.ROUTER)
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind(relay_spec)
+    router = bound_router(transport, relay_spec)
     ticks: list[float] = []
     ticker = gevent.spawn(tick, ticks)
     try:
@@ -176,9 +169,7 @@ def test_draining_gives_up_after_the_ack_timeout(monkeypatch, fake, relay_spec):
     monkeypatch.setattr(transport_module, "BYE_ACK_TIMEOUT", 0.5)
     transport = relay_transport(fake, relay_spec)
     channel = transport.channels[0]
-    router = transport.context.socket(zmq.green.ROUTER)  # reads the bye, never acks it
-    router.setsockopt(zmq.LINGER, 0)
-    router.bind(relay_spec)
+    router = bound_router(transport, relay_spec)  # reads the bye, never acks it
     ticks: list[float] = []
     ticker = gevent.spawn(tick, ticks)
     try:

@@ -19,13 +19,6 @@ from tests.helpers.waiting import wait_until
 
 
 @pytest.fixture
-def directory(tmp_path):
-    path = tmp_path / "m2"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
 def transport(directory):
     transport = Transport(
         (f"ipc://{directory / 'm2-send.ipc'}",),
