@@ -31,6 +31,7 @@ from m2bridge.config import request_limit
 from m2bridge.loader import load_app
 from m2bridge.logs import AccessLog, reopen_log_files, setup_logging
 from m2bridge.wire.sender import default_sender
+from m2bridge.worker.channel import Channel
 from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.dispatch import Dispatcher
 from m2bridge.worker.stats import (
@@ -40,7 +41,7 @@ from m2bridge.worker.stats import (
     stats_file_for,
     stop_publishing,
 )
-from m2bridge.worker.transport import Channel, Transport
+from m2bridge.worker.transport import Transport
 from m2bridge.worker.wsapp import find_websocket_handler, with_websocket
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""transport.RelayChannel in this process (gevent) against a fake relay's real ROUTER.
+"""relay_channel.RelayChannel in this process (gevent) against a fake relay's real ROUTER.
 
 The DEALER is a plain socket waited on through its ZMQ_FD, an edge that any send on the socket
 (a grant, ``bye``) may consume: these tests check that no wake-up is lost (a message is read
@@ -18,8 +18,10 @@ import zmq.green
 
 from m2bridge.relay import wire
 from m2bridge.testing import FakeMongrel2
-from m2bridge.worker import transport as transport_module
-from m2bridge.worker.transport import IDLE_REGRANT, READ_RECHECK, RelayChannel, Transport
+from m2bridge.worker import relay_channel as relay_channel_module
+from m2bridge.worker.channel import READ_RECHECK
+from m2bridge.worker.relay_channel import IDLE_REGRANT, RelayChannel
+from m2bridge.worker.transport import Transport
 
 #: Far below READ_RECHECK and the tick (raised in these tests): a lost wake-up shows.
 WAKE_BOUND = 0.3
@@ -65,8 +67,8 @@ def test_a_message_sent_right_after_a_grant_is_read_at_once(monkeypatch, fake, r
     """The relay answers every grant with a batch at once, racing the worker's next wait on
     the FD (the grant's send may take the FD's edge): with the periodic recheck out of the way,
     every message must still be read well within WAKE_BOUND."""
-    monkeypatch.setattr(transport_module, "RELAY_TICK", 30.0)  # only the FD wakes the reader
-    monkeypatch.setattr(transport_module, "IDLE_REGRANT", 30.0)
+    monkeypatch.setattr(relay_channel_module, "RELAY_TICK", 30.0)  # only the FD wakes the reader
+    monkeypatch.setattr(relay_channel_module, "IDLE_REGRANT", 30.0)
     context = zmq.Context()
     router = context.socket(zmq.ROUTER)
     router.setsockopt(zmq.LINGER, 0)
@@ -134,7 +136,7 @@ def test_the_idle_grant_reaches_a_relay_started_after_the_worker(fake, relay_spe
 def test_draining_reads_up_to_the_ack_without_blocking_other_greenlets(
     monkeypatch, fake, relay_spec
 ):
-    monkeypatch.setattr(transport_module, "BYE_ACK_TIMEOUT", 0.5)
+    monkeypatch.setattr(relay_channel_module, "BYE_ACK_TIMEOUT", 0.5)
     transport = relay_transport(fake, relay_spec)
     channel = transport.channels[0]
     router = bound_router(transport, relay_spec)
@@ -166,7 +168,7 @@ def test_draining_reads_up_to_the_ack_without_blocking_other_greenlets(
 
 
 def test_draining_gives_up_after_the_ack_timeout(monkeypatch, fake, relay_spec):
-    monkeypatch.setattr(transport_module, "BYE_ACK_TIMEOUT", 0.5)
+    monkeypatch.setattr(relay_channel_module, "BYE_ACK_TIMEOUT", 0.5)
     transport = relay_transport(fake, relay_spec)
     channel = transport.channels[0]
     router = bound_router(transport, relay_spec)  # reads the bye, never acks it

@@ -14,7 +14,8 @@ import gevent
 import pytest
 
 from m2bridge.testing import FakeMongrel2, make_request_frame, parse_reply
-from m2bridge.worker.transport import MAX_BURST_FRAMES, OUTBOX_LIMIT, READ_RECHECK, Transport
+from m2bridge.worker.channel import MAX_BURST_FRAMES, OUTBOX_LIMIT, READ_RECHECK
+from m2bridge.worker.transport import Transport
 from tests.helpers.waiting import wait_until
 
 
@@ -31,7 +32,7 @@ def transport(directory):
 
 def test_channel_is_not_ready_and_warns_while_no_mongrel2_listens(transport, caplog):
     channel = transport.channels[0]
-    with caplog.at_level(logging.WARNING, "m2bridge.worker.transport"):
+    with caplog.at_level(logging.WARNING, "m2bridge.worker.channel"):
         assert channel.wait_ready(timeout=1.2) is False
     assert not channel.ready
     assert channel.recv_nowait() is None  # the PULL is not even connected

@@ -1,0 +1,184 @@
+"""A worker's channel behind the relay (``m2bridge relay``): a DEALER instead of the PULL.
+
+The words it exchanges with the relay are ``m2bridge.relay.wire``; replies still go straight
+to Mongrel2 over the XPUB of ``channel.Channel``, and the DEALER is read through the same
+persistent ZMQ_FD watcher as the PULL.
+"""
+
+from __future__ import annotations
+
+import logging
+from time import monotonic
+from typing import Any, cast
+
+import zmq.green as zmq
+from zmq.sugar.socket import Socket as PlainSocket
+
+from m2bridge.relay import wire as relay_wire
+from m2bridge.worker.channel import WATCH_INTERVAL_MS, Channel, _raw_recv, _raw_send
+
+log = logging.getLogger("m2bridge.worker.relay_channel")
+
+#: Seconds without a message after which a worker tells the relay its window again (``idle``).
+IDLE_REGRANT = 1.0
+#: Seconds a draining worker waits for the relay's ``bye-ack`` before it gives up.
+BYE_ACK_TIMEOUT = 5.0
+#: Seconds between a ``RelayChannel``'s checks for a missed wake-up, the idle grant and the
+#: ``bye-ack`` deadline (the idle grant leaves after IDLE_REGRANT to IDLE_REGRANT + this).
+RELAY_TICK = WATCH_INTERVAL_MS / 1000
+
+
+class RelayChannel(Channel):
+    """A channel whose requests come from the relay (``m2bridge relay``) over a DEALER.
+
+    ``send_spec`` is the relay's endpoint; replies still go straight to Mongrel2 over the XPUB.
+    The DEALER connects once Mongrel2 subscribed (as the PULL would) and grants the relay
+    ``relay_wire.WINDOW`` messages, then more in batches as it reads them. Stopping sends ``bye``
+    and reads until the relay's ``bye-ack``, which follows the last message routed here: the
+    worker serves all of them, and nothing is left on the wire when the DEALER disconnects.
+
+    The DEALER is a plain socket read like the PULL of ``Channel`` (one persistent watcher of
+    its ZMQ_FD), though grants and ``bye`` leave on it too: a send may consume the FD's edge,
+    so every send is followed by a read attempt (or a ZMQ_EVENTS check) before anyone waits.
+    The recheck timer ticks every ``RELAY_TICK`` seconds: it also wakes the waiting receiver
+    for the idle grant and a draining reader for its ``bye-ack`` deadline, so no wait needs a
+    timer of its own.
+    """
+
+    #: Draining state, set per instance once it changes (the class values are the start).
+    _unacked = 0
+    _draining = False
+    _acked = False
+    _deadline = 0.0
+    #: When the receiver last started waiting for messages (for the idle grant).
+    _idle_since = 0.0
+
+    def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
+        # Plain, like the PULL (see ``Channel._request_socket``); no identity: the ROUTER names
+        # each worker.
+        dealer: zmq.Socket[Any] = PlainSocket(context, zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        return dealer
+
+    def _start_reading(self) -> None:
+        """Watch the DEALER's ZMQ_FD; tick every ``RELAY_TICK`` for rechecks and deadlines."""
+        self._reader: Any = self._loop.io(cast(int, self._pull.getsockopt(zmq.FD)), 1)
+        self._reader.start(self._fd_signalled)
+        self._safety: Any = self._loop.timer(RELAY_TICK, RELAY_TICK, ref=False)
+        self._safety.start(self._recheck)
+
+    def _fd_signalled(self) -> None:
+        if self._receiver is not None:
+            self._readable()
+        elif not self._pull.closed:
+            # Nobody waits: let libzmq take the signal (it reads before it waits, so nothing
+            # is missed), or the level-triggered watcher would call back on every loop pass.
+            self._pull.getsockopt(zmq.EVENTS)
+
+    def _recheck(self) -> None:
+        # Wakes the waiting reader when a message came in unsignalled (an edge consumed by a
+        # send), when it is time for the idle grant, and while draining (the ack's deadline).
+        if self._receiver is None:
+            return
+        if (
+            self._draining
+            or monotonic() - self._idle_since > IDLE_REGRANT
+            or cast(int, self._pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+        ):
+            self._readable()
+
+    def _connect_requests(self) -> None:
+        super()._connect_requests()
+        self._grant(relay_wire.WINDOW)
+
+    def recv(self) -> bytes:
+        """Return the next message the relay routed here; block while Mongrel2 is away."""
+        self.wait_ready()
+        self._idle_since = monotonic()
+        if self._drained:  # the last read found it empty: wait before reading again
+            self._drained = False
+            self._wait_readable()
+        while True:
+            frame = self._take()
+            if frame is not None:
+                if not self._ready.is_set():
+                    self.wait_ready()
+                return frame
+            if monotonic() - self._idle_since > IDLE_REGRANT:
+                self._grant(relay_wire.WINDOW, idle=True)  # a restarted relay forgot our credit
+                self._idle_since = monotonic()
+                continue  # read again before waiting: the send may have taken the FD's edge
+            self._wait_readable()
+
+    def recv_nowait(self) -> bytes | None:
+        """A queued message or None; once draining, waits for each message up to the ack."""
+        if not self._pull_connected:
+            return None
+        if self._draining:
+            return self._drain_one()
+        return self._take() if self._ready.is_set() else None
+
+    def start_draining(self) -> None:
+        """Tell the relay ``bye``: it routes nothing more here and answers ``bye-ack``."""
+        if not self._pull_connected or self._draining:
+            return
+        self._draining = True
+        self._deadline = monotonic() + BYE_ACK_TIMEOUT
+        if not self._send_control(relay_wire.BYE):
+            log.warning("relay at %s unreachable: not draining it", self.send_spec)
+            self._acked = True
+
+    def _drain_one(self) -> bytes | None:
+        while not self._acked:
+            frame = self._take()
+            if frame is not None:
+                return frame
+            if self._acked:
+                break
+            if monotonic() > self._deadline:
+                log.warning(
+                    "no bye-ack from the relay at %s in %ss", self.send_spec, BYE_ACK_TIMEOUT
+                )
+                self._acked = True
+                break
+            self._wait_readable()  # the tick wakes it at least every RELAY_TICK
+        return None
+
+    def _take(self) -> bytes | None:
+        try:
+            frame: bytes = _raw_recv(self._pull, zmq.NOBLOCK)
+        except zmq.Again:
+            self._drained = True
+            return None
+        self._drained = False
+        if not frame:  # a control message: ["", "bye-ack"]
+            control = _raw_recv(self._pull, zmq.NOBLOCK)
+            if control == relay_wire.BYE_ACK and self._draining:
+                self._acked = True
+            else:
+                log.warning("unexpected control message from the relay: %r", control[:40])
+            return None
+        self._unacked += 1
+        if (
+            self._unacked >= relay_wire.GRANT_BATCH
+            and not self._draining
+            and self._grant(self._unacked)
+        ):
+            self._unacked = 0
+        return frame
+
+    def _grant(self, credits: int, *, idle: bool = False) -> bool:
+        return self._send_control(relay_wire.encode_grant(credits, self.index, idle=idle))
+
+    def _send_control(self, frame: bytes) -> bool:
+        """Send ``frame`` to the relay without blocking; False if it cannot take it now."""
+        try:
+            _raw_send(self._pull, frame, zmq.NOBLOCK)
+            sent = True
+        except zmq.Again:
+            sent = False  # the relay is behind or away: grant with the next batch
+        # The send may have taken the FD's edge of a message that just came in. The receiver
+        # reads before it waits, so only one already waiting can miss it: wake it.
+        if self._receiver is not None and cast(int, self._pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            self._loop.run_callback(self._readable)
+        return sent
