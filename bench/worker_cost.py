@@ -13,6 +13,7 @@ queued. Run::
     python -m bench.worker_cost                    # relay, in flight 1 and 32
     python -m bench.worker_cost --direct           # the worker straight on Mongrel2's PUSH
     python -m bench.worker_cost --small 500 --large 3000 --inflight 1
+    python -m bench.worker_cost --protocol json    # Mongrel2's default header encoding
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ CONNECTIONS = 64
 RUN_TIMEOUT = 600
 
 
-def serve_under_callgrind(count: int, directory: Path, *, direct: bool, inflight: int) -> int:
+def serve_under_callgrind(
+    count: int, directory: Path, *, direct: bool, inflight: int, protocol: str
+) -> int:
     """Serve ``count`` hello requests by a worker under callgrind; return its instructions."""
-    tag = f"{'direct' if direct else 'relay'}-{inflight}-{count}"
+    tag = f"{'direct' if direct else 'relay'}-{inflight}-{protocol}-{count}"
     out = directory / f"callgrind-{tag}.out"
     requests = f"ipc://{directory}/{tag}-requests.ipc"
     recv_spec = f"ipc://{directory}/{tag}-replies.ipc"
@@ -63,7 +66,7 @@ def serve_under_callgrind(count: int, directory: Path, *, direct: bool, inflight
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        feeder = _Feeder(feed, direct=direct, inflight=inflight, count=count)
+        feeder = _Feeder(feed, direct=direct, inflight=inflight, count=count, protocol=protocol)
         _run(feeder, sub, worker, until=lambda: feeder.replied >= count)
         assert feeder.replied == count, (feeder.replied, count)
         os.kill(worker.pid, signal.SIGTERM)
@@ -81,7 +84,9 @@ def serve_under_callgrind(count: int, directory: Path, *, direct: bool, inflight
 class _Feeder:
     """Hands requests over (by credit from the worker's grants, as the relay does)."""
 
-    def __init__(self, feed: zmq.Socket[bytes], *, direct: bool, inflight: int, count: int):
+    def __init__(
+        self, feed: zmq.Socket[bytes], *, direct: bool, inflight: int, count: int, protocol: str
+    ):
         self.feed = feed
         self.direct = direct
         self.inflight = inflight
@@ -89,7 +94,9 @@ class _Feeder:
         self.sent = self.replied = 0
         self.credit = 0
         self.peer: bytes | None = None
-        self.frames = [make_request_frame("/", conn_id=n + 1) for n in range(CONNECTIONS)]
+        self.frames = [
+            make_request_frame("/", conn_id=n + 1, protocol=protocol) for n in range(CONNECTIONS)
+        ]
 
     def on_worker(self) -> None:
         """Read one message of the worker (relay mode): a grant or ``bye``."""
@@ -144,13 +151,18 @@ def _run(
         feeder.push()
 
 
-def measure(small: int, large: int, *, direct: bool, inflight: int) -> float:
+def measure(small: int, large: int, *, direct: bool, inflight: int, protocol: str) -> float:
     """Print and return the worker's instructions per request (difference of two runs)."""
     with tempfile.TemporaryDirectory(prefix="m2bridge-worker-cost-") as name:
-        low = serve_under_callgrind(small, Path(name), direct=direct, inflight=inflight)
-        high = serve_under_callgrind(large, Path(name), direct=direct, inflight=inflight)
+        runs = [
+            serve_under_callgrind(
+                count, Path(name), direct=direct, inflight=inflight, protocol=protocol
+            )
+            for count in (small, large)
+        ]
+    low, high = runs
     per_request = (high - low) / (large - small)
-    mode = f"{'direct' if direct else 'relay'}, in flight {inflight}"
+    mode = f"{'direct' if direct else 'relay'}, {protocol}, in flight {inflight}"
     print(f"worker ({mode}): {low:,} instructions for {small:,} requests, {high:,} for {large:,}")
     print(f"worker ({mode}): {per_request:,.0f} instructions per request", flush=True)
     return per_request
@@ -162,9 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=4000)
     parser.add_argument("--inflight", type=int, action="append", help="default: 1 and 32")
     parser.add_argument("--direct", action="store_true", help="PULL from Mongrel2, no relay")
+    parser.add_argument("--protocol", choices=["tnetstring", "json"], default="tnetstring")
     args = parser.parse_args(argv)
     for inflight in args.inflight or [1, wire.WINDOW]:
-        measure(args.small, args.large, direct=args.direct, inflight=inflight)
+        measure(
+            args.small, args.large, direct=args.direct, inflight=inflight, protocol=args.protocol
+        )
     return 0
 
 
