@@ -2,7 +2,7 @@
 
 Response: ``{"environ": {...}, "body": "<body bytes as latin-1 text>"}``. Keys whose values are
 not ``str``/``int``/``float``/``bool`` (or tuples of them, like ``wsgi.version``) are left out,
-so ``wsgi.input``, ``wsgi.errors`` and ``m2bridge.request`` never appear.
+so ``wsgi.input``, ``wsgi.errors`` and ``m2bridge.disconnected`` never appear.
 """
 
 from __future__ import annotations

@@ -33,8 +33,8 @@ UPLOAD_DONE = "x-mongrel2-upload-done"
 
 _METHOD_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 _VERSION_RE = re.compile(r"HTTP/[0-9]\.[0-9]\Z")
-_COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
-_COMMON_VERSIONS = frozenset({"HTTP/1.1", "HTTP/1.0"})
+COMMON_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+COMMON_VERSIONS = frozenset({"HTTP/1.1", "HTTP/1.0"})
 _STR_TYPE = frozenset({str})
 #: ``json.loads(text, strict=False)`` would build a new decoder on every call.
 _JSON_DECODER = json.JSONDecoder(strict=False)
@@ -192,26 +192,39 @@ def parse_message(data: bytes) -> Event:
     if not raw_id.isdigit() or len(raw_id) > 20:
         raise ProtocolError("connection id is not a decimal number")
     headers, offset = _parse_headers(rest)
-    body = _parse_body(rest, offset)
+    body = parse_body(rest, offset)
     return _classify(sender, int(raw_id), raw_path.decode("latin-1"), headers, body)
 
 
-def _parse_headers(rest: bytes) -> tuple[dict[str, HeaderValue], int]:
+def locate_headers(rest: bytes) -> tuple[int, int]:
+    """Where the headers are in ``rest`` (the message after its path): ``(start, end)``.
+
+    ``rest[start:end]`` is the payload and ``rest[end]`` the type byte: ``}`` for a tnetstring
+    dict, ``,`` for a JSON netstring (anything else is left to the caller to refuse).
+
+    Raises:
+        ProtocolError: the netstring's length is missing, not a number, or past the end.
+    """
     colon = rest.find(b":", 0, MAX_LENGTH_DIGITS + 1)
     if colon < 0 or not (digits := rest[:colon]).isdigit():
         raise ProtocolError("netstring length is missing or not a number")
     end = colon + 1 + int(digits)
     if end >= len(rest):
         raise ProtocolError("netstring is shorter than its length says")
+    return colon + 1, end
+
+
+def _parse_headers(rest: bytes) -> tuple[dict[str, HeaderValue], int]:
+    start, end = locate_headers(rest)
     kind = rest[end]
     if kind == 0x7D:  # } (the codec reads the one dict at the start, no copy needed)
         return _tnetstring_headers(rest), end + 1
     if kind == 0x2C:  # ,
-        return _json_headers(rest[colon + 1 : end]), end + 1
+        return _json_headers(rest[start:end]), end + 1
     raise ProtocolError("headers are neither a tnetstring dict nor a JSON netstring")
 
 
-def _parse_body(rest: bytes, offset: int) -> bytes:
+def parse_body(rest: bytes, offset: int) -> bytes:
     """The body netstring at ``offset``, which must end ``rest``."""
     if len(rest) - offset == 3 and rest.endswith(b"0:,"):  # no body (most requests): b"0:,"
         return b""
@@ -315,11 +328,11 @@ def _classify(sender: bytes, conn_id: int, path: str, headers: Headers, body: by
         raise ProtocolError("METHOD header is missing or repeated")
     if method == "JSON":
         return _json_message(sender, conn_id, path, headers, body)
-    if method not in _COMMON_METHODS and not _METHOD_RE.match(method):
+    if method not in COMMON_METHODS and not _METHOD_RE.match(method):
         raise ProtocolError(f"invalid method {method[:40]!r}")
     version = headers.get("VERSION", "HTTP/1.0")
     if not isinstance(version, str) or (
-        version not in _COMMON_VERSIONS and not _VERSION_RE.match(version)
+        version not in COMMON_VERSIONS and not _VERSION_RE.match(version)
     ):
         raise ProtocolError("VERSION header is not HTTP/x.y")
     fields = (sender, conn_id, path, headers, body)

@@ -227,6 +227,19 @@ class Connection:
         self.write(data)
         self.end(close)
 
+    def send_whole(self, message: bytes, close: bool) -> None:
+        """Send a ready reply message carrying a whole response, closing after it if asked.
+
+        The fast path's send: the connection's first response, no credit window, so it is the
+        one message ``respond`` would send (a fresh bucket always has a token for it).
+        """
+        if self.closed:
+            return
+        self._bucket.take()
+        self.channel.send(message)
+        if close:
+            self.close()
+
     def close(self) -> None:
         """Tell Mongrel2 to close the connection (the empty reply); idempotent."""
         if self.closed:
@@ -382,6 +395,11 @@ class ConnectionTable:
     def reply_sender(self, channel: Sink, sender: bytes) -> bytes:
         """The identity replies on ``channel`` start with (``sender``: the request's)."""
         return self._sender_id or channel.reply_ident or sender
+
+    def is_idle(self, channel_index: int, conn_id: int) -> bool:
+        """No work in flight and no credit window: a request here may take the fast path."""
+        key = (channel_index, conn_id)
+        return key not in self._conns and key not in self._windows
 
     def has_work(self, channel_index: int, conn_id: int) -> bool:
         """Whether this connection has jobs queued or running."""

@@ -34,7 +34,7 @@ import dataclasses
 import logging
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from time import monotonic
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -58,15 +58,16 @@ from m2bridge.wire.protocol import (
 )
 from m2bridge.wire.sender import SENDER_PATTERN
 from m2bridge.wire.uploads import UploadTracker
+from m2bridge.worker.fast_path import FastPath
 from m2bridge.worker.streaming_input import StreamingInput, UploadStreams
 from m2bridge.worker.wsapp import WebSocketHub, find_websocket_handler
 from m2bridge.wsgi.body import declared_body, inline_body, open_upload, remove_upload
-from m2bridge.wsgi.environ import EnvironSettings, build_environ
+from m2bridge.wsgi.environ import DISCONNECTED_KEY, EnvironSettings, build_environ
 from m2bridge.wsgi.handler import run_wsgi
 from m2bridge.wsgi.response import Response, keep_alive_requested, make_simple_response
 
 if TYPE_CHECKING:
-    from m2bridge._types import WSGIApp
+    from m2bridge._types import Environ, WSGIApp
     from m2bridge.config import WorkerConfig
     from m2bridge.logs import AccessLog
     from m2bridge.worker.connection import Connection, ConnectionTable, Sink
@@ -85,7 +86,6 @@ _REASONS = {
 #: Seconds a client refused with 503 is asked to wait before retrying.
 RETRY_AFTER = 1
 #: The environ key of the gevent ``Event`` set when the client went away.
-DISCONNECTED_KEY = "m2bridge.disconnected"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -131,7 +131,12 @@ class Dispatcher:
         stats: WorkerStats,
         access_log: AccessLog | None = None,
         on_request: Callable[[], None] | None = None,
+        fast: bool = True,
     ) -> None:
+        """Args:
+        fast: offer each message to the fast path first (``fast_path``; False: the reference
+            path serves everything, as the equivalence tests compare).
+        """
         self.app = app
         self.config = config
         self.table = table
@@ -147,6 +152,9 @@ class Dispatcher:
         self._max_in_flight = min(limit, config.concurrency)  # the pool must never block
         self._serve_job = self._serve_request  # bound once, not per request
         self._flow_channels: set[int] = set()  # servers seen with download.flow_control on
+        self._fast = (
+            FastPath(self, app, table, self._settings, self._max_in_flight).offer if fast else None
+        )
         self._routes: dict[type, Callable[[Sink, Any], None]] = {
             Request: self._on_request_event,
             UploadStarted: self._on_upload_started,
@@ -162,12 +170,22 @@ class Dispatcher:
 
     def dispatch(self, channel: Sink, frame: bytes) -> None:
         """Handle one message from ``channel``; never raises for bad input."""
+        if self._fast is not None and self._fast(channel, frame):
+            return
         try:
             event = parse_message(frame)
         except ProtocolError as exc:
             self._on_malformed(channel, frame, exc)
             return
         self._routes[type(event)](channel, event)
+
+    def flow_controlled(self, channel: Sink) -> bool:
+        """Whether ``channel``'s server was seen with ``download.flow_control`` on."""
+        return channel.index in self._flow_channels
+
+    def count_request(self) -> None:
+        """A request was accepted (``--max-requests`` counts it)."""
+        self._on_request()
 
     def close(self) -> None:
         """Worker exit: close open WebSockets (1001), delete unfinished upload temp files."""
@@ -372,53 +390,80 @@ class Dispatcher:
     def _run_app(
         self, conn: Connection, request: Request, body: BinaryIO, keep_alive: bool = True
     ) -> None:
-        stats = self.stats
-        stats.in_flight += 1
-        started = monotonic()
         version = request.version
         keep_alive = keep_alive and keep_alive_requested(version, request.header("connection"))
         response = Response(request.method, version, keep_alive)
         environ = None
         status: int | None = None
-        timer = gevent.Timeout.start_new(self._timeout) if self._timeout > 0 else None
+        started, timer = self.begin_request()
         try:
             environ = build_environ(request, body, self._settings, sys.stderr)
             environ[DISCONNECTED_KEY] = conn.disconnected
-            pieces = run_wsgi(self.app, environ, response)
-            try:
-                for piece in pieces:
-                    conn.write(piece)
-                    if conn.closed:  # the client left (or we gave it up): stop the stream
-                        break
-            finally:  # a timeout, kill or disconnect mid-write runs the app's close() at once
-                pieces.close()
-            conn.end(response.should_close)
-            status = response.status_code if response.finished else None
+            status = self.send_pieces(conn, run_wsgi(self.app, environ, response), response)
         except gevent.Timeout as exc:
             if exc is not timer:
                 raise
-            status = self._timed_out(conn, request, response)
+            status = self.timed_out(conn, environ, response.headers_sent)
         finally:
-            if timer is not None:
-                timer.close()
-            stats.in_flight -= 1
-            stats.served += 1
-            if status is None or status >= 500:
-                stats.errors += 1
-            if self.access_log is not None and environ is not None:
-                self.access_log.log(environ, status, response.body_bytes, monotonic() - started)
+            self.end_request(timer, started, environ, status, response.body_bytes)
 
-    def _timed_out(self, conn: Connection, request: Request, response: Response) -> int | None:
+    # ------------------------------------------------------------------ what every request shares
+
+    def begin_request(self) -> tuple[float, gevent.Timeout | None]:
+        """A request starts running: count it in flight; its start time and ``--timeout``."""
+        self.stats.in_flight += 1
+        timer = gevent.Timeout.start_new(self._timeout) if self._timeout > 0 else None
+        return monotonic(), timer
+
+    def send_pieces(
+        self, conn: Connection, pieces: Generator[bytes, None, None], response: Response
+    ) -> int | None:
+        """Send what ``run_wsgi`` (or ``finish_wsgi``) yields; the status, None if cut off."""
+        try:
+            for piece in pieces:
+                conn.write(piece)
+                if conn.closed:  # the client left (or we gave it up): stop the stream
+                    break
+        finally:  # a timeout, kill or disconnect mid-write runs the app's close() at once
+            pieces.close()
+        conn.end(response.should_close)
+        return response.status_code if response.finished else None
+
+    def end_request(
+        self,
+        timer: gevent.Timeout | None,
+        started: float,
+        environ: Environ | None,
+        status: int | None,
+        body_bytes: int,
+    ) -> None:
+        """A request is over: counters, and its access log line."""
+        if timer is not None:
+            timer.close()
+        stats = self.stats
+        stats.in_flight -= 1
+        stats.served += 1
+        if status is None or status >= 500:
+            stats.errors += 1
+        if self.access_log is not None and environ is not None:
+            self.access_log.log(environ, status, body_bytes, monotonic() - started)
+
+    def timed_out(
+        self, conn: Connection, environ: Environ | None, headers_sent: bool
+    ) -> int | None:
+        """``--timeout`` cancelled the request: 504 if nothing was sent yet, else close."""
         self.stats.timed_out += 1
+        environ = environ or {}
         log.warning(
             "connection %d: %s %s ran past --timeout %ss; cancelled",
             conn.conn_id,
-            request.method,
-            request.path,
+            environ.get("REQUEST_METHOD"),
+            environ.get("RAW_URI"),
             self._timeout,
         )
-        if response.headers_sent or conn.closed:
+        if headers_sent or conn.closed:
             conn.close()
             return None
-        conn.respond(error_page(ErrorReply(504, request.method, request.version)), close=True)
+        method, version = environ.get("REQUEST_METHOD", ""), environ.get("SERVER_PROTOCOL", "")
+        conn.respond(error_page(ErrorReply(504, method, version)), close=True)
         return 504

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 #: ``EnvironSettings.script_name`` value that derives SCRIPT_NAME from Mongrel2's PATTERN.
 ROUTE = "route"
 SERVER_SOFTWARE = "m2bridge"
+#: The environ key of the gevent ``Event`` set when the client goes away (set by the worker).
+DISCONNECTED_KEY = "m2bridge.disconnected"
 UPLOAD_HEADER_PREFIX = "x-mongrel2-upload-"
 
 # A client header name as Mongrel2 forwards it: a lower-case RFC 9110 token without "_".
@@ -73,9 +75,19 @@ _ENVIRON_TEMPLATE: Environ = {
     "wsgi.run_once": False,
     "wsgi.input_terminated": True,
     "wsgi.file_wrapper": FileWrapper,
-    "m2bridge.request": None,
     "m2bridge.conn_id": None,
 }
+
+
+def environ_template(settings: EnvironSettings) -> Environ:
+    """The keys every environ starts with, the per-worker values filled in (a fresh dict).
+
+    Keys whose value is None are set per request.
+    """
+    template = _ENVIRON_TEMPLATE.copy()
+    template["wsgi.multithread"] = settings.multithread
+    template["wsgi.multiprocess"] = settings.multiprocess
+    return template
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,6 @@ def build_environ(
     environ["wsgi.errors"] = errors
     environ["wsgi.multithread"] = settings.multithread
     environ["wsgi.multiprocess"] = settings.multiprocess
-    environ["m2bridge.request"] = request
     environ["m2bridge.conn_id"] = request.conn_id
     add_client_headers(environ, headers)
     return environ
@@ -185,11 +196,19 @@ def unquote_path(path: str) -> str:
 
 def split_path(request: Request, script_name: str) -> tuple[str, str]:
     """Return ``(SCRIPT_NAME, PATH_INFO)``; their concatenation is always the decoded path."""
-    path = unquote_path(request.path)
+    return split_script_name(request.path, script_name, first_value(request.headers.get("PATTERN")))
+
+
+def split_script_name(raw_path: str, script_name: str, pattern: str | None) -> tuple[str, str]:
+    """``(SCRIPT_NAME, PATH_INFO)`` of a raw (percent-encoded) path under ``script_name``.
+
+    ``pattern`` is Mongrel2's PATTERN, used when ``script_name`` is ``"route"``.
+    """
+    path = unquote_path(raw_path)
     if not script_name:
         return "", path
     if script_name == ROUTE:
-        prefix = route_prefix(first_value(request.headers.get("PATTERN")), path)
+        prefix = route_prefix(pattern, path)
         return prefix, path[len(prefix) :]
     prefix = script_name.rstrip("/")
     if path == prefix or path.startswith(prefix + "/"):
@@ -277,9 +296,14 @@ def _learn_header_key(name: str) -> str:
     if len(_HEADER_KEYS) >= _HEADER_KEYS_MAX:
         _HEADER_KEYS.clear()
         _HEADER_KEYS.update(_SINGLE_VALUED)
-    key = environ_key(name) or ""
+    key = header_environ_key(name)
     _HEADER_KEYS[name] = key
     return key
+
+
+def header_environ_key(name: str) -> str:
+    """The environ key of a client header as Mongrel2 sends it; ``""`` when it is dropped."""
+    return _SINGLE_VALUED.get(name) or environ_key(name) or ""
 
 
 def environ_key(name: str) -> str | None:

@@ -46,41 +46,84 @@ def run_wsgi(app: WSGIApp, environ: Environ, response: Response) -> Generator[by
         response: a fresh ``Response`` for this request; read its ``should_close``,
             ``status_code`` and ``body_bytes`` after the generator is exhausted.
     """
-    result: Iterable[bytes] | None = None
-    stage = "calling the application"
-    completed = False
     try:
         result = app(environ, response.start_response)
-        stage = "iterating the response"
+    except Exception:
+        pieces = failed_wsgi(environ, response)
+    except BaseException:
+        response.should_close = True
+        raise
+    else:
+        pieces = finish_wsgi(result, environ, response)
+    yield from pieces
+
+
+def finish_wsgi(
+    result: Iterable[bytes], environ: Environ, response: Response
+) -> Generator[bytes, None, None]:
+    """Yield the rest of ``run_wsgi`` once the application returned ``result``.
+
+    The fast path calls the application itself and comes here for anything but the simplest
+    result, with the ``Response`` its ``start_response`` stood for.
+    """
+    closable: Iterable[bytes] | None = result
+    stage = "iterating the response"
+    completed = False
+    try:
         if type(result) is list or type(result) is tuple:  # the usual case: nothing to close
-            body, result = result, None
+            closable = None
             try:
-                tail = b"".join(body)
+                tail = b"".join(result)
             except TypeError:
-                raise _bad_items(body) from None
+                raise _bad_items(result) from None
         else:
             tail = yield from _stream(result, response)
             stage = "closing the response"
-            closing, result = result, None
-            _close(closing)
+            closable = None
+            _close(result)
         stage = "finishing the response"
         yield from response.finish(tail)
         completed = True
     except Exception:
-        log.exception(
-            "error while %s of %s %r",
-            stage,
-            environ.get("REQUEST_METHOD"),
-            environ.get("PATH_INFO"),
-        )
-        if result is not None:
-            closing, result = result, None
+        _log_failure(stage, environ)
+        if closable is not None:
+            closing, closable = closable, None
             _close_quietly(closing)
         yield from _fail(response)
         completed = True
     finally:
-        if result is not None:
-            _close_quietly(result)
+        if closable is not None:
+            _close_quietly(closable)
+        if not completed:
+            response.should_close = True
+
+
+def failed_wsgi(environ: Environ, response: Response) -> Generator[bytes, None, None]:
+    """What ``run_wsgi`` yields when calling the application raised: call it inside ``except``.
+
+    The error is logged at once; the pieces are a 500 when the headers have not left, else the
+    bytes already committed (and the connection closes).
+    """
+    _log_failure("calling the application", environ)
+    return _committed(_fail(response), response)
+
+
+def _log_failure(stage: str, environ: Environ) -> None:
+    log.exception(
+        "error while %s of %s %r",
+        stage,
+        environ.get("REQUEST_METHOD"),
+        environ.get("PATH_INFO"),
+    )
+
+
+def _committed(pieces: list[bytes], response: Response) -> Generator[bytes, None, None]:
+    """Yield ``pieces``; a consumer that stops early leaves the connection to be closed."""
+    completed = False
+    try:
+        yield from pieces
+        completed = True
+    finally:
         if not completed:
             response.should_close = True
 

@@ -135,7 +135,8 @@ def http_date(second: int) -> str:
 
 
 @lru_cache(maxsize=4)
-def _date_line(second: int) -> str:
+def date_line(second: int) -> str:
+    """The ``Date`` header line of a Unix second, CRLF included (cached)."""
     return f"Date: {http_date(second)}\r\n"
 
 
@@ -195,10 +196,10 @@ def _check_item(item: object) -> _Checked:
     return checked
 
 
-_CheckedHeaders = tuple[str, bool, bool, int | None]
+CheckedHeaders = tuple[str, bool, bool, int | None]
 
 
-def _check_headers(headers: object) -> _CheckedHeaders:
+def check_header_list(headers: object) -> CheckedHeaders:
     """Validate the application's headers; return what the framing layer needs.
 
     Returns:
@@ -306,14 +307,14 @@ class Response:
         code = _STATUS_CODES.get(status) if type(status) is str else None
         if code is None:
             code = check_status(status)
-        text, close, has_date, length = _check_headers(headers)
+        text, close, has_date, length = check_header_list(headers)
         self.status, self.status_code = status, code
         self._header_text, self._has_date, self._declared = text, has_date, length
         self._body_allowed = not (self._head_request or code < 200 or code in (204, 304))
         self.should_close = close or not self.keep_alive
-        return self._write_later
+        return self.app_write
 
-    def _write_later(self, data: bytes) -> None:
+    def app_write(self, data: bytes) -> None:
         """The ``write`` callable of PEP 3333: queue the bytes for the next ``drain``."""
         ready = self.write(data)  # before reading self._pending: write() drains it
         self._pending.extend(ready)
@@ -405,7 +406,7 @@ class Response:
 
     def _head(self, known_length: int | None) -> bytes:
         self.headers_sent = True
-        date = "" if self._has_date else _date_line(int(self._now()))
+        date = "" if self._has_date else date_line(int(self._now()))
         framing = self._framing(known_length)
         if self.should_close:
             end = "Connection: close\r\n\r\n"

@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,6 +23,7 @@ from m2bridge.errors import ProtocolError
 from m2bridge.wire import protocol
 from m2bridge.wire.encode import MAX_TARGETS, encode_broadcast, encode_reply, encode_request
 from m2bridge.wire.protocol import Event, HeaderValue, JSONMessage, Request, parse_message
+from tests.helpers.messages import MESSAGES, mutated_messages
 
 EXAMPLES = int(os.environ.get("M2BRIDGE_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(
@@ -32,16 +31,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-CORPUS = Path(__file__).resolve().parents[2] / "data" / "requests"
-MESSAGES = [
-    p.read_bytes()
-    for p in sorted([*CORPUS.glob("*.tnet"), *CORPUS.glob("*.json")])
-    if ".expected" not in p.suffixes
-]
-LENGTH_RE = re.compile(rb"[0-9]+:")
 REPLY_RE = re.compile(rb"([A-Za-z0-9-]+) ([0-9]+):([0-9]+(?: [0-9]+)*), (.*)\Z", re.DOTALL)
-TOKENS = [b" ", b":", b",", b"}", b"]", b"#", b"!", b"~", b"^", b"0", b"9", b"\\u", b"\\", b'"']
-TOKENS += [b"\xff", b"\x00", b"{", b"[", b"@*", b"JSON", b"-", b"\\ud800", b"\\u0100"]
 LATIN1 = st.characters(min_codepoint=0, max_codepoint=0xFF)
 SENDERS = st.from_regex(rb"[A-Za-z0-9-]+", fullmatch=True)
 
@@ -65,53 +55,6 @@ def assert_latin1_headers(event: Event) -> None:
 
 
 # ----------------------------------------------------------------------------- (a) no crash
-
-
-Mutator = Callable[[st.DrawFn, bytearray], bytearray]
-
-
-def _flip(draw: st.DrawFn, data: bytearray) -> bytearray:
-    index = draw(st.integers(0, max(len(data) - 1, 0)))
-    if data:
-        data[index] ^= 1 << draw(st.integers(0, 7))
-    return data
-
-
-def _truncate(draw: st.DrawFn, data: bytearray) -> bytearray:
-    return data[: draw(st.integers(0, len(data)))]
-
-
-def _insert(draw: st.DrawFn, data: bytearray) -> bytearray:
-    index = draw(st.integers(0, len(data)))
-    piece = draw(st.sampled_from(TOKENS) | st.binary(min_size=1, max_size=8))
-    return data[:index] + piece + data[index:]
-
-
-def _delete(draw: st.DrawFn, data: bytearray) -> bytearray:
-    start = draw(st.integers(0, len(data)))
-    return data[:start] + data[start + draw(st.integers(1, 16)) :]
-
-
-def _relength(draw: st.DrawFn, data: bytearray) -> bytearray:
-    spans = [m.span() for m in LENGTH_RE.finditer(data)]
-    if not spans:
-        return data
-    start, end = draw(st.sampled_from(spans))
-    old = int(data[start : end - 1])
-    new = draw(st.sampled_from([old - 1, old + 1, 0, len(data), 10**12 - 1]) | st.integers(0, 999))
-    digits = draw(st.sampled_from([b"%d" % abs(new), b"0%d" % abs(new), b"-%d" % abs(new)]))
-    return data[:start] + digits + data[end - 1 :]
-
-
-MUTATORS: list[Mutator] = [_flip, _truncate, _insert, _delete, _relength]
-
-
-@st.composite
-def mutated_messages(draw: st.DrawFn) -> bytes:
-    data = bytearray(draw(st.sampled_from(MESSAGES)))
-    for _ in range(draw(st.integers(1, 4))):
-        data = draw(st.sampled_from(MUTATORS))(draw, data)
-    return bytes(data)
 
 
 @FUZZ

@@ -381,6 +381,21 @@ def test_close_is_called_when_the_consumer_stops_early() -> None:
     assert response.should_close is True
 
 
+def test_a_consumer_that_stops_reading_the_500_leaves_the_connection_to_close(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        raise RuntimeError("broken before start_response")
+
+    response = Response("GET", "HTTP/1.1", True, now=lambda: NOW)
+    generator = run_wsgi(broken, {}, response)
+    assert next(generator).startswith(b"HTTP/1.1 500")
+    assert response.should_close is False  # a complete 500 keeps the connection
+    generator.close()
+    assert response.should_close is True
+    assert "error while calling the application" in caplog.text
+
+
 def test_greenlet_exit_at_a_yield_propagates_after_close() -> None:
     body = Body([b"a", b"b"])
     response = Response("GET", "HTTP/1.1", True, now=lambda: NOW)

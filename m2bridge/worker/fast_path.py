@@ -1,0 +1,115 @@
+"""The worker's fast path: a plain request on an idle connection, served in the fewest steps.
+
+``Dispatcher.dispatch`` offers every message here first. ``FastPath.offer`` takes it when
+``wsgi.fast_environ`` parses it (a complete request, nothing special) and its connection has
+no work in flight and no credit window, under ``--max-in-flight``; anything else goes on to the
+reference path (``parse_message``, the routed events, ``run_wsgi``), which stays the judge of
+every unusual case and every error. A request taken here:
+
+- is parsed straight into its environ (no ``Request`` object), counted for ``--max-requests``
+  and queued on its ``Connection`` like any request, so pipelining, disconnects (cancellation
+  after ``--cancel-grace``) and the in-flight bound work the same;
+- runs the app with ``fast_response.SimpleStart`` as ``start_response``: a list or tuple
+  result with a plain status leaves as one reply message rendered in one step from a cached
+  head; anything else (a generator, ``write``, an error, HEAD...) continues through
+  ``handler.finish_wsgi`` with the reference ``Response``;
+- keeps ``--timeout`` (504), the counters and the access log (``Dispatcher``'s request
+  bookkeeping, shared with the reference path).
+
+tests/component/worker/test_fast_path.py runs both paths over a corpus of requests and apps and
+compares every reply byte and environ.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+import gevent
+
+from m2bridge.wsgi.environ import DISCONNECTED_KEY
+from m2bridge.wsgi.fast_environ import FastParser
+from m2bridge.wsgi.fast_response import SimpleStart
+from m2bridge.wsgi.handler import failed_wsgi, finish_wsgi
+from m2bridge.wsgi.response import keep_alive_requested
+
+if TYPE_CHECKING:
+    from m2bridge._types import Environ, WSGIApp
+    from m2bridge.worker.connection import Connection, ConnectionTable, Sink
+    from m2bridge.worker.dispatch import Dispatcher
+    from m2bridge.wsgi.environ import EnvironSettings
+
+
+class FastPath:
+    """Takes the plain requests of one worker's ``Dispatcher`` (see the module docstring)."""
+
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        app: WSGIApp,
+        table: ConnectionTable,
+        settings: EnvironSettings,
+        max_in_flight: int,
+    ) -> None:
+        self._dispatcher = dispatcher
+        self._app = app
+        self._table = table
+        self._parse = FastParser(settings).parse
+        self._max_in_flight = max_in_flight
+        self._serve_job = self._serve  # bound once, not per request
+
+    def offer(self, channel: Sink, frame: bytes) -> bool:
+        """Serve ``frame`` if it is a plain request on an idle connection; False otherwise."""
+        parsed = self._parse(frame, sys.stderr)
+        if parsed is None:
+            return False
+        sender, conn_id, environ = parsed
+        table = self._table
+        if (
+            len(table) >= self._max_in_flight
+            or not table.is_idle(channel.index, conn_id)
+            or self._dispatcher.flow_controlled(channel)
+        ):
+            return False
+        self._dispatcher.count_request()
+        table.submit(channel, conn_id, sender, (self._serve_job, environ))
+        return True
+
+    def _serve(self, conn: Connection, environ: Environ) -> None:
+        """The job of one request taken here (runs in its connection's greenlet)."""
+        if conn.closed:
+            return
+        dispatcher = self._dispatcher
+        method = environ["REQUEST_METHOD"]
+        version = environ["SERVER_PROTOCOL"]
+        keep_alive = keep_alive_requested(version, environ.get("HTTP_CONNECTION"))
+        start = SimpleStart(method, version, keep_alive)
+        status: int | None = None
+        body_bytes = 0
+        sent = False
+        started, timer = dispatcher.begin_request()
+        try:
+            environ[DISCONNECTED_KEY] = conn.disconnected
+            try:
+                result = self._app(environ, start)
+            except Exception:
+                pieces = failed_wsgi(environ, start.to_response())
+            else:
+                reply = start.reply(result, conn.sender, conn.conn_id)
+                if reply is not None:
+                    sent = True
+                    conn.send_whole(reply.message, reply.close)
+                    status, body_bytes = reply.code, reply.body_length
+                    return
+                pieces = finish_wsgi(result, environ, start.to_response())
+            status = dispatcher.send_pieces(conn, pieces, start.to_response())
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            response = start.response
+            headers_sent = sent or (response is not None and response.headers_sent)
+            status = dispatcher.timed_out(conn, environ, headers_sent)
+        finally:
+            if start.response is not None:
+                body_bytes = start.response.body_bytes
+            dispatcher.end_request(timer, started, environ, status, body_bytes)
