@@ -97,9 +97,9 @@ class FastPath:
             else:
                 reply = start.reply(result, conn.sender, conn.conn_id)
                 if reply is not None:
+                    message, close, status, body_bytes = reply
                     sent = True
-                    conn.send_whole(reply.message, reply.close)
-                    status, body_bytes = reply.code, reply.body_length
+                    conn.send_whole(message, close)
                     return
                 pieces = finish_wsgi(result, environ, start.to_response())
             status = dispatcher.send_pieces(conn, pieces, start.to_response())

@@ -43,6 +43,7 @@ from m2bridge.worker.stats import (
 )
 from m2bridge.worker.transport import Transport
 from m2bridge.worker.wsapp import find_websocket_handler, with_websocket
+from m2bridge.wsgi import speedups
 
 if TYPE_CHECKING:
     from m2bridge._types import WSGIApp
@@ -142,6 +143,7 @@ class Worker:
         stats_file = stats_file_for(config.stats_file, self.stats)
         publisher = self._start_publisher(stats_file, transport.channels)
         log.info("worker serving %s with %d greenlets", self.config.app, self.config.concurrency)
+        log.info("%s", speedups.describe())
         try:
             self.stopping.wait()
             log.info("worker stopping: %d connection(s) in flight", len(self.table))

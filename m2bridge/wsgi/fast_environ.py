@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import io
 import itertools
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, NamedTuple, TextIO
 
 import tnetstring
 import ujson
@@ -36,6 +37,7 @@ from m2bridge.wire.protocol import (
     parse_body,
 )
 from m2bridge.wire.sender import is_sender
+from m2bridge.wsgi import speedups
 from m2bridge.wsgi.environ import (
     ROUTE,
     EnvironSettings,
@@ -50,6 +52,8 @@ if TYPE_CHECKING:
 
 #: ``(sender, conn_id, environ)`` of a request the fast path serves.
 FastRequest = tuple[bytes, int, "Environ"]
+#: ``(sender, conn_id, path, environ, body)``: a message split, its headers stored.
+Parsed = tuple[bytes, int, str, "Environ", bytes]
 
 #: The environ key of a header that sends its message to the reference path.
 _REFERENCE = "!"
@@ -71,13 +75,18 @@ _MONGREL2_KEYS = {
 _KEYS_MAX = 2048
 
 
-class _EnvironKeys(dict[object, str]):
-    """Header name (``bytes`` from tnetstring, ``str`` from JSON) -> environ key.
+class EnvironKeys(dict[object, str]):
+    """Header name (``bytes`` or ``str``) -> environ key: ``""`` drops the header.
 
-    ``""`` drops the header, ``_REFERENCE`` (also for a name of another type) refuses the
-    message. A name seen first is looked up in ``__missing__`` and remembered; the map is
-    cleared when full, so forged names cannot grow it without bound.
+    ``_REFERENCE`` (also for a name of another type) declines the message. A name seen first
+    is looked up in ``__missing__`` and remembered; the map is cleared when full, so forged
+    names cannot grow it without bound. ``pattern_key`` is where Mongrel2's PATTERN goes
+    (``""``: dropped; the route kind of ``--script-name`` needs it).
     """
+
+    def __init__(self, pattern_key: str = "") -> None:
+        super().__init__()
+        self._pattern_key = pattern_key
 
     def __missing__(self, name: object) -> str:
         if type(name) is bytes:
@@ -88,14 +97,17 @@ class _EnvironKeys(dict[object, str]):
             return _REFERENCE
         key = _MONGREL2_KEYS.get(text)
         if key is None:
-            key = header_environ_key(text)
+            key = self._pattern_key if text == "PATTERN" else header_environ_key(text)
         if len(self) >= _KEYS_MAX:
             self.clear()
         self[name] = key
         return key
 
 
-_environ_key = _EnvironKeys().__getitem__
+#: Where PATTERN is kept for ``--script-name route`` (taken out before the app sees it).
+_PATTERN_KEY = "m2bridge.pattern"
+_KEYS = EnvironKeys()
+_ROUTE_KEYS = EnvironKeys(_PATTERN_KEY)
 #: Sender identities already checked against the rule (Mongrel2 uses one or a few).
 _SENDERS_MAX = 64
 _SENDERS: set[bytes] = set()
@@ -117,47 +129,46 @@ def _known_sender(sender: bytes) -> bool:
 class FastParser:
     """Parses the plain request messages of one worker (its settings shape every environ)."""
 
-    def __init__(self, settings: EnvironSettings) -> None:
+    def __init__(self, settings: EnvironSettings, stores: HeaderStores | None = None) -> None:
         self._settings = settings
         self._script_name = settings.script_name
         self._template = environ_template(settings)
+        self._keys = _ROUTE_KEYS if settings.script_name == ROUTE else _KEYS
+        stores = stores or DEFAULT_STORES
+        self._parse_tnetstring = stores.request
+        self._store_json = stores.json
 
     def parse(self, frame: bytes, errors: TextIO) -> FastRequest | None:
         """Return ``(sender, conn_id, environ)`` of a plain request, else None (see module doc).
 
         ``errors`` becomes ``wsgi.errors``; ``wsgi.input`` reads the message's body.
         """
-        parts = frame.split(b" ", 3)
-        if len(parts) != 4:
+        parsed = self._parse_tnetstring(frame, self._template, self._keys)
+        if parsed is False:
+            parsed = self._parse_json(frame)
+        if parsed is None:
             return None
-        sender, raw_id, raw_path, rest = parts
-        if not (raw_id.isdigit() and len(raw_id) <= 20 and _known_sender(sender)):
-            return None
-        try:
-            start, end = locate_headers(rest)
-            body = parse_body(rest, end + 1)
-        except ProtocolError:
-            return None
-        environ = self._template.copy()
-        kind = rest[end]
-        if kind == 0x7D:  # }: a tnetstring dict
-            headers = _tnetstring_into(environ, rest)
-        elif kind == 0x2C:  # ,: a JSON object
-            headers = _json_into(environ, rest[start:end])
-        else:
-            return None
-        if headers is None or _REFERENCE in environ:
-            return None
-        path = raw_path.decode("latin-1")
-        if not self._complete(environ, path, headers):
+        sender, conn_id, path, environ, body = parsed
+        if _REFERENCE in environ or not _known_sender(sender) or not self._complete(environ, path):
             return None
         environ["wsgi.input"] = io.BytesIO(body)
         environ["wsgi.errors"] = errors
-        conn_id = int(raw_id)
         environ["m2bridge.conn_id"] = conn_id
         return sender, conn_id, environ
 
-    def _complete(self, environ: Environ, path: str, headers: dict[object, object]) -> bool:
+    def _parse_json(self, frame: bytes) -> Parsed | None:
+        """The rest of the compiled ``request`` for a message with JSON headers (it checked
+        the framing and found no tnetstring dict)."""
+        sender, raw_id, raw_path, rest = frame.split(b" ", 3)
+        start, end = locate_headers(rest)
+        if rest[end] != 0x2C:  # ,
+            return None
+        environ = self._template.copy()
+        if not store_json_payload(environ, rest[start:end], self._keys, self._store_json):
+            return None
+        return sender, int(raw_id), raw_path.decode("latin-1"), environ, parse_body(rest, end + 1)
+
+    def _complete(self, environ: Environ, path: str) -> bool:
         """Derive the CGI keys from Mongrel2's headers like ``build_environ``; False to refuse."""
         if environ["REQUEST_METHOD"] not in COMMON_METHODS:
             return False
@@ -169,11 +180,13 @@ class FastParser:
         scheme = environ["wsgi.url_scheme"] or "http"
         environ["wsgi.url_scheme"] = scheme
         script_name = self._script_name
-        if script_name or "%" in path:
-            pattern = _pattern(headers) if script_name == ROUTE else None
+        if script_name == ROUTE:
+            pattern = environ.pop(_PATTERN_KEY, None)
             environ["SCRIPT_NAME"], environ["PATH_INFO"] = split_script_name(
                 path, script_name, pattern
             )
+        elif script_name or "%" in path:
+            environ["SCRIPT_NAME"], environ["PATH_INFO"] = split_script_name(path, script_name, "")
         else:
             environ["SCRIPT_NAME"] = ""
             environ["PATH_INFO"] = path
@@ -190,43 +203,94 @@ class FastParser:
         return True
 
 
-def _tnetstring_into(environ: Environ, rest: bytes) -> dict[object, object] | None:
-    """Store the tnetstring headers at the start of ``rest`` in ``environ``; None to refuse."""
+def store_tnetstring(
+    environ: Environ, rest: bytes, start: int, end: int, keys: EnvironKeys
+) -> bool:
+    """Store the tnetstring dict at the start of ``rest`` (payload ``rest[start:end]``) in
+    ``environ``, each header under ``keys[name]``; False to decline the message."""
     try:
-        headers = tnetstring.loads(rest)
+        headers = tnetstring.loads(rest)  # a dict: its type byte is "}"
     except Exception:  # the C codec raises ValueError and friends
-        return None
-    try:  # a dict (its type byte is "}"); str(value, "latin-1") decodes; a list (repeated header) raises TypeError
+        return False
+    try:  # str(value, "latin-1") decodes; a list (repeated header) raises TypeError
         values = map(str, headers.values(), _LATIN_1)
-        environ.update(zip(map(_environ_key, headers), values, strict=True))
+        environ.update(zip(map(keys.__getitem__, headers), values, strict=True))
     except TypeError:
-        return None
+        return False
     environ.pop("", None)  # the dropped headers
-    return headers
+    return True
 
 
-def _json_into(environ: Environ, payload: bytes) -> dict[object, object] | None:
-    """Store the JSON object ``payload`` in ``environ``; None to refuse.
+def store_json(environ: Environ, headers: object, keys: EnvironKeys) -> bool:
+    """Store ujson's reading of the JSON headers in ``environ``; False to decline."""
+    if type(headers) is not dict or not {*map(type, headers.values())} <= _STR_TYPE:
+        return False
+    environ.update(zip(map(keys.__getitem__, headers), headers.values(), strict=True))
+    environ.pop("", None)  # the dropped headers
+    return True
+
+
+def parse_request(frame: bytes, template: Environ, keys: EnvironKeys) -> Parsed | None:
+    """Split a request message and store its headers (tnetstring or JSON) in a copy of
+    ``template``: ``(sender, conn_id, path, environ, body)``, or None to decline."""
+    parts = frame.split(b" ", 3)
+    if len(parts) != 4:
+        return None
+    sender, raw_id, raw_path, rest = parts
+    if not (raw_id.isdigit() and len(raw_id) <= 20):
+        return None
+    try:
+        start, end = locate_headers(rest)
+        body = parse_body(rest, end + 1)
+    except ProtocolError:
+        return None
+    environ = template.copy()
+    kind = rest[end]
+    if kind == 0x7D:  # }: a tnetstring dict
+        stored = store_tnetstring(environ, rest, start, end, keys)
+    elif kind == 0x2C:  # ,: a JSON object
+        stored = store_json_payload(environ, rest[start:end], keys, store_json)
+    else:
+        return None
+    return (sender, int(raw_id), raw_path.decode("latin-1"), environ, body) if stored else None
+
+
+def store_json_payload(
+    environ: Environ,
+    payload: bytes,
+    keys: EnvironKeys,
+    store: Callable[[Environ, object, EnvironKeys], bool],
+) -> bool:
+    """Parse JSON headers with ujson and ``store`` them; False to decline.
 
     Only ASCII without ``\\u`` escapes: Mongrel2 copies latin-1 bytes raw, which the reference
     path decodes as latin-1 before parsing (a UTF-8 reading would differ).
     """
     if not payload.isascii() or b"\\u" in payload:
-        return None
+        return False
     try:
         headers = ujson.loads(payload)
     except Exception:  # ujson.JSONDecodeError, OverflowError...
-        return None
-    if type(headers) is not dict or not {*map(type, headers.values())} <= _STR_TYPE:
-        return None
-    environ.update(zip(map(_environ_key, headers), headers.values(), strict=True))
-    environ.pop("", None)  # the dropped headers
-    return headers
+        return False
+    return store(environ, headers, keys)
 
 
-def _pattern(headers: dict[object, object]) -> str | None:
-    """Mongrel2's PATTERN header (for ``--script-name route``)."""
-    value = headers.get("PATTERN", headers.get(b"PATTERN"))
-    if type(value) is bytes:
-        return value.decode("latin-1")
-    return value if type(value) is str else None
+class HeaderStores(NamedTuple):
+    """One implementation of the header loops (pure Python, or compiled)."""
+
+    name: str
+    #: ``parse_request``; the compiled one returns False for JSON headers (``_parse_json``).
+    request: Callable[[bytes, Environ, EnvironKeys], Parsed | Literal[False] | None]
+    json: Callable[[Environ, object, EnvironKeys], bool]
+
+
+PURE_PYTHON = HeaderStores("pure Python", parse_request, store_json)
+COMPILED = (
+    None
+    if speedups.compiled is None
+    else HeaderStores(
+        "compiled", speedups.compiled.parse_tnetstring_request, speedups.compiled.store_json
+    )
+)
+#: What ``FastParser`` uses unless told otherwise.
+DEFAULT_STORES = COMPILED or PURE_PYTHON

@@ -19,9 +19,9 @@ Must not import zmq, gevent, socket, subprocess.
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import TYPE_CHECKING, NamedTuple
 
+from m2bridge.wsgi import speedups
 from m2bridge.wsgi.response import Response, check_header_list, check_status, date_line
 
 if TYPE_CHECKING:
@@ -38,22 +38,18 @@ class Head(NamedTuple):
     """A checked status and header list, as the framing layer needs them."""
 
     code: int
-    #: The status line's text after the version and the application's kept header lines.
-    lines: bytes
+    #: The status line and the application's kept header lines, for HTTP/1.1 and HTTP/1.0.
+    line11: bytes
+    line10: bytes
     close: bool
     has_date: bool
     length: int | None
+    #: The status lets a body and a Content-Length through (not 1xx, 204 or 304).
+    plain: bool
 
 
-class Reply(NamedTuple):
-    """A whole response as one Mongrel2 reply message."""
-
-    message: bytes
-    #: Close the connection after it.
-    close: bool
-    code: int
-    body_length: int
-
+#: ``SimpleStart.reply``: ``(message, close after it, status code, body length)``.
+Reply = tuple[bytes, bool, int, int]
 
 _HEADS: dict[tuple[str, tuple[object, ...]], Head] = {}
 
@@ -67,16 +63,37 @@ def checked_head(status: str, headers: list[tuple[str, str]]) -> Head:
             pass
     code = check_status(status)
     text, close, has_date, length = check_header_list(headers)  # a list of (str, str) now
-    head = Head(code, f" {status}\r\n{text}".encode("latin-1"), close, has_date, length)
+    line = f" {status}\r\n{text}".encode("latin-1")
+    plain = code >= 200 and code not in _NO_BODY_CODES
+    head = Head(code, b"HTTP/1.1" + line, b"HTTP/1.0" + line, close, has_date, length, plain)
     if len(_HEADS) >= HEAD_CACHE_LIMIT:
         _HEADS.clear()
     _HEADS[status, tuple(headers)] = head
     return head
 
 
-@lru_cache(maxsize=4)
-def _date_bytes(second: int) -> bytes:
-    return date_line(second).encode("latin-1")
+def render_reply(
+    sender: bytes, conn_id: int, line: bytes, date: bytes, end: bytes, body: bytes
+) -> bytes:
+    """The Mongrel2 reply carrying a whole response (``_speedups.render_reply``'s twin)."""
+    return b"%b %d:%d, %b%bContent-Length: %d\r\n%b%b" % (
+        sender, len(str(conn_id)), conn_id, line, date, len(body), end, body
+    )  # fmt: skip
+
+
+_render_reply = render_reply if speedups.compiled is None else speedups.compiled.render_reply
+#: The Date line of the current second, and that second (formatted once a second).
+_date_line = b""
+_date_second = 0
+
+
+def current_date_line() -> bytes:
+    """``Date: ...`` of now, CRLF included, as the reference ``Response`` writes it."""
+    global _date_line, _date_second
+    second = int(time.time())
+    if second != _date_second:
+        _date_line, _date_second = date_line(second).encode("latin-1"), second
+    return _date_line
 
 
 class SimpleStart:
@@ -122,30 +139,28 @@ class SimpleStart:
             (``to_response()`` and ``handler.finish_wsgi``).
         """
         head = self.head
-        if (
-            head is None
-            or self.response is not None
-            or not (type(result) is list or type(result) is tuple)
-            or self._method == "HEAD"
-            or head.code < 200
-            or head.code in _NO_BODY_CODES
-        ):
+        if head is None or not head.plain or self.response is not None or self._method == "HEAD":
+            return None
+        kind = type(result)
+        if kind is not list and kind is not tuple:
             return None
         try:
-            body = b"".join(result)
+            body = b"".join(result)  # type: ignore[arg-type]
         except TypeError:
             return None
-        if head.length is not None and head.length != len(body):
+        length = head.length
+        if length is not None and length != len(body):
             return None
         close = head.close or not self._keep_alive
-        version = b"HTTP/1.0" if self._version == "HTTP/1.0" else b"HTTP/1.1"
-        if close:
-            end = b"Connection: close\r\n\r\n"
+        if self._version == "HTTP/1.0":
+            line = head.line10
+            end = b"Connection: close\r\n\r\n" if close else b"Connection: keep-alive\r\n\r\n"
         else:
-            end = b"Connection: keep-alive\r\n\r\n" if version == b"HTTP/1.0" else b"\r\n"
-        date = b"" if head.has_date else _date_bytes(int(time.time()))
-        ids = b"%d" % conn_id
-        message = b"%b %d:%b, %b%b%bContent-Length: %d\r\n%b%b" % (
-            sender, len(ids), ids, version, head.lines, date, len(body), end, body
-        )  # fmt: skip
-        return Reply(message, close, head.code, len(body))
+            line = head.line11
+            end = b"Connection: close\r\n\r\n" if close else b"\r\n"
+        date = b"" if head.has_date else current_date_line()
+        try:
+            message = _render_reply(sender, conn_id, line, date, end, body)
+        except OverflowError:  # a connection id past 64 bits: the compiled one declines it
+            message = render_reply(sender, conn_id, line, date, end, body)
+        return message, close, head.code, len(body)

@@ -20,6 +20,7 @@ from m2bridge.testing import (
     make_json_frame,
     make_request_frame,
 )
+from m2bridge.wsgi import speedups
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
 
@@ -74,6 +75,11 @@ def test_request_is_served_through_the_app(fake, worker):
     assert environ["QUERY_STRING"] == "q=1&r=%C3%A9"
     assert environ["HTTP_COOKIE"] == "a=1; b=2"
     assert not fake.is_closed(conn_id)  # HTTP/1.1 keep-alive: the connection stays open
+
+
+def test_the_worker_logs_which_fast_path_helpers_it_runs(fake, worker):
+    fake.response(fake.request("/echo/x"))  # started and serving
+    assert speedups.describe() in worker.log()
 
 
 def test_tnetstring_and_json_headers_serve_the_same_request(fake, worker):

@@ -15,10 +15,12 @@ import sys
 from collections.abc import Iterable, Iterator
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from m2bridge._types import Environ, StartResponse, WSGIApp
-from m2bridge.wsgi import fast_response
-from m2bridge.wsgi.fast_response import SimpleStart, checked_head
+from m2bridge.wsgi import fast_response, speedups
+from m2bridge.wsgi.fast_response import SimpleStart, checked_head, render_reply
 from m2bridge.wsgi.handler import failed_wsgi, finish_wsgi, run_wsgi
 from m2bridge.wsgi.response import Response, ResponseError
 
@@ -239,16 +241,31 @@ def by_fast_path(app: WSGIApp, method: str, version: str, keep_alive: bool) -> O
         reply = start.reply(result, SENDER, CONN_ID)
         if reply is not None:
             prefix = b"%s %d:%d, " % (SENDER, len(str(CONN_ID)), CONN_ID)
-            assert reply.message.startswith(prefix)
-            http = reply.message[len(prefix) :]
-            assert reply.body_length == len(http.partition(b"\r\n\r\n")[2])
-            return DATE_RE.sub(b"", http), reply.close, reply.code
+            message, close, code, body_length = reply
+            assert message.startswith(prefix)
+            http = message[len(prefix) :]
+            assert body_length == len(http.partition(b"\r\n\r\n")[2])
+            return DATE_RE.sub(b"", http), close, code
         pieces = finish_wsgi(result, env, start.to_response())
     response = start.to_response()
     sent = b"".join(pieces)
     return DATE_RE.sub(b"", sent), response.should_close, response.status_code
 
 
+RENDERERS = {"pure": render_reply}
+if speedups.compiled is not None:
+    RENDERERS["compiled"] = speedups.compiled.render_reply
+
+
+@pytest.fixture(params=sorted(RENDERERS))
+def renderer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each implementation of the reply rendering in turn (the compiled one when built)."""
+    name: str = request.param
+    monkeypatch.setattr(fast_response, "_render_reply", RENDERERS[name])
+    return name
+
+
+@pytest.mark.usefixtures("renderer")
 @pytest.mark.parametrize(("method", "version", "keep_alive"), REQUESTS)
 @pytest.mark.parametrize("app", APPS, ids=lambda app: app.__name__)
 def test_every_app_sends_the_same_bytes_on_both_paths(
@@ -278,10 +295,34 @@ def test_the_rendered_reply_carries_one_date_the_apps_if_it_sent_one(
     start = SimpleStart("GET", "HTTP/1.1", True)
     reply = start.reply(app(environ(), start), SENDER, CONN_ID)
     assert reply is not None
-    dates = DATE_RE.findall(reply.message)
+    dates = DATE_RE.findall(reply[0])
     assert len(dates) == 1
     if date is not None:
         assert dates == [date]
+
+
+@given(
+    st.binary(min_size=1, max_size=40),
+    st.integers(0, 2**70),
+    *(st.binary(max_size=80) for _ in range(4)),
+)
+def test_both_renderers_build_the_same_reply(
+    sender: bytes, conn_id: int, line: bytes, date: bytes, end: bytes, body: bytes
+) -> None:
+    expected = b"%s %d:%d, %s%sContent-Length: %d\r\n%s%s" % (
+        sender, len(str(conn_id)), conn_id, line, date, len(body), end, body
+    )  # fmt: skip
+    assert render_reply(sender, conn_id, line, date, end, body) == expected
+    if speedups.compiled is not None and conn_id < 2**64:
+        assert speedups.compiled.render_reply(sender, conn_id, line, date, end, body) == expected
+
+
+@pytest.mark.usefixtures("renderer")
+def test_a_connection_id_past_64_bits_gets_its_reply_all_the_same() -> None:
+    start = SimpleStart("GET", "HTTP/1.1", True)
+    reply = start.reply(hello(environ(), start), SENDER, 2**70)
+    assert reply is not None
+    assert reply[0].startswith(b"%s 22:%d, HTTP/1.1 200 OK\r\n" % (SENDER, 2**70))
 
 
 def test_a_close_iterable_is_closed_once_on_the_fast_path() -> None:
