@@ -2,6 +2,8 @@
 
 ``--quick`` is the development run (about 2 min); ``--diff OLD.json`` adds the change since a
 baseline; ``--report-only RESULT.json`` re-renders the Markdown and HTML of an earlier run.
+A full run ends with the worker's instructions per hello request under callgrind
+(``--no-callgrind`` leaves it out, ``--quick --callgrind`` adds it).
 """
 
 from __future__ import annotations
@@ -46,6 +48,17 @@ def _levels(text: str) -> tuple[int, ...]:
     return levels
 
 
+def _requests(text: str) -> tuple[int, int]:
+    parts = text.split(",")
+    try:
+        small, large = (int(x) for x in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not SMALL,LARGE: {text!r}") from None
+    if not 0 < small < large:
+        raise argparse.ArgumentTypeError("need 0 < SMALL < LARGE")
+    return small, large
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--quick", action="store_true", help="short development run (about 2 min)")
@@ -62,6 +75,21 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="start m2-zmq (with its relay) and fd as plain processes (`m2bridge serve`, "
         "`m2bridge relay`), without `m2bridge up`",
+    )
+    p.add_argument(
+        "--callgrind",
+        action=argparse.BooleanOptionalAction,
+        help="after the cycles, count the m2bridge worker's instructions per hello request "
+        "under callgrind, in flight 1 and 32 (needs valgrind; about 1.5 min; default: on, "
+        "off with --quick)",
+    )
+    p.add_argument(
+        "--callgrind-requests",
+        type=_requests,
+        metavar="SMALL,LARGE",
+        help="requests of the two callgrind runs (default "
+        + ",".join(map(str, cycles.CALLGRIND_REQUESTS))
+        + "); the figure is their difference",
     )
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the result files")
     p.add_argument("--diff", type=Path, metavar="OLD.json", help="baseline to compare with")
@@ -82,6 +110,8 @@ def config_from(args: argparse.Namespace) -> cycles.BenchConfig:
         "rounds": args.rounds,
         "workers": args.workers,
         "idle_s": args.idle,
+        "callgrind": args.callgrind,
+        "callgrind_requests": args.callgrind_requests,
     }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     config = replace(config, direct=args.direct)
@@ -97,7 +127,8 @@ def write_reports(result: dict[str, Any], out: Path, baseline: Path | None) -> P
     diff_md = ""
     if baseline is not None:
         old = report.load_json(baseline)
-        rows, notes = diff.diff_results(old, result), diff.topology_notes(old, result)
+        rows = diff.diff_results(old, result)
+        notes = diff.topology_notes(old, result) + diff.instruction_notes(old, result)
         diff_md = diff.format_diff(rows, baseline.name, stem.name, notes)
     json_path = stem.with_suffix(".json")
     report.write_json(result, json_path)
@@ -125,6 +156,7 @@ def run_benchmark(config: cycles.BenchConfig) -> dict[str, Any]:
         "idle": run.idle,
         "failures": run.failures,
         "supervisor_stats": run.supervisor_stats,
+        "worker_instructions": run.worker_instructions,
         "notes": [
             f"wall time {(dt.datetime.now(dt.UTC) - started).total_seconds():.0f} s",
             *run.notes,
@@ -148,11 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.report_only:
             result = report.load_json(args.report_only)
         else:
+            config = config_from(args)
             if shutil.which("wrk") is None:
                 log.error("wrk not found: apt-get install wrk")
                 return 1
+            if config.callgrind and shutil.which("valgrind") is None:
+                log.error("valgrind not found: apt-get install valgrind, or pass --no-callgrind")
+                return 1
             signal.signal(signal.SIGTERM, _interrupt)
-            result = run_benchmark(config_from(args))
+            result = run_benchmark(config)
         path = write_reports(result, args.out, args.diff)
     except (OSError, ValueError) as exc:
         log.error("%s", exc)

@@ -24,10 +24,16 @@ STACKS = (
     "gunicorn-sync",
     "gunicorn-gevent",
     "uwsgi",
+    "uwsgi-keepalive",
+    "granian",
     "m2-static",
     "m2-canned",
 )
 CONCURRENCIES = (1, 10, 50, 100, 200)
+#: requests the worker under callgrind serves in its two runs (the figure is their difference)
+CALLGRIND_REQUESTS = (500, 2500)
+#: in-flight bounds of the callgrind figure: 1 (a wait per request) and the relay's window, 32
+CALLGRIND_INFLIGHT = (1, 32)
 BASELINES = ("gunicorn-gevent", "gunicorn-sync")
 #: ceilings only make sense for some apps: Mongrel2 serves a file, the canned handler waits on
 #: nothing (so it is no ceiling for ``io``), and a directory route takes no upload.
@@ -53,6 +59,10 @@ class BenchConfig:
     quick: bool = False
     #: ``m2-zmq`` runs ``m2bridge relay`` (always now; recorded for ``--diff`` of older results)
     relay: bool = True
+    #: measure the worker's instructions per hello request under callgrind after the cycles
+    callgrind: bool = True
+    callgrind_requests: tuple[int, int] = CALLGRIND_REQUESTS
+    callgrind_inflight: tuple[int, ...] = CALLGRIND_INFLIGHT
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,11 +80,15 @@ class BenchConfig:
             "direct": self.direct,
             "quick": self.quick,
             "relay": self.relay,
+            "callgrind": self.callgrind,
+            "callgrind_requests": list(self.callgrind_requests),
+            "callgrind_inflight": list(self.callgrind_inflight),
         }
 
 
 def quick_config(base: BenchConfig | None = None) -> BenchConfig:
-    """The development run: two apps, two cycles, 1 s each, two rounds, warm-up in round 0 only."""
+    """The development run: two apps, two cycles, 1 s each, two rounds, warm-up in round 0 only,
+    no callgrind figure."""
     return replace(
         base or BenchConfig(),
         apps=("hello", "io"),
@@ -85,6 +99,7 @@ def quick_config(base: BenchConfig | None = None) -> BenchConfig:
         idle_s=1.0,
         warmup_every_round=False,
         quick=True,
+        callgrind=False,
     )
 
 
@@ -121,9 +136,17 @@ def plan_steps(config: BenchConfig, app: str) -> Iterator[Step]:
                 yield Step(app, r, c, stack, warmup=r == 0 or config.warmup_every_round)
 
 
+#: a worker run under callgrind: about 20 s of start-up and shutdown, 2.5 ms per request
+CALLGRIND_RUN_S = 20.0
+CALLGRIND_REQUEST_S = 0.0025
+
+
 def estimate_seconds(config: BenchConfig, start_s: float = 1.5) -> float:
-    """A rough duration of the whole run: stack start-ups, idle windows and wrk runs."""
+    """A rough duration of the whole run: stack start-ups, idle windows, wrk runs, callgrind."""
     total = 0.0
+    if config.callgrind:
+        per_bound = 2 * CALLGRIND_RUN_S + sum(config.callgrind_requests) * CALLGRIND_REQUEST_S
+        total += len(config.callgrind_inflight) * per_bound
     for app in config.apps:
         total += len(stacks_for(app, config.stacks)) * start_s + 2 * config.idle_s
         for step in plan_steps(config, app):
@@ -175,6 +198,34 @@ def cpu_per_request_us(record: Record, role: str | None = None) -> float | None:
     return 1e6 * sum(float(p["cpu_s"]) for p in procs) / requests
 
 
+#: a stack answering fewer than this fraction of the cycle's connections at once is flagged.
+#: Servers that close every connection answer about half (wrk's latency leaves out the
+#: reconnect); uWSGI's synchronous keep-alive workers answer one connection each.
+STARVED_FRACTION = 0.25
+
+
+def served_connections(record: Record) -> float | None:
+    """Connections the server was answering at once, by Little's law: req/s x mean latency.
+
+    Close to the cycle's concurrency for a server that serves every connection; far below it
+    when connections wait unanswered (wrk's latency counts answered requests only): uWSGI's
+    synchronous workers, for one, keep serving one keep-alive connection each while the others
+    wait. None when wrk gave no mean latency.
+    """
+    mean_ms = record.get("latency_ms", {}).get("mean")
+    if mean_ms is None:
+        return None
+    return float(record["rps"]) * float(mean_ms) / 1000.0
+
+
+def served_in_cell(
+    records: Sequence[Record], app: str, stack: str, concurrency: int
+) -> float | None:
+    """Median over rounds of ``served_connections`` in one cell."""
+    values = (served_connections(r) for r in cell(records, app, stack, concurrency))
+    return median(v for v in values if v is not None)
+
+
 def _median_cost(rows: Sequence[Record], role: str | None) -> float | None:
     return median(v for v in (cpu_per_request_us(r, role) for r in rows) if v is not None)
 
@@ -201,6 +252,9 @@ def summarize_cell(rows: Sequence[Record]) -> Record:
         "cpu_us_per_request": _median_cost(rows, None),
         "cpu_us_per_request_by_role": {role: _median_cost(rows, role) for role in roles},
         "loadavg_1m": median(float(r["loadavg"][0]) for r in rows if r.get("loadavg")),
+        "served_connections": median(
+            v for v in (served_connections(r) for r in rows) if v is not None
+        ),
     }
 
 

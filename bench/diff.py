@@ -78,6 +78,22 @@ def topology_notes(old: Record, new: Record) -> list[str]:
     ]
 
 
+def instruction_notes(old: Record, new: Record) -> list[str]:
+    """One line comparing the worker's callgrind instructions per request, when both runs have
+    the figure (runs before it, or with ``--no-callgrind``, have none: no line)."""
+    before = (old.get("worker_instructions") or {}).get("per_request", {})
+    after = (new.get("worker_instructions") or {}).get("per_request", {})
+    common = sorted(before.keys() & after.keys(), key=int)
+    if not common:
+        return []
+    parts = [
+        f"in flight {k} {before[k]:,.0f} -> {after[k]:,.0f} "
+        f"({_num(_change(before[k], after[k]), '+.1f')}%)"
+        for k in common
+    ]
+    return ["Worker instructions per hello request (callgrind): " + ", ".join(parts) + "."]
+
+
 def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 

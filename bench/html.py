@@ -128,6 +128,11 @@ def render(result: dict[str, Any], diff_md: str = "") -> str:
     body = [f"<h1>m2bridge benchmark {escape(name)}</h1>"]
     body += [f"<p>{escape(line)}</p>" for line in report.header_lines(result)[2:] if line]
     body += ["<h2>Targets</h2>", table_html(report.targets_table(result))]
+    body.append(table_html(report.reported_table(result)))
+    body.append("<h2>Worker instructions per request (callgrind)</h2>")
+    body.append(f"<p>{escape(report.instructions_note(result).replace('`', ''))}</p>")
+    if result.get("worker_instructions"):
+        body.append(table_html(report.instructions_table(result)))
     stacks = "".join(
         f"<li><b>{escape(name)}</b>: {escape(how)}</li>" for name, how in result["stacks"].items()
     )
@@ -140,6 +145,10 @@ def render(result: dict[str, Any], diff_md: str = "") -> str:
         charts += [latency_chart(result, app), *resource_charts(result, app)]
         body.append('<div class="charts">' + "".join(charts) + "</div>")
         body.append(table_html(report.app_table(result, app)))
+        body += [
+            f"<p>{escape(line[2:].replace('`', ''))}</p>"
+            for line in report.starved_lines(result, app)
+        ]
         body.append(table_html(report.resources_table(result, app)))
     if diff_md:
         body.append(f"<h2>Diff</h2><pre>{escape(diff_md)}</pre>")

@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.stacks import ROOT
 
-PACKAGES = ("gunicorn", "uwsgi", "gevent", "pyzmq", "psutil")
+PACKAGES = ("gunicorn", "uwsgi", "granian", "gevent", "pyzmq", "psutil")
 
 
 def _run(argv: list[str]) -> str:

@@ -1,7 +1,9 @@
 """The result document (JSON) and its Markdown summary.
 
-``build_result`` adds the derived parts (``summary``, ``ratios``, ``targets``) to the raw
-records, so a report can always be re-rendered from the JSON alone (``--report-only``).
+``build_result`` adds the derived parts (``summary``, ``ratios``, ``targets``, ``reported``) to
+the raw records, so a report can always be re-rendered from the JSON alone (``--report-only``).
+The callgrind figure (``worker_instructions``) is raw data; results written before it existed
+have none and render without it.
 Must not import zmq, gevent, socket, subprocess.
 """
 
@@ -47,16 +49,22 @@ def build_result(
         "records": records,
         "idle": raw["idle"],
         "supervisor_stats": raw.get("supervisor_stats", []),
-        **derived(records, raw["idle"]),
+        "worker_instructions": raw.get("worker_instructions"),
+        **derived(records, raw["idle"], raw.get("worker_instructions")),
     }
 
 
-def derived(records: list[dict[str, Any]], idle: list[dict[str, Any]]) -> dict[str, Any]:
-    """Summary, paired ratios and target outcomes, recomputed from the raw data."""
+def derived(
+    records: list[dict[str, Any]],
+    idle: list[dict[str, Any]],
+    instructions: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Summary, paired ratios, target outcomes and reported ratios, recomputed from the raw data."""
     return {
         "summary": cycles.summarize(records),
         "ratios": cycles.ratios(records),
-        "targets": [o.to_dict() for o in targets.evaluate(records, idle)],
+        "targets": [o.to_dict() for o in targets.evaluate(records, idle, instructions)],
+        "reported": [f.to_dict() for f in targets.reported(records)],
     }
 
 
@@ -74,7 +82,7 @@ def load_json(path: Path) -> dict[str, Any]:
     data = json.loads(path.read_text())
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ValueError(f"{path}: not a {SCHEMA} result")
-    data.update(derived(data["records"], data.get("idle", [])))
+    data.update(derived(data["records"], data.get("idle", []), data.get("worker_instructions")))
     return data
 
 
@@ -88,16 +96,72 @@ def _fmt(value: float | None, spec: str = ".0f") -> str:
 
 
 def targets_table(result: dict[str, Any]) -> list[str]:
-    """Markdown lines: each target, its value, its bound and whether it was met."""
-    lines = ["| target | measured | bound | met |", "|---|---:|---:|:---:|"]
+    """Markdown lines: each target, its issue, its value, its bound and whether it was met."""
+    lines = ["| issue | target | measured | bound | met |", "|---|---|---:|---:|:---:|"]
     marks = {True: "yes", False: "**no**", None: "not measured"}
     for t in result["targets"]:
         detail = f" ({t['detail']})" if t["detail"] else ""
+        spec = ",.0f" if t["bound"] >= 1000 else ".2f"
         lines.append(
-            f"| {t['name']}{detail} | {_fmt(t['value'], '.2f')} | {t['op']} {t['bound']:g} "
-            f"| {marks[t['ok']]} |"
+            f"| #{t.get('issue', 6)} | {t['name']}{detail} | {_fmt(t['value'], spec)} "
+            f"| {t['op']} {t['bound']:,g} | {marks[t['ok']]} |"
         )
     return lines
+
+
+def reported_table(result: dict[str, Any]) -> list[str]:
+    """Markdown lines: the ratios reported without a bound (granian, uWSGI with close)."""
+    lines = ["| ratio (reported, no bound) | measured |", "|---|---:|"]
+    for f in result.get("reported", []):
+        detail = f" ({f['detail']})" if f["detail"] else ""
+        lines.append(f"| {f['name']}{detail} | {_fmt(f['value'], '.2f')} |")
+    return lines
+
+
+INSTRUCTIONS_TITLE = "worker instructions per request (callgrind, hello, tnetstring)"
+
+
+def instructions_table(result: dict[str, Any]) -> list[str]:
+    """Markdown lines: the worker's instructions per hello request by in-flight bound, beside
+    m2-zmq's hello req/s and server CPU per request of the same run (empty when not measured)."""
+    block = result.get("worker_instructions")
+    if not block:
+        return []
+    levels = sorted(block["per_request"], key=int)
+    head = f"| {INSTRUCTIONS_TITLE} | " + " | ".join(f"in flight {k}" for k in levels)
+    lines = [
+        head + " | m2-zmq hello req/s | m2-zmq CPU us/request |",
+        "|---|" + "---:|" * (len(levels) + 2),
+    ]
+    cells = [_fmt(block["per_request"][k], ",.0f") for k in levels]
+    rps, cost = _hello_cell(result)
+    lines.append(f"| m2-zmq worker | {' | '.join(cells)} | {rps} | {cost} |")
+    return lines
+
+
+def _hello_cell(result: dict[str, Any]) -> tuple[str, str]:
+    """m2-zmq's median hello req/s and CPU us per request at c=50 (or the nearest cycle)."""
+    cells = result["summary"].get("hello", {}).get("m2-zmq", {})
+    if not cells:
+        return "-", "-"
+    c = min(cells, key=lambda k: (abs(int(k) - 50), -int(k)))
+    cell = cells[c]
+    return f"{_fmt(cell['rps'])} (c={c})", _fmt(cell.get("cpu_us_per_request"))
+
+
+def instructions_note(result: dict[str, Any]) -> str:
+    """One line on how the callgrind figure was measured, or why there is none."""
+    block = result.get("worker_instructions")
+    if not block:
+        return "Worker instructions per request: not measured in this run (`--callgrind`)."
+    small, large = block["requests"]
+    return (
+        f"The worker (`m2bridge serve --relay`, {block['app']} app) behind a fake relay, under "
+        f"{block['valgrind']} "
+        f"(`bench/worker_cost.py`, {block['protocol']}): instructions for {large:,} requests "
+        f"minus those for {small:,}, per request; in flight 1 the worker waits for every "
+        f"request, in flight 32 they wait queued. {block['seconds']:.0f} s after the cycles."
+    )
 
 
 def app_table(result: dict[str, Any], app: str) -> list[str]:
@@ -126,6 +190,27 @@ def _cell_text(result: dict[str, Any], app: str, stack: str, c: int) -> str:
         f"{_fmt(s['rps'])} (x{_fmt(x, '.2f')}) "
         f"p50 {_fmt(lat.get('p50'), '.1f')} p99 {_fmt(lat.get('p99'), '.1f')} ms{err}"
     )
+
+
+def starved_lines(result: dict[str, Any], app: str) -> list[str]:
+    """Markdown bullets: stacks that answered far fewer connections at once than wrk opened."""
+    lines = []
+    summary = result["summary"].get(app, {})
+    for stack in cycles.stacks_for(app, result["config"]["stacks"]):
+        cells = summary.get(stack, {})
+        found = [
+            f"c={c} ~{served:.0f}"
+            for c in result["config"]["concurrencies"]
+            if (served := cells.get(str(c), {}).get("served_connections")) is not None
+            and served < cycles.STARVED_FRACTION * c
+        ]
+        if found:
+            lines.append(
+                f"- `{stack}` answered few connections at once (req/s x mean latency): "
+                f"{', '.join(found)}. The other connections waited unanswered, so its req/s and "
+                "latencies are those of that many clients."
+            )
+    return lines
 
 
 def resources_table(result: dict[str, Any], app: str) -> list[str]:
@@ -223,6 +308,13 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *targets_table(result),
         "",
+        *reported_table(result),
+        "",
+        "## Worker instructions per request (callgrind)",
+        "",
+        instructions_note(result),
+        *(["", *instructions_table(result)] if result.get("worker_instructions") else []),
+        "",
         "## Stacks",
         "",
         *[f"- `{name}`: {how}" for name, how in result["stacks"].items()],
@@ -231,6 +323,8 @@ def markdown(result: dict[str, Any]) -> str:
         out += ["", f"## {app}: median req/s (x gunicorn-gevent, paired), latency", ""]
         out += [interference_line(result, app), ""]
         out += app_table(result, app)
+        starved = starved_lines(result, app)
+        out += ["", *starved] if starved else []
         out += ["", *resources_table(result, app)]
         extra = supervisor_lines(result, app)
         out += ["", *extra] if extra else []

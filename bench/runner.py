@@ -3,7 +3,8 @@
 Per app: all stacks start (each on its own port) and are probed with the benchmark's request;
 one idle window samples all of them; then ``cycles.plan_steps`` drives wrk (a warm-up, then the
 measured run) and each measured run becomes a record; a second idle window and the final RSS
-close the app; every process is stopped by PID.
+close the app; every process is stopped by PID. After all apps, with no stack running, the
+worker's instructions per hello request are counted under callgrind (``--callgrind``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import cycles, m2stacks, measure, stacks, supervised, wrk
+from bench import cycles, instructions, m2stacks, measure, stacks, supervised, wrk
 from bench.stacks import Stack, StackError
 from bench.workload import WORKLOADS
 
@@ -36,6 +37,8 @@ STARTERS: dict[str, Starter] = {
     "gunicorn-sync": partial(stacks.start_gunicorn, worker_class="sync"),
     "gunicorn-gevent": partial(stacks.start_gunicorn, worker_class="gevent"),
     "uwsgi": stacks.start_uwsgi,
+    "uwsgi-keepalive": stacks.start_uwsgi_keepalive,
+    "granian": stacks.start_granian,
     "m2-static": m2stacks.start_static,
     "m2-canned": m2stacks.start_canned,
 }
@@ -65,6 +68,8 @@ class Run:
         self.supervisor_stats: list[dict[str, Any]] = []
         self.notes: list[str] = []
         self.stack_how: dict[str, str] = {}
+        #: the callgrind figure (``bench/instructions.py``), None when not measured
+        self.worker_instructions: dict[str, Any] | None = None
         self.scripts = {app: self._write_script(app) for app in config.apps}
 
     def _write_script(self, app: str) -> str:
@@ -216,6 +221,18 @@ def _describe(r: dict[str, Any]) -> str:
     )
 
 
+def measure_instructions(run: Run, progress: Callable[[str], None]) -> dict[str, Any] | None:
+    """The callgrind figure of the run, or None (recorded as a failure) if it could not be had."""
+    progress("callgrind: the m2bridge worker's instructions per hello request")
+    try:
+        return instructions.measure_worker(
+            run.config.callgrind_requests, run.config.callgrind_inflight
+        )
+    except instructions.CallgrindError as exc:
+        run.fail("hello", "m2-zmq", f"callgrind: {exc}")
+        return None
+
+
 def execute(config: cycles.BenchConfig, progress: Callable[[str], None]) -> Run:
     """Run the whole benchmark in a temporary work directory (removed afterwards)."""
     with tempfile.TemporaryDirectory(prefix="m2bridge-bench-") as tmp:
@@ -223,6 +240,8 @@ def execute(config: cycles.BenchConfig, progress: Callable[[str], None]) -> Run:
         try:
             for app in config.apps:
                 run_app(run, app, progress)
+            if config.callgrind:
+                run.worker_instructions = measure_instructions(run, progress)
         except KeyboardInterrupt:
             log.error("interrupted: reporting the %d runs measured so far", len(run.records))
             run.notes.append(f"INTERRUPTED after {len(run.records)} measured runs: partial result")

@@ -2,7 +2,8 @@
 
 Every stack is a set of processes this module started (stopped by PID, SIGKILL after a grace)
 plus their descendants, each with a role (``master``, ``worker``, ``mongrel2``,
-``supervisor``) used to report CPU and RSS per role. The peers (gunicorn, uWSGI) live here; the
+``supervisor``) used to report CPU and RSS per role. The peers (gunicorn, uWSGI with and without
+keep-alive, granian) live here, each as a pure ``*_argv`` function and a starter; the
 Mongrel2-based stacks are in ``bench/m2stacks.py``.
 """
 
@@ -238,16 +239,60 @@ def start_gunicorn(app: str, workers: int, workdir: Path, worker_class: str) -> 
     return stack
 
 
-def start_uwsgi(app: str, workers: int, workdir: Path) -> Stack:
-    """uWSGI with ``--http-socket`` and ``workers`` processes (plus its master)."""
-    port = free_port()
-    argv = ["uwsgi", "--http-socket", f"{HOST}:{port}", "--processes", str(workers)]
+def uwsgi_argv(app: str, workers: int, port: int, *, keepalive: bool) -> list[str]:
+    """uWSGI's command line: ``workers`` processes and a master, no request log, backlog 1024.
+
+    ``keepalive`` picks ``--http11-socket`` (HTTP/1.1 keep-alive, as wrk and browsers use it);
+    otherwise ``--http-socket``, which closes every connection, and the bench says so with
+    ``Connection: close`` so that wrk reconnects instead of counting each close as a read error
+    (a real client would reconnect the same way).
+    """
+    socket_option = "--http11-socket" if keepalive else "--http-socket"
+    argv = ["uwsgi", socket_option, f"{HOST}:{port}", "--processes", str(workers)]
     argv += ["--master", "--die-on-term", "--disable-logging", "--listen", "1024"]
-    # --http-socket closes every connection; saying so keeps wrk from counting each close as
-    # a read error (a real client would reconnect the same way).
-    argv += ["--add-header", "Connection: close"]
+    if not keepalive:
+        argv += ["--add-header", "Connection: close"]
     argv += ["--pythonpath", str(ROOT), "--module", WORKLOADS[app].app]
+    return argv
+
+
+def start_uwsgi(app: str, workers: int, workdir: Path) -> Stack:
+    """uWSGI with ``--http-socket`` (one request per connection) and ``workers`` processes."""
+    port = free_port()
     how = f"uwsgi --http-socket: 1 master + {workers} processes (Connection: close)"
     stack = Stack("uwsgi", app, url_for(port, app), how, stop_signal=signal.SIGINT)
-    stack.start("master", argv, workdir / "uwsgi.log")
+    stack.start("master", uwsgi_argv(app, workers, port, keepalive=False), workdir / "uwsgi.log")
+    return stack
+
+
+def start_uwsgi_keepalive(app: str, workers: int, workdir: Path) -> Stack:
+    """uWSGI with ``--http11-socket`` (keep-alive) and ``workers`` processes. Each process
+    stays on one keep-alive connection while its client keeps sending: the others wait."""
+    port = free_port()
+    how = (
+        f"uwsgi --http11-socket: 1 master + {workers} processes (keep-alive; each process "
+        "serves one connection at a time)"
+    )
+    stack = Stack("uwsgi-keepalive", app, url_for(port, app), how, stop_signal=signal.SIGINT)
+    argv = uwsgi_argv(app, workers, port, keepalive=True)
+    stack.start("master", argv, workdir / "uwsgi-keepalive.log")
+    return stack
+
+
+def granian_argv(app: str, workers: int, port: int) -> list[str]:
+    """granian's command line: the WSGI interface, ``workers`` processes, HTTP/1 only, on
+    loopback, no access log and no WebSocket handling (warnings and errors still logged)."""
+    argv = [sys.executable, "-m", "granian", "--interface", "wsgi", "--http", "1", "--no-ws"]
+    argv += ["--host", HOST, "--port", str(port), "--workers", str(workers)]
+    argv += ["--backlog", "1024", "--no-access-log", "--log-level", "warning"]
+    argv += ["--working-dir", str(ROOT), WORKLOADS[app].app]
+    return argv
+
+
+def start_granian(app: str, workers: int, workdir: Path) -> Stack:
+    """granian (Rust HTTP server, WSGI interface) with ``workers`` processes."""
+    port = free_port()
+    how = f"granian --interface wsgi --http 1: 1 main process + {workers} workers (keep-alive)"
+    stack = Stack("granian", app, url_for(port, app), how, stop_signal=signal.SIGINT)
+    stack.start("master", granian_argv(app, workers, port), workdir / "granian.log")
     return stack

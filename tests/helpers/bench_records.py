@@ -70,8 +70,21 @@ SUPERVISOR_STATS = {
 }
 
 
-def sample_result() -> dict[str, Any]:
-    """A small result document: hello on m2-zmq and gunicorn-gevent at c=10 and c=50."""
+#: The callgrind block of a result document (``bench.instructions.measure_worker``).
+WORKER_INSTRUCTIONS = {
+    "app": "hello",
+    "protocol": "tnetstring",
+    "topology": "relay",
+    "valgrind": "valgrind-3.19.0",
+    "requests": [500, 2500],
+    "per_request": {"1": 166449.0, "32": 58000.0},
+    "seconds": 95.6,
+}
+
+
+def sample_result(callgrind: bool = True) -> dict[str, Any]:
+    """A small result document: hello on m2-zmq and gunicorn-gevent at c=10 and c=50, with the
+    callgrind figure unless ``callgrind`` is false (as results written before it existed)."""
     config = BenchConfig(
         apps=("hello",), stacks=("m2-zmq", "gunicorn-gevent"), concurrencies=(10, 50), rounds=1
     )
@@ -94,4 +107,6 @@ def sample_result() -> dict[str, Any]:
         "supervisor_stats": [{"app": "hello", "stack": "m2-zmq", "stats": SUPERVISOR_STATS}],
         "notes": ["wall time 10 s"],
     }
+    if callgrind:
+        raw["worker_instructions"] = dict(WORKER_INSTRUCTIONS)
     return report.build_result(config, MACHINE, raw)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from bench.cycles import (
@@ -18,6 +20,8 @@ from bench.cycles import (
     ratios,
     role_totals,
     rotated,
+    served_connections,
+    served_in_cell,
     stacks_for,
     summarize,
 )
@@ -60,9 +64,19 @@ def test_config_records_that_m2_zmq_runs_the_relay() -> None:
     assert config["stacks"][0] == "m2-zmq"
 
 
-def test_quick_config_estimate_stays_under_two_minutes_with_every_stack() -> None:
-    assert estimate_seconds(quick_config()) < 120
+def test_quick_config_estimate_stays_under_two_and_a_half_minutes_with_every_stack() -> None:
+    assert estimate_seconds(quick_config()) < 150
     assert estimate_seconds(BenchConfig()) > estimate_seconds(quick_config())
+
+
+def test_callgrind_is_on_for_full_runs_off_for_quick_ones_and_counted_in_the_estimate() -> None:
+    full, quick = BenchConfig(), quick_config()
+    assert (full.callgrind, quick.callgrind) == (True, False)
+    assert full.to_dict()["callgrind_inflight"] == [1, 32]
+    assert full.to_dict()["callgrind_requests"] == [500, 2500]
+    with_callgrind = replace(quick, callgrind=True)
+    # two in-flight bounds x two worker runs under callgrind: about a minute and a half
+    assert 60 < estimate_seconds(with_callgrind) - estimate_seconds(quick) < 150
 
 
 def test_warmup_once_skips_later_rounds_only() -> None:
@@ -158,3 +172,15 @@ def test_ratios_cover_each_stack_against_each_present_baseline() -> None:
     table = ratios(records)
     assert table["hello"]["m2-zmq"]["10"]["gunicorn-gevent"]["rps"] == pytest.approx(3.0)
     assert "gunicorn-sync" not in table["hello"]["m2-zmq"]["10"]
+
+
+def test_served_connections_is_req_s_times_mean_latency() -> None:
+    every = make_record("hello", "m2-zmq", 0, 50, 10000.0)
+    every["latency_ms"]["mean"] = 5.0  # 10k req/s x 5 ms: all 50 connections answered
+    pinned = make_record("hello", "uwsgi-keepalive", 0, 50, 30000.0)
+    pinned["latency_ms"]["mean"] = 0.07  # 2 connections ping-pong, 48 wait
+    assert served_connections(every) == pytest.approx(50.0)
+    assert served_connections(pinned) == pytest.approx(2.1)
+    assert served_connections(make_record("hello", "x", 0, 50, 1.0)) is None  # no mean
+    assert served_in_cell([every, pinned], "hello", "uwsgi-keepalive", 50) == pytest.approx(2.1)
+    assert served_in_cell([every], "hello", "uwsgi-keepalive", 50) is None

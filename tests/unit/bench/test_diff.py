@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bench.diff import diff_results, format_diff, topology_notes
+from bench.diff import diff_results, format_diff, instruction_notes, topology_notes
 from tests.helpers.bench_records import make_record
 
 
@@ -89,3 +89,26 @@ def test_a_relay_baseline_against_a_direct_run_says_so_too() -> None:
     old, new = with_config(result(1, 1), relay=True), with_config(result(1, 1))
     [note] = topology_notes(old, new)
     assert "baseline's m2-zmq ran with `m2bridge relay`" in note
+
+
+def test_instruction_notes_compare_the_in_flight_bounds_both_runs_measured() -> None:
+    old = {"worker_instructions": {"per_request": {"1": 200000.0, "32": 100000.0}}}
+    new = {"worker_instructions": {"per_request": {"32": 60000.0, "4": 1.0}}}
+    assert instruction_notes(old, new) == [
+        "Worker instructions per hello request (callgrind): "
+        "in flight 32 100,000 -> 60,000 (-40.0%)."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({}, {"worker_instructions": {"per_request": {"1": 1.0}}}),
+        ({"worker_instructions": None}, {"worker_instructions": {"per_request": {"1": 1.0}}}),
+        ({"worker_instructions": {"per_request": {"1": 1.0}}}, {}),
+    ],
+)
+def test_no_instruction_note_when_either_run_lacks_the_figure(
+    old: dict[str, Any], new: dict[str, Any]
+) -> None:
+    assert instruction_notes(old, new) == []

@@ -26,6 +26,39 @@ def test_quick_then_explicit_options_shape_the_config() -> None:
     assert full.direct
 
 
+def test_callgrind_is_on_for_full_runs_off_for_quick_ones_unless_asked() -> None:
+    def config(*argv: str) -> tuple[bool, tuple[int, ...]]:
+        c = config_from(make_parser().parse_args(list(argv)))
+        return c.callgrind, c.callgrind_requests
+
+    assert config() == (True, (500, 2500))
+    assert config("--no-callgrind") == (False, (500, 2500))
+    assert config("--quick") == (False, (500, 2500))
+    assert config("--quick", "--callgrind", "--callgrind-requests", "100,400") == (True, (100, 400))
+
+
+def test_the_new_peers_are_stacks_to_choose() -> None:
+    args = make_parser().parse_args(["--stacks", "uwsgi-keepalive,granian,m2-zmq"])
+    assert config_from(args).stacks == ("uwsgi-keepalive", "granian", "m2-zmq")
+    assert {"uwsgi", "uwsgi-keepalive", "granian"} <= set(
+        config_from(make_parser().parse_args([])).stacks
+    )
+
+
+def test_a_run_with_callgrind_but_no_valgrind_stops_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    found = {"wrk": "/usr/bin/wrk"}
+    monkeypatch.setattr("bench.__main__.shutil.which", found.get)
+    started: list[object] = []
+    monkeypatch.setattr("bench.__main__.run_benchmark", started.append)
+    caplog.set_level(logging.ERROR)
+    assert main(["--out", str(tmp_path)]) == 1
+    assert "valgrind not found" in caplog.text
+    assert "--no-callgrind" in caplog.text
+    assert started == []
+
+
 def test_m2_relay_is_no_longer_a_stack_to_choose_and_the_relay_flag_is_gone(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -46,6 +79,8 @@ def test_m2_relay_is_no_longer_a_stack_to_choose_and_the_relay_flag_is_gone(
         (["--stacks", "apache"], "unknown stack apache"),
         (["--cycles", "10,x"], "not a list of integers"),
         (["--cycles", "0"], "integers >= 1"),
+        (["--callgrind-requests", "500"], "not SMALL,LARGE"),
+        (["--callgrind-requests", "900,300"], "need 0 < SMALL < LARGE"),
     ],
 )
 def test_bad_options_are_usage_errors_naming_the_problem(
@@ -101,3 +136,41 @@ def test_an_old_result_with_m2_zmq_straight_on_mongrel2_rerenders_and_diffs_with
     assert main(["--report-only", str(new), "--diff", str(baseline), "--out", str(out)]) == 0
     md = (out / "2026-11-23-abc1234.md").read_text()
     assert "the baseline's m2-zmq ran without `m2bridge relay`" in md
+
+
+def test_a_result_from_before_the_callgrind_figure_rerenders_and_diffs_with_one(
+    tmp_path: Path,
+) -> None:
+    old = sample_result(callgrind=False)
+    for key in ("worker_instructions", "reported"):
+        del old[key]  # written before either existed
+    for target in old["targets"]:
+        del target["issue"]
+    baseline = tmp_path / "old.json"
+    report.write_json(old, baseline)
+    out = tmp_path / "out"
+    assert main(["--report-only", str(baseline), "--out", str(out)]) == 0
+    assert "not measured in this run" in (out / "2026-11-23-abc1234.md").read_text()
+    new = tmp_path / "new.json"
+    report.write_json(sample_result(), new)
+    assert main(["--report-only", str(new), "--diff", str(baseline), "--out", str(out)]) == 0
+    md = (out / "2026-11-23-abc1234.md").read_text()
+    assert "## Change from `old.json`" in md
+    assert "| m2-zmq worker | 166,449 | 58,000 |" in md
+    assert "Worker instructions per hello request (callgrind):" not in md  # the baseline has none
+
+
+def test_diff_of_two_results_with_the_figure_compares_instructions(tmp_path: Path) -> None:
+    old = sample_result()
+    old["worker_instructions"]["per_request"] = {"1": 170000.0, "32": 116000.0}
+    baseline = tmp_path / "old.json"
+    report.write_json(old, baseline)
+    new = tmp_path / "new.json"
+    report.write_json(sample_result(), new)
+    out = tmp_path / "out"
+    assert main(["--report-only", str(new), "--diff", str(baseline), "--out", str(out)]) == 0
+    md = (out / "2026-11-23-abc1234.md").read_text()
+    assert (
+        "Worker instructions per hello request (callgrind): in flight 1 170,000 -> 166,449 "
+        "(-2.1%), in flight 32 116,000 -> 58,000 (-50.0%)." in md
+    )

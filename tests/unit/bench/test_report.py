@@ -27,7 +27,9 @@ def test_result_carries_raw_data_and_derived_summary_ratios_and_targets() -> Non
 
 def test_markdown_shows_targets_cells_resources_and_failures() -> None:
     text = report.markdown(sample_result())
-    assert "| hello c=50: m2-zmq / gunicorn-gevent req/s | 3.00 | >= 1.5 | yes |" in text
+    assert "| #15 | hello c=50: m2-zmq / gunicorn-gevent req/s | 3.00 | >= 2 | yes |" in text
+    assert "| #6 | hello: m2-zmq worker RSS after the run (MB) | 30.00 | <= 40 | yes |" in text
+    assert "| hello c=50: m2-zmq / granian req/s | - |" in text
     assert "| m2-zmq | 9000 (x3.00) p50 1.2 p99 5.0 ms | 12000 (x3.00) p50 1.2 p99 5.0 ms |" in text
     assert "4000 (x1.00) p50 30.0 p99 120.0 ms, 7 err" in text
     assert (
@@ -40,6 +42,63 @@ def test_markdown_shows_targets_cells_resources_and_failures() -> None:
     assert "wall time 10 s" in text
     # machine 190% - (worker 60 + mongrel2 40) - wrk 30 = 60% for the m2-zmq runs, 160% else
     assert "other processes used a median 110% CPU" in text
+
+
+def test_markdown_puts_the_callgrind_figure_beside_m2_zmqs_hello_req_s() -> None:
+    text = report.markdown(sample_result())
+    assert (
+        "| worker instructions per request (callgrind, hello, tnetstring) | in flight 1 "
+        "| in flight 32 | m2-zmq hello req/s | m2-zmq CPU us/request |" in text
+    )
+    assert "| m2-zmq worker | 166,449 | 58,000 | 12000 (c=50) | 83 |" in text
+    assert "under valgrind-3.19.0" in text
+    assert "instructions for 2,500 requests minus those for 500" in text
+    assert (
+        "| #15 | hello: m2-zmq worker instructions per request, in flight 1 "
+        "(callgrind; a wait per request) | 166,449 | <= 120,000 | **no** |" in text
+    )
+    assert "in flight 32 (callgrind; requests wait queued) | 58,000 | <= 60,000 | yes |" in text
+
+
+def test_a_result_without_the_callgrind_figure_renders_and_says_it_was_not_measured() -> None:
+    result = sample_result(callgrind=False)
+    assert "worker_instructions" not in result or result["worker_instructions"] is None
+    text = report.markdown(result)
+    assert "Worker instructions per request: not measured in this run" in text
+    assert "| m2-zmq worker |" not in text
+    assert "in flight 1 (callgrind; a wait per request) | - | <= 120,000 | not measured |" in text
+    page = html.render(result)
+    assert "not measured in this run" in page
+    assert "<th>in flight 1</th>" not in page
+
+
+def test_reported_ratios_include_granian_from_the_records() -> None:
+    result = sample_result()
+    result["records"] += [
+        make_record("hello", "granian", 0, c, rps, p99=2.5)
+        for c, rps in ((10, 18000.0), (50, 24000.0))
+    ]
+    result.update(report.derived(result["records"], result["idle"]))
+    lines = report.reported_table(result)
+    assert "| hello c=50: m2-zmq / granian req/s | 0.50 |" in lines
+    assert "| hello c=50: m2-zmq / granian p99 latency | 2.00 |" in lines
+
+
+def test_a_stack_answering_few_connections_at_once_is_flagged_under_its_app_table() -> None:
+    result = sample_result()
+    for c, rps, mean in ((10, 30000.0, 0.1), (50, 29000.0, 0.07)):
+        record = make_record("hello", "uwsgi-keepalive", 0, c, rps)
+        record["latency_ms"]["mean"] = mean
+        result["records"].append(record)
+    result["config"]["stacks"].append("uwsgi-keepalive")
+    result.update(report.derived(result["records"], result["idle"]))
+    assert report.starved_lines(result, "hello") == [
+        "- `uwsgi-keepalive` answered few connections at once (req/s x mean latency): c=50 ~2. "
+        "The other connections waited unanswered, so its req/s and latencies are those of that "
+        "many clients."
+    ]  # c=10: ~3 of 10 is above a quarter
+    assert "- `uwsgi-keepalive` answered few connections" in report.markdown(result)
+    assert "uwsgi-keepalive answered few connections" in html.render(result)
 
 
 def test_load_json_refreshes_derived_parts_and_refuses_other_files(tmp_path: Path) -> None:
@@ -59,6 +118,9 @@ def test_load_json_refreshes_derived_parts_and_refuses_other_files(tmp_path: Pat
 def test_html_page_embeds_one_svg_chart_per_view_and_escapes_text() -> None:
     page = html.render(sample_result(), diff_md="| a <b> |")
     assert page.count("<svg") == 6
+    assert "<th>in flight 32</th>" in page
+    assert "<td>166,449</td>" in page
+    assert "<th>ratio (reported, no bound)</th>" in page
     assert "supervised &lt;zmq&gt;" in page
     assert "a &lt;b&gt;" in page
     for chunk in page.split("<svg")[1:]:

@@ -21,6 +21,7 @@ def test_bench_subcommand_passes_options_through_to_the_benchmark():
     )
     assert result.returncode == 0, result.stderr
     assert "--quick" in result.stdout  # the benchmark's own help, not m2bridge's
+    assert "--no-callgrind" in result.stdout
 
 
 def test_bench_subcommand_outside_a_checkout_says_so(tmp_path):
