@@ -1,8 +1,8 @@
-"""Build m2bridge's one optional compiled helper: the fast path's hot loops.
+"""Build m2bridge's optional compiled helpers: the fast path's hot loops and its socket read.
 
 Everything else is in pyproject.toml. Without a C compiler (or Python's headers) the build
-goes on without it and the helpers' pure-Python twins (``m2bridge/wsgi/fast_environ.py``,
-``fast_response.py``) serve instead; workers log which ones they use.
+goes on without them and their pure-Python twins serve instead (``m2bridge/wsgi/speedups.py``,
+``m2bridge/worker/zmqread.py``); workers log which ones they use.
 """
 
 from setuptools import Extension, setup
@@ -13,6 +13,11 @@ setup(
             "m2bridge.wsgi._speedups",
             ["m2bridge/wsgi/_speedups.c"],
             optional=True,
-        )
+        ),
+        Extension(
+            "m2bridge.worker._zmqread",
+            ["m2bridge/worker/_zmqread.c"],
+            optional=True,
+        ),
     ]
 )

@@ -39,6 +39,7 @@ from zmq.backend import Socket as BackendSocket
 from zmq.sugar.socket import Socket as PlainSocket
 
 from m2bridge.wire.sender import is_sender
+from m2bridge.worker.zmqread import read_nowait
 
 log = logging.getLogger("m2bridge.worker.channel")
 
@@ -163,12 +164,8 @@ class Channel:
         if self._drained:  # the last read found it empty: wait, its FD signals the next one
             self._drained = False
             self._wait_readable()
-        while True:
-            try:
-                frame: bytes = _raw_recv(pull, zmq.NOBLOCK)
-                break
-            except zmq.Again:
-                self._wait_readable()
+        while (frame := read_nowait(pull)) is None:
+            self._wait_readable()
         if not self._ready.is_set():  # Mongrel2 restarted while we waited: PUB not back yet
             self.wait_ready()
         return frame
@@ -199,11 +196,9 @@ class Channel:
         """Return a message already queued locally, or None (also while Mongrel2 is away)."""
         if not self._pull_connected or not self._ready.is_set():
             return None
-        try:
-            frame: bytes = _raw_recv(self._pull, zmq.NOBLOCK)  # see ``send`` on the raw call
-        except zmq.Again:
-            self._drained = True  # ``recv`` waits at once instead of raising a second Again
-            return None
+        frame = read_nowait(self._pull)
+        if frame is None:
+            self._drained = True  # ``recv`` waits at once instead of reading an empty socket
         return frame
 
     def start_draining(self) -> None:

@@ -16,6 +16,7 @@ from zmq.sugar.socket import Socket as PlainSocket
 
 from m2bridge.relay import wire as relay_wire
 from m2bridge.worker.channel import WATCH_INTERVAL_MS, Channel, _raw_recv, _raw_send
+from m2bridge.worker.zmqread import read_nowait
 
 log = logging.getLogger("m2bridge.worker.relay_channel")
 
@@ -145,9 +146,8 @@ class RelayChannel(Channel):
         return None
 
     def _take(self) -> bytes | None:
-        try:
-            frame: bytes = _raw_recv(self._pull, zmq.NOBLOCK)
-        except zmq.Again:
+        frame = read_nowait(self._pull)
+        if frame is None:
             self._drained = True
             return None
         self._drained = False

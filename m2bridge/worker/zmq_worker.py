@@ -31,6 +31,7 @@ from m2bridge.config import request_limit
 from m2bridge.loader import load_app
 from m2bridge.logs import AccessLog, reopen_log_files, setup_logging
 from m2bridge.wire.sender import default_sender
+from m2bridge.worker import zmqread
 from m2bridge.worker.channel import Channel
 from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.dispatch import Dispatcher
@@ -143,7 +144,7 @@ class Worker:
         stats_file = stats_file_for(config.stats_file, self.stats)
         publisher = self._start_publisher(stats_file, transport.channels)
         log.info("worker serving %s with %d greenlets", self.config.app, self.config.concurrency)
-        log.info("%s", speedups.describe())
+        log.info("%s; %s", speedups.describe(), zmqread.describe())
         try:
             self.stopping.wait()
             log.info("worker stopping: %d connection(s) in flight", len(self.table))

@@ -20,6 +20,7 @@ from m2bridge.testing import (
     make_json_frame,
     make_request_frame,
 )
+from m2bridge.worker import zmqread
 from m2bridge.wsgi import speedups
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker
@@ -79,7 +80,7 @@ def test_request_is_served_through_the_app(fake, worker):
 
 def test_the_worker_logs_which_fast_path_helpers_it_runs(fake, worker):
     fake.response(fake.request("/echo/x"))  # started and serving
-    assert speedups.describe() in worker.log()
+    assert f"{speedups.describe()}; {zmqread.describe()}" in worker.log()
 
 
 def test_tnetstring_and_json_headers_serve_the_same_request(fake, worker):
