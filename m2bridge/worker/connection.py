@@ -44,6 +44,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from functools import partial
+from time import monotonic
 from typing import Any, Protocol
 
 import gevent
@@ -103,6 +104,7 @@ class Connection:
         "_running",
         "_sending",
         "_table",
+        "_whole_at",
         "channel",
         "closed",
         "conn_id",
@@ -124,7 +126,8 @@ class Connection:
         self._running = False
         self._sending = False
         self._flusher: gevent.Greenlet[[], None] | None = None
-        self._bucket = TokenBucket(BURST, MERGE_INTERVAL)
+        self._bucket: TokenBucket | None = None  # created on first use (``_tokens``)
+        self._whole_at = 0.0  # when ``send_whole`` spent a token before the bucket existed
         self._disconnected: Event | None = None
         self._credited: Event | None = None
         self.window: CreditWindow | None = None
@@ -204,7 +207,7 @@ class Connection:
             return
         if self._sending or self._flusher is not None:
             self._pending.append(data)  # the flusher sends it, merged with what is held back
-        elif not self._pending and self._bucket.take():
+        elif not self._pending and self._tokens().take():
             self._send(data)  # the usual case: nothing held back, a token left
         else:
             self._pending.append(data)
@@ -217,7 +220,7 @@ class Connection:
         while self._sending:  # only when the flusher waits on back-pressure
             gevent.sleep(0.001)
         if self._pending:
-            self._bucket.take(force=True)
+            self._tokens().take(force=True)
             self._send_pending()
         if close:
             self.close()
@@ -235,7 +238,10 @@ class Connection:
         """
         if self.closed:
             return
-        self._bucket.take()
+        if self._bucket is None:
+            self._whole_at = monotonic()  # the bucket, if ever needed, starts one token down
+        else:
+            self._bucket.take()
         self.channel.send(message)
         if close:
             self.close()
@@ -279,9 +285,19 @@ class Connection:
             )
             self.close()
 
+    def _tokens(self) -> TokenBucket:
+        """The pacing bucket, created on first use: as full as one created with the connection
+        (it refills to ``BURST`` meanwhile), less the token a whole reply took."""
+        bucket = self._bucket
+        if bucket is None:
+            bucket = self._bucket = TokenBucket(BURST, MERGE_INTERVAL)
+            if self._whole_at:
+                bucket.spent_at(self._whole_at)
+        return bucket
+
     def _pump(self) -> None:
         while self._pending and not self.closed:
-            if not self._bucket.take():
+            if not self._tokens().take():
                 self._schedule_flush()
                 return
             self._send_pending()
@@ -301,7 +317,7 @@ class Connection:
 
     def _schedule_flush(self) -> None:
         if self._flusher is None:
-            self._flusher = gevent.spawn_later(self._bucket.wait_time(), self._flush)
+            self._flusher = gevent.spawn_later(self._tokens().wait_time(), self._flush)
 
     def _flush(self) -> None:
         self._flusher = None
@@ -396,10 +412,12 @@ class ConnectionTable:
         """The identity replies on ``channel`` start with (``sender``: the request's)."""
         return self._sender_id or channel.reply_ident or sender
 
-    def is_idle(self, channel_index: int, conn_id: int) -> bool:
-        """No work in flight and no credit window: a request here may take the fast path."""
+    def is_idle(self, channel_index: int, conn_id: int, limit: int) -> bool:
+        """No work in flight and no credit window, and fewer than ``limit`` connections busy:
+        a request here may take the fast path."""
         key = (channel_index, conn_id)
-        return key not in self._conns and key not in self._windows
+        conns = self._conns
+        return len(conns) < limit and key not in conns and key not in self._windows
 
     def has_work(self, channel_index: int, conn_id: int) -> bool:
         """Whether this connection has jobs queued or running."""

@@ -153,7 +153,11 @@ class Dispatcher:
         self._serve_job = self._serve_request  # bound once, not per request
         self._flow_channels: set[int] = set()  # servers seen with download.flow_control on
         self._fast = (
-            FastPath(self, app, table, self._settings, self._max_in_flight).offer if fast else None
+            FastPath(
+                self, app, table, self._settings, self._max_in_flight, self._flow_channels
+            ).offer
+            if fast
+            else None
         )
         self._routes: dict[type, Callable[[Sink, Any], None]] = {
             Request: self._on_request_event,
@@ -178,10 +182,6 @@ class Dispatcher:
             self._on_malformed(channel, frame, exc)
             return
         self._routes[type(event)](channel, event)
-
-    def flow_controlled(self, channel: Sink) -> bool:
-        """Whether ``channel``'s server was seen with ``download.flow_control`` on."""
-        return channel.index in self._flow_channels
 
     def count_request(self) -> None:
         """A request was accepted (``--max-requests`` counts it)."""

@@ -50,12 +50,17 @@ class FastPath:
         table: ConnectionTable,
         settings: EnvironSettings,
         max_in_flight: int,
+        flow_channels: set[int],
     ) -> None:
+        """Args:
+        flow_channels: the dispatcher's set of channels seen with ``download.flow_control``.
+        """
         self._dispatcher = dispatcher
         self._app = app
         self._table = table
         self._parse = FastParser(settings).parse
         self._max_in_flight = max_in_flight
+        self._flow_channels = flow_channels
         self._serve_job = self._serve  # bound once, not per request
 
     def offer(self, channel: Sink, frame: bytes) -> bool:
@@ -65,11 +70,8 @@ class FastPath:
             return False
         sender, conn_id, environ = parsed
         table = self._table
-        if (
-            len(table) >= self._max_in_flight
-            or not table.is_idle(channel.index, conn_id)
-            or self._dispatcher.flow_controlled(channel)
-        ):
+        index = channel.index
+        if index in self._flow_channels or not table.is_idle(index, conn_id, self._max_in_flight):
             return False
         self._dispatcher.count_request()
         table.submit(channel, conn_id, sender, (self._serve_job, environ))
@@ -82,7 +84,11 @@ class FastPath:
         dispatcher = self._dispatcher
         method = environ["REQUEST_METHOD"]
         version = environ["SERVER_PROTOCOL"]
-        keep_alive = keep_alive_requested(version, environ.get("HTTP_CONNECTION"))
+        connection = environ.get("HTTP_CONNECTION")
+        if connection is None:  # the usual case, decided inline
+            keep_alive = version != "HTTP/1.0"
+        else:
+            keep_alive = keep_alive_requested(version, connection)
         start = SimpleStart(method, version, keep_alive)
         status: int | None = None
         body_bytes = 0

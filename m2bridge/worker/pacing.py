@@ -52,6 +52,11 @@ class TokenBucket:
         self._tokens = tokens
         return False
 
+    def spent_at(self, stamp: float) -> None:
+        """A fresh bucket: one token was taken at ``stamp`` (a clock reading in the past)."""
+        self._tokens = self.burst - 1.0
+        self._stamp = stamp
+
     def wait_time(self) -> float:
         """Seconds from the last ``take`` until a token is there again (0: there is one)."""
         return max(0.0, (1.0 - self._tokens) * self.interval)

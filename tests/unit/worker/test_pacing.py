@@ -58,3 +58,17 @@ def test_wait_time_is_zero_while_a_token_is_left():
     bucket = TokenBucket(clock=Clock())
     assert bucket.wait_time() == 0.0
     assert (bucket.burst, bucket.interval) == (BURST, MERGE_INTERVAL)
+
+
+@pytest.mark.parametrize("later", [0.0, 0.1, 0.25, 10.0])
+def test_a_bucket_made_later_with_a_token_spent_equals_one_made_and_taken_then(later: float):
+    clock = Clock()
+    taken_then = TokenBucket(3, 0.25, clock=clock)
+    assert taken_then.take()
+    spent_at = clock.now
+    clock.now += later
+    made_later = TokenBucket(3, 0.25, clock=clock)
+    made_later.spent_at(spent_at)
+    for _ in range(5):
+        assert made_later.take() == taken_then.take()
+        assert made_later.wait_time() == pytest.approx(taken_then.wait_time())
