@@ -2,7 +2,7 @@
 
 Everything else is in pyproject.toml. Without a C compiler (or Python's headers) the build
 goes on without them and their pure-Python twins serve instead (``m2bridge/wsgi/speedups.py``,
-``m2bridge/worker/zmqread.py``); workers log which ones they use.
+``m2bridge/zmqread.py``); workers log which ones they use.
 """
 
 from setuptools import Extension, setup
@@ -15,8 +15,8 @@ setup(
             optional=True,
         ),
         Extension(
-            "m2bridge.worker._zmqread",
-            ["m2bridge/worker/_zmqread.c"],
+            "m2bridge._zmqread",
+            ["m2bridge/_zmqread.c"],
             optional=True,
         ),
     ]

@@ -23,15 +23,15 @@ from zmq.backend import Socket as BackendSocket
 
 from m2bridge.relay import wire
 from m2bridge.relay.state import RelayState
+from m2bridge.zmqread import read_nowait
 
 log = logging.getLogger("m2bridge.relay.router")
 
 #: Messages read from one socket before looking at the others.
 BATCH = 256
-#: pyzmq's compiled send/recv: the pure-Python wrappers of ``zmq.Socket`` (routing ids, groups,
+#: pyzmq's compiled send: the pure-Python wrappers of ``zmq.Socket`` (routing ids, groups,
 #: ``send_multipart``'s loop) cost more than the routing decision itself.
 _raw_send = BackendSocket.send
-_raw_recv = BackendSocket.recv
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
 #: Poll timeout (ms): how quickly a stop request is seen.
 POLL_MS = 200
@@ -87,9 +87,8 @@ class Relay:
 
     def _read_mongrel2(self, source: int, pull: zmq.Socket[Any]) -> None:
         for _ in range(BATCH):
-            try:
-                frame: bytes = _raw_recv(pull, zmq.NOBLOCK)
-            except zmq.Again:
+            frame = read_nowait(pull)  # None when empty, without pyzmq's zmq.Again
+            if frame is None:
                 return
             if not self._forward(source, frame):
                 self._held[source].append(frame)  # no credit anywhere: stop reading

@@ -39,7 +39,7 @@ from zmq.backend import Socket as BackendSocket
 from zmq.sugar.socket import Socket as PlainSocket
 
 from m2bridge.wire.sender import is_sender
-from m2bridge.worker.zmqread import read_nowait
+from m2bridge.zmqread import read_nowait
 
 log = logging.getLogger("m2bridge.worker.channel")
 

@@ -16,7 +16,7 @@ from zmq.sugar.socket import Socket as PlainSocket
 
 from m2bridge.relay import wire as relay_wire
 from m2bridge.worker.channel import WATCH_INTERVAL_MS, Channel, _raw_recv, _raw_send
-from m2bridge.worker.zmqread import read_nowait
+from m2bridge.zmqread import read_nowait
 
 log = logging.getLogger("m2bridge.worker.relay_channel")
 

@@ -27,11 +27,11 @@ from gevent import monkey
 from gevent.event import Event
 from gevent.pool import Pool
 
+from m2bridge import zmqread
 from m2bridge.config import request_limit
 from m2bridge.loader import load_app
 from m2bridge.logs import AccessLog, reopen_log_files, setup_logging
 from m2bridge.wire.sender import default_sender
-from m2bridge.worker import zmqread
 from m2bridge.worker.channel import Channel
 from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.dispatch import Dispatcher

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from handlers.stream import chunk
+from m2bridge import zmqread
 from m2bridge.testing import (
     FakeMongrel2,
     encode_message,
@@ -20,7 +21,6 @@ from m2bridge.testing import (
     make_json_frame,
     make_request_frame,
 )
-from m2bridge.worker import zmqread
 from m2bridge.wsgi import speedups
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import APPS, run_worker

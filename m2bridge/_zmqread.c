@@ -1,6 +1,6 @@
 /*
- * m2bridge.worker._zmqread: read one frame from a ZeroMQ socket without blocking, and say
- * "nothing there" with None instead of raising (optional; see m2bridge/worker/zmqread.py).
+ * m2bridge._zmqread: read one frame from a ZeroMQ socket without blocking, and say
+ * "nothing there" with None instead of raising (optional; see m2bridge/zmqread.py).
  *
  * pyzmq reports an empty socket by raising zmq.Again, which costs about 25,000 instructions
  * (more than parsing a request); a worker meets one on every wake-up. This calls the libzmq
@@ -106,8 +106,8 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
-    "m2bridge.worker._zmqread",
-    "Read a ZeroMQ frame without raising when there is none (see m2bridge/worker/zmqread.py).",
+    "m2bridge._zmqread",
+    "Read a ZeroMQ frame without raising when there is none (see m2bridge/zmqread.py).",
     -1,
     methods,
     NULL,

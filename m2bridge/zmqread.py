@@ -1,12 +1,13 @@
 """Read one frame from a ZeroMQ socket without blocking: the frame, or None when it has none.
 
 pyzmq says "empty" by raising ``zmq.Again``, about 25,000 instructions (more than parsing a
-request), and a worker meets an empty socket on every wake-up. ``read_nowait`` uses the
+request), and a worker (``worker.channel``) or the relay (``relay.router``) meets an empty
+socket on every wake-up. ``read_nowait`` uses the
 optional compiled ``_zmqread`` (built by setup.py like the fast path's helpers) when it could
 bind itself to the very libzmq pyzmq loaded: the same non-blocking read, None instead of the
 exception. Otherwise, and for any error but "empty", it reads through pyzmq, so the behaviour
-is pyzmq's (tests/component/worker/test_zmqread.py holds both to it). ``describe()`` is the
-worker's log line.
+is pyzmq's (tests/component/test_zmqread.py holds both to it). ``describe()`` is the
+log line of a worker.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def read_with_pyzmq(socket: zmq.Socket[Any]) -> bytes | None:
 def _bind_compiled() -> tuple[ModuleType | None, str]:
     """The compiled reader bound to pyzmq's libzmq, or None and why not."""
     try:
-        from m2bridge.worker import _zmqread  # type: ignore[attr-defined]
+        from m2bridge import _zmqread  # type: ignore[attr-defined]
     except ImportError as exc:
         return None, str(exc)
     paths = libzmq_paths()
@@ -75,5 +76,5 @@ def read_nowait(socket: zmq.Socket[Any]) -> bytes | None:
 def describe() -> str:
     """One line for the worker's log: how empty reads are detected, and why."""
     if compiled is not None:
-        return "socket reads: compiled (m2bridge.worker._zmqread, no exception when empty)"
+        return "socket reads: compiled (m2bridge._zmqread, no exception when empty)"
     return f"socket reads: pyzmq (zmq.Again when empty; the compiled reader: {MISSING})"

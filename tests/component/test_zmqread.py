@@ -1,4 +1,4 @@
-"""m2bridge.worker.zmqread: the compiled reader and pyzmq's read a socket alike.
+"""m2bridge.zmqread: the compiled reader and pyzmq's read a socket alike.
 
 Both are run over the same sockets: None for an empty socket (and the socket still works),
 frames in order whatever their size (empty, 1 MiB), the parts of a multipart message one at a
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import zmq
 
-from m2bridge.worker import zmqread
+from m2bridge import zmqread
 
 Reader = Callable[[zmq.Socket[Any]], bytes | None]
 READERS: dict[str, Reader] = {"pyzmq": zmqread.read_with_pyzmq}
