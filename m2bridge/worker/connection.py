@@ -349,30 +349,55 @@ class ConnectionTable:
 
         Blocks while the pool is full (back-pressure on the receiving loop).
         """
-        key = (channel.index, conn_id)
-        conn = self._conns.get(key)
+        conn = self._conns.get((channel.index, conn_id))
         if conn is not None:
             conn.jobs.append(job)
             return
+        conn = self.open(channel, conn_id, sender)
+        conn.jobs.append(job)
+        self.start(conn)
+
+    def open(self, channel: Sink, conn_id: int, sender: bytes) -> Connection:
+        """A new connection with work, registered (the caller queues its job, then ``start``s
+        it or runs it in its own greenlet); there must be none for ``conn_id`` already."""
+        key = (channel.index, conn_id)
         conn = Connection(self, channel, conn_id, self.reply_sender(channel, sender))
         conn.window = self._windows.get(key)
-        conn.jobs.append(job)
+        self._conns[key] = conn
+        return conn
+
+    def start(self, conn: Connection) -> None:
+        """Run ``conn``'s jobs in a pool greenlet: a parked one (no spawn: a tenth of the cost)."""
         idle = self._idle
-        if idle:  # a parked greenlet of the pool takes it (no spawn: a tenth of the cost)
+        if idle:
             conn.greenlet = runner = idle.pop()
             self._hub.loop.run_callback(runner.switch, conn)
         else:
             conn.greenlet = self._pool.spawn(partial(self._serve, conn))
-        self._conns[key] = conn
 
-    def _serve(self, conn: Connection | None) -> None:
-        """Body of a pool greenlet: serve a connection, park, serve the next one handed over."""
-        while conn is not None:
-            conn.run()
-            conn = self._park()
+    def hand_over(self, role: Callable[[], None]) -> gevent.Greenlet[..., Any]:
+        """Run ``role`` (a receiving loop) in a parked pool greenlet, else in a new one; never
+        blocks (callable from the hub)."""
+        idle = self._idle
+        if idle:
+            runner = idle.pop()
+            self._hub.loop.run_callback(runner.switch, role)
+            return runner  # type: ignore[no-any-return]
+        if self._pool.full():
+            return gevent.spawn(role)  # the bound is on requests (--max-in-flight), not here
+        return self._pool.spawn(partial(self._serve, role))
 
-    def _park(self) -> Connection | None:
-        """Wait, idle, for ``submit`` to hand over a connection; None means exit."""
+    def _serve(self, handed: Connection | Callable[[], None] | None) -> None:
+        """Body of a pool greenlet: serve a connection (or run a role), park, take the next."""
+        while handed is not None:
+            if isinstance(handed, Connection):
+                handed.run()
+            else:
+                handed()
+            handed = self._park()
+
+    def _park(self) -> Connection | Callable[[], None] | None:
+        """Wait, idle, for a connection or a role to be handed over; None means exit."""
         if not self._parking:
             return None
         runner = gevent.getcurrent()
@@ -380,8 +405,8 @@ class ConnectionTable:
         try:
             while True:
                 handed = self._hub.switch()
-                if handed is None or isinstance(handed, Connection):
-                    return handed
+                if handed is None or isinstance(handed, Connection) or callable(handed):
+                    return handed  # type: ignore[no-any-return]
         except BaseException:  # killed while parked (the pool is being killed)
             if runner in self._idle:
                 self._idle.remove(runner)

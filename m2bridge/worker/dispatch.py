@@ -152,13 +152,13 @@ class Dispatcher:
         self._max_in_flight = min(limit, config.concurrency)  # the pool must never block
         self._serve_job = self._serve_request  # bound once, not per request
         self._flow_channels: set[int] = set()  # servers seen with download.flow_control on
-        self._fast = (
-            FastPath(
-                self, app, table, self._settings, self._max_in_flight, self._flow_channels
-            ).offer
+        #: Offered every message first (None: the reference path serves everything).
+        self.fast_path = (
+            FastPath(self, app, table, self._settings, self._max_in_flight, self._flow_channels)
             if fast
             else None
         )
+        self._fast = None if self.fast_path is None else self.fast_path.offer
         self._routes: dict[type, Callable[[Sink, Any], None]] = {
             Request: self._on_request_event,
             UploadStarted: self._on_upload_started,

@@ -14,7 +14,13 @@ every unusual case and every error. A request taken here:
   head; anything else (a generator, ``write``, an error, HEAD...) continues through
   ``handler.finish_wsgi`` with the reference ``Response``;
 - keeps ``--timeout`` (504), the counters and the access log (``Dispatcher``'s request
-  bookkeeping, shared with the reference path).
+  bookkeeping, shared with the reference path);
+- runs inline, in the greenlet that received it, when the worker allows (``Inline``: not
+  while it drains): no hand-off to a pool greenlet. A hub callback scheduled before the call
+  fires only if the app blocks, and then hands the receiving to another greenlet (a parked one
+  of the pool) while this one waits for the app; it is stopped unfired when the app returns
+  first. The worker's drain waits for (and at its timeout kills) greenlets running an inline
+  request like any pool greenlet.
 
 tests/component/worker/test_fast_path.py runs both paths over a corpus of requests and apps and
 compares every reply byte and environ.
@@ -23,7 +29,7 @@ compares every reply byte and environ.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
 
@@ -38,6 +44,21 @@ if TYPE_CHECKING:
     from m2bridge.worker.connection import Connection, ConnectionTable, Sink
     from m2bridge.worker.dispatch import Dispatcher
     from m2bridge.wsgi.environ import EnvironSettings
+
+
+class Inline(Protocol):
+    """What running apps inline needs from the worker (``zmq_worker.Worker``)."""
+
+    #: The greenlets running an inline request now (the worker's drain waits for them).
+    running: set[Any]
+
+    def allowed(self) -> bool:
+        """Whether a request may run inline now (not while the worker drains)."""
+        ...
+
+    def blocked(self, channel: Sink) -> None:
+        """The receiving greenlet of ``channel`` blocked inside an app: hand receiving over."""
+        ...
 
 
 class FastPath:
@@ -62,6 +83,9 @@ class FastPath:
         self._max_in_flight = max_in_flight
         self._flow_channels = flow_channels
         self._serve_job = self._serve  # bound once, not per request
+        self._loop = gevent.get_hub().loop
+        #: Set by the worker: run the app in the receiving greenlet (see ``Inline``).
+        self.inline: Inline | None = None
 
     def offer(self, channel: Sink, frame: bytes) -> bool:
         """Serve ``frame`` if it is a plain request on an idle connection; False otherwise."""
@@ -74,7 +98,23 @@ class FastPath:
         if index in self._flow_channels or not table.is_idle(index, conn_id, self._max_in_flight):
             return False
         self._dispatcher.count_request()
-        table.submit(channel, conn_id, sender, (self._serve_job, environ))
+        conn = table.open(channel, conn_id, sender)
+        conn.jobs.append((self._serve_job, environ))
+        inline = self.inline
+        if inline is None or not inline.allowed():
+            table.start(conn)
+            return True
+        # Inline: the app runs here, in the receiving greenlet. Should it block, the hub runs
+        # this callback first, which hands the receiving to another greenlet meanwhile.
+        runner = gevent.getcurrent()
+        conn.greenlet = runner  # type: ignore[assignment]  # a pool greenlet, or a receiver
+        watch = self._loop.run_callback(inline.blocked, channel)
+        inline.running.add(runner)
+        try:
+            conn.run()  # this job, then any pipelined behind it meanwhile
+        finally:
+            watch.stop()
+            inline.running.discard(runner)
         return True
 
     def _serve(self, conn: Connection, environ: Environ) -> None:

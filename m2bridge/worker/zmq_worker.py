@@ -4,7 +4,9 @@ Order of ``main`` (fixed, see docs/design.md): ``gevent.monkey.patch_all()`` fir
 app is imported, then a fresh ``zmq.green`` context connects one XPUB + PULL pair per Mongrel2
 (``transport``), then one receiving greenlet per pair hands each message to the
 ``dispatch.Dispatcher``, which queues requests on their ``connection`` in a ``Pool`` of
-``--concurrency`` greenlets.
+``--concurrency`` greenlets (plus the receivers). A plain request runs inline in the
+receiving greenlet (``fast_path``); should its app block, the receiving role moves to a parked
+pool greenlet (``blocked``), so there is always one greenlet receiving each pair.
 
 SIGUSR1 reopens the ``--access-log`` file (logrotate). Stopping (SIGTERM, SIGINT, or
 ``--max-requests`` reached) follows gunicorn's ggevent worker:
@@ -20,7 +22,9 @@ import os
 import signal
 import socket
 import warnings
-from typing import TYPE_CHECKING
+from functools import partial
+from time import monotonic
+from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 from gevent import monkey
@@ -49,6 +53,7 @@ from m2bridge.wsgi import speedups
 if TYPE_CHECKING:
     from m2bridge._types import WSGIApp
     from m2bridge.config import WorkerConfig
+    from m2bridge.worker.connection import Sink
 
 log = logging.getLogger("m2bridge.worker.zmq_worker")
 
@@ -121,7 +126,8 @@ class Worker:
         self.config = config
         self.access_log = access_log
         self.stats = WorkerStats()
-        self.pool = Pool(config.concurrency)
+        # --concurrency requests at most, plus the greenlet receiving each channel's messages.
+        self.pool = Pool(config.concurrency + len(config.send_specs))
         sender_id = config.sender_id.encode() if config.sender_id else None
         self.table = ConnectionTable(self.pool, sender_id)
         self.dispatcher = Dispatcher(
@@ -131,6 +137,14 @@ class Worker:
         self.limit = request_limit(config.max_requests, config.max_requests_jitter)
         self.accepted = 0
         self._waiting: set[int] = set()  # channels whose receiver is blocked in recv()
+        #: The greenlet receiving each channel's messages now (the role moves when an app
+        #: running inline blocks; see ``blocked``), and the event set when it stops receiving.
+        self._receivers: dict[int, gevent.Greenlet[..., Any]] = {}
+        self._stopped_receiving: dict[int, Event] = {}
+        #: Greenlets running an inline request now (``fast_path``): the drain waits for them.
+        self.running: set[Any] = set()
+        if self.dispatcher.fast_path is not None:
+            self.dispatcher.fast_path.inline = self
 
     def run(self) -> int:
         """Connect, serve until stopped, drain, and return 0."""
@@ -140,7 +154,9 @@ class Worker:
         for signum in (signal.SIGTERM, signal.SIGINT):
             gevent.signal_handler(signum, self.stopping.set)
         gevent.signal_handler(signal.SIGUSR1, reopen_log_files, self.access_log)
-        receivers = [gevent.spawn(self._receive, ch) for ch in transport.channels]
+        for channel in transport.channels:
+            self._stopped_receiving[channel.index] = Event()
+            self._receivers[channel.index] = self.pool.spawn(self._receive, channel)
         stats_file = stats_file_for(config.stats_file, self.stats)
         publisher = self._start_publisher(stats_file, transport.channels)
         log.info("worker serving %s with %d greenlets", self.config.app, self.config.concurrency)
@@ -148,8 +164,8 @@ class Worker:
         try:
             self.stopping.wait()
             log.info("worker stopping: %d connection(s) in flight", len(self.table))
-            for receiver, channel in zip(receivers, transport.channels, strict=True):
-                self._stop_receiving(receiver, channel)
+            for channel in transport.channels:
+                self._stop_receiving(channel)
             self._drain()
         finally:
             self.table.abort_all()
@@ -160,21 +176,45 @@ class Worker:
         return 0
 
     def _receive(self, channel: Channel) -> None:
+        """Receive ``channel``'s messages while this greenlet holds the role."""
+        me = gevent.getcurrent()
+        index = channel.index
         dispatch = self.dispatcher.dispatch
         waiting = self._waiting
-        while not self.stopping.is_set():
-            waiting.add(channel.index)
-            frame: bytes | None = channel.recv()
-            waiting.discard(channel.index)
-            while frame is not None:  # then take what else is queued without waiting
-                dispatch(channel, frame)
-                frame = None if self.stopping.is_set() else channel.recv_nowait()
+        receivers = self._receivers
+        try:
+            while not self.stopping.is_set() and receivers.get(index) is me:
+                waiting.add(index)
+                frame: bytes | None = channel.recv()
+                waiting.discard(index)
+                while frame is not None:  # then take what else is queued without waiting
+                    dispatch(channel, frame)
+                    if receivers.get(index) is not me:
+                        return  # an app running inline here blocked: the role moved on
+                    frame = None if self.stopping.is_set() else channel.recv_nowait()
+        finally:
+            if receivers.get(index) is me:  # else the holder now is waiting, or will
+                waiting.discard(index)
+                self._stopped_receiving[index].set()
 
-    def _stop_receiving(self, receiver: gevent.Greenlet[[Channel], None], channel: Channel) -> None:
-        if channel.index in self._waiting:
+    # ------------------------------------------------------------------ inline requests
+
+    def allowed(self) -> bool:
+        """A request may run inline in the receiving greenlet (not once stopping)."""
+        return not self.stopping.is_set()
+
+    def blocked(self, channel: Sink) -> None:
+        """The receiving greenlet blocked inside an app running inline (a hub callback):
+        another greenlet receives meanwhile (a parked one of the pool: no spawn)."""
+        receive = partial(self._receive, cast(Channel, channel))
+        self._receivers[channel.index] = self.table.hand_over(receive)
+
+    def _stop_receiving(self, channel: Channel) -> None:
+        index = channel.index
+        receiver = self._receivers[index]
+        if index in self._waiting:
             receiver.kill()  # blocked in recv(): no message is lost
-        else:
-            receiver.join()  # finishing a dispatch; it sees ``stopping`` next
+        self._stopped_receiving[index].wait()  # or finishing a dispatch: it sees ``stopping``
         channel.start_draining()  # with a relay: bye, then read up to its ack
         while (frame := channel.recv_nowait()) is not None:
             self.dispatcher.dispatch(channel, frame)  # already delivered to us: serve it
@@ -182,13 +222,20 @@ class Worker:
 
     def _drain(self) -> None:
         self.table.release_idle()  # parked pool greenlets exit, so the join can end
-        if not self.pool.join(timeout=self.config.graceful_timeout):
+        deadline = monotonic() + self.config.graceful_timeout
+        outside = [glet for glet in self.running if glet not in self.pool]  # pool full, rare
+        done = self.pool.join(timeout=self.config.graceful_timeout)
+        if done and outside:
+            gevent.joinall(outside, timeout=max(0.0, deadline - monotonic()))
+            done = all(glet.dead for glet in outside)
+        if not done:
             log.warning(
                 "graceful timeout (%ss): cancelling %d request(s)",
                 self.config.graceful_timeout,
                 len(self.table),
             )
             self.pool.kill(timeout=KILL_TIMEOUT)
+            gevent.killall(outside, timeout=KILL_TIMEOUT)
 
     def _count_request(self) -> None:
         self.accepted += 1

@@ -225,6 +225,17 @@ def test_many_slow_requests_run_concurrently(fake, worker):
     assert time.monotonic() - started < 2.5  # one after another would take 50 s
 
 
+def test_a_request_after_one_blocking_inline_is_answered_while_the_first_still_runs(fake, worker):
+    # The first runs in the receiving greenlet (the fast path's inline execution); when it
+    # blocks, another greenlet takes over receiving, so the second does not wait for it.
+    slow = fake.request("/sleepy/", query="seconds=1")
+    started = time.monotonic()
+    assert fake.response(fake.request("/hello/")).status == 200
+    assert time.monotonic() - started < 0.5
+    assert fake.response(slow, timeout=3).body == b"slept 1.0\n"
+    assert fake.response(fake.request("/hello/")).status == 200  # receiving goes on
+
+
 def test_request_past_timeout_is_answered_504_and_closed(fake, worker):
     conn_id = fake.request("/sleepy/", query="seconds=5")
     started = time.monotonic()
