@@ -5,13 +5,13 @@
  * (setup.py builds it when a C compiler is there; workers log which one they use), and the
  * equivalence tests run through both:
  *
- *   parse_tnetstring_request(frame, template, keys) -> (sender, conn_id, path, environ, body)
- *       twin: fast_environ.parse_request. Splits a request message whose headers are a
- *       tnetstring dict, stores each header in a copy of the environ template under
- *       keys[name] (a dict whose __missing__ computes a new name's environ key; "" drops the
- *       header), values decoded as latin-1. None declines the message (anything but string
- *       names and values, any malformed or unusual framing: the reference path then judges
- *       it); False means the headers are not a tnetstring dict (the caller tries JSON).
+ *   parse_request(frame, template, keys) -> (sender, conn_id, path, environ, body) | None
+ *       twin: fast_environ.parse_request. Splits a request message; tnetstring headers are
+ *       stored in a copy of the environ template under keys[name] (a dict whose __missing__
+ *       computes a new name's environ key; "" drops the header), values decoded as latin-1;
+ *       JSON headers come back as their payload (bytes) in the environ's place, for ujson.
+ *       None declines the message (anything but string names and values, any malformed or
+ *       unusual framing: the reference path then judges it).
  *   store_json(environ, headers, keys) -> bool
  *       twin: fast_environ.store_json. Stores ujson's dict of JSON headers; False declines
  *       (a value that is not exactly a str).
@@ -173,11 +173,11 @@ find_space(const char *buf, Py_ssize_t from, Py_ssize_t size)
     return at == NULL ? -1 : at - buf;
 }
 
-/* parse_tnetstring_request(frame, template, keys) -> (sender, conn_id, path, environ, body),
- * None to decline, or False when the headers are not a tnetstring dict (JSON: the caller
- * parses those). environ is a copy of template with the headers stored (store_tnetstring). */
+/* parse_request(frame, template, keys) -> (sender, conn_id, path, environ, body), or None to
+ * decline. environ is a copy of template with the tnetstring headers stored; for JSON headers
+ * it is their payload (bytes), which the caller parses with ujson. */
 static PyObject *
-parse_tnetstring_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+parse_request(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     PyObject *frame, *template, *keys, *environ, *result = NULL;
     PyObject *sender = NULL, *conn_id = NULL, *path = NULL, *body = NULL;
@@ -186,7 +186,7 @@ parse_tnetstring_request(PyObject *module, PyObject *const *args, Py_ssize_t nar
     char digits[24];
     if (nargs != 3 || !PyBytes_Check(args[0]) || !PyDict_Check(args[1])
         || !PyDict_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "parse_tnetstring_request(bytes, dict, dict)");
+        PyErr_SetString(PyExc_TypeError, "parse_request(bytes, dict, dict)");
         return NULL;
     }
     frame = args[0];
@@ -219,20 +219,29 @@ parse_tnetstring_request(PyObject *module, PyObject *const *args, Py_ssize_t nar
     body_length = read_netstring_length(buf, &i, size);
     if (body_length < 0 || body_length != size - i - 1 || buf[size - 1] != ',')
         Py_RETURN_NONE;
-    if (buf[end] != '}')
-        Py_RETURN_FALSE; /* JSON headers, or anything: the caller's JSON parse decides */
-    /* A tnetstring length has no leading zero and at most 9 digits (the codec's rule). */
-    if ((buf[s3 + 1] == '0' && start - s3 - 1 > 2) || start - s3 - 2 > MAX_DIGITS)
+    if (buf[end] == ',') {
+        /* JSON headers: their payload, for the caller's JSON parse, in the environ's place */
+        environ = PyBytes_FromStringAndSize(buf + start, end - start);
+        if (environ == NULL)
+            return NULL;
+    }
+    else if (buf[end] != '}') {
         Py_RETURN_NONE;
-    environ = PyDict_Copy(template);
-    if (environ == NULL)
-        return NULL;
-    switch (store_pairs(environ, keys, buf, start, end)) {
-    case 0:
-        Py_DECREF(environ);
-        Py_RETURN_NONE;
-    case -1:
-        goto error;
+    }
+    else {
+        /* A tnetstring length has no leading zero and at most 9 digits (the codec's rule). */
+        if ((buf[s3 + 1] == '0' && start - s3 - 1 > 2) || start - s3 - 2 > MAX_DIGITS)
+            Py_RETURN_NONE;
+        environ = PyDict_Copy(template);
+        if (environ == NULL)
+            return NULL;
+        switch (store_pairs(environ, keys, buf, start, end)) {
+        case 0:
+            Py_DECREF(environ);
+            Py_RETURN_NONE;
+        case -1:
+            goto error;
+        }
     }
     memcpy(digits, buf + s1 + 1, (size_t)(s2 - s1 - 1));
     digits[s2 - s1 - 1] = '\0';
@@ -309,11 +318,10 @@ render_reply(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 static PyMethodDef methods[] = {
     {"render_reply", (PyCFunction)(void (*)(void))render_reply, METH_FASTCALL,
      "The Mongrel2 reply carrying a whole response whose head is known."},
-    {"parse_tnetstring_request", (PyCFunction)(void (*)(void))parse_tnetstring_request,
+    {"parse_request", (PyCFunction)(void (*)(void))parse_request,
      METH_FASTCALL,
-     "Split a request message with tnetstring headers and store them in a copy of an environ "
-     "template: (sender, conn_id, path, environ, body), None to decline, False if not "
-     "tnetstring."},
+     "Split a request message: (sender, conn_id, path, environ with the tnetstring headers "
+     "stored, or the JSON headers' payload, body), or None to decline."},
     {"store_json", (PyCFunction)(void (*)(void))store_json, METH_FASTCALL,
      "Store JSON headers (a dict of str) in an environ; False to decline."},
     {NULL, NULL, 0, NULL},

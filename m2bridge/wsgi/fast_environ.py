@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal, NamedTuple, TextIO
+from typing import TYPE_CHECKING, NamedTuple, TextIO
 
 import tnetstring
 import ujson
@@ -52,8 +52,9 @@ if TYPE_CHECKING:
 
 #: ``(sender, conn_id, environ)`` of a request the fast path serves.
 FastRequest = tuple[bytes, int, "Environ"]
-#: ``(sender, conn_id, path, environ, body)``: a message split, its headers stored.
-Parsed = tuple[bytes, int, str, "Environ", bytes]
+#: ``(sender, conn_id, path, environ, body)``: a message split, its tnetstring headers stored
+#: in the environ, or its JSON headers' payload (bytes) in the environ's place.
+Parsed = tuple[bytes, int, str, "Environ | bytes", bytes]
 
 #: The environ key of a header that sends its message to the reference path.
 _REFERENCE = "!"
@@ -135,7 +136,7 @@ class FastParser:
         self._template = environ_template(settings)
         self._keys = _ROUTE_KEYS if settings.script_name == ROUTE else _KEYS
         stores = stores or DEFAULT_STORES
-        self._parse_tnetstring = stores.request
+        self._parse_request = stores.request
         self._store_json = stores.json
 
     def parse(self, frame: bytes, errors: TextIO) -> FastRequest | None:
@@ -143,30 +144,22 @@ class FastParser:
 
         ``errors`` becomes ``wsgi.errors``; ``wsgi.input`` reads the message's body.
         """
-        parsed = self._parse_tnetstring(frame, self._template, self._keys)
-        if parsed is False:
-            parsed = self._parse_json(frame)
+        parsed = self._parse_request(frame, self._template, self._keys)
         if parsed is None:
             return None
-        sender, conn_id, path, environ, body = parsed
+        sender, conn_id, path, headers, body = parsed
+        if isinstance(headers, bytes):  # JSON headers: their payload, for ujson
+            environ = self._template.copy()
+            if not store_json_payload(environ, headers, self._keys, self._store_json):
+                return None
+        else:
+            environ = headers
         if _REFERENCE in environ or not _known_sender(sender) or not self._complete(environ, path):
             return None
         environ["wsgi.input"] = io.BytesIO(body)
         environ["wsgi.errors"] = errors
         environ["m2bridge.conn_id"] = conn_id
         return sender, conn_id, environ
-
-    def _parse_json(self, frame: bytes) -> Parsed | None:
-        """The rest of the compiled ``request`` for a message with JSON headers (it checked
-        the framing and found no tnetstring dict)."""
-        sender, raw_id, raw_path, rest = frame.split(b" ", 3)
-        start, end = locate_headers(rest)
-        if rest[end] != 0x2C:  # ,
-            return None
-        environ = self._template.copy()
-        if not store_json_payload(environ, rest[start:end], self._keys, self._store_json):
-            return None
-        return sender, int(raw_id), raw_path.decode("latin-1"), environ, parse_body(rest, end + 1)
 
     def _complete(self, environ: Environ, path: str) -> bool:
         """Derive the CGI keys from Mongrel2's headers like ``build_environ``; False to refuse."""
@@ -231,8 +224,11 @@ def store_json(environ: Environ, headers: object, keys: EnvironKeys) -> bool:
 
 
 def parse_request(frame: bytes, template: Environ, keys: EnvironKeys) -> Parsed | None:
-    """Split a request message and store its headers (tnetstring or JSON) in a copy of
-    ``template``: ``(sender, conn_id, path, environ, body)``, or None to decline."""
+    """Split a request message: ``(sender, conn_id, path, environ, body)``, or None to decline.
+
+    ``environ`` is a copy of ``template`` with tnetstring headers stored; for JSON headers it
+    is their payload (bytes), which ``FastParser`` parses (``store_json_payload``).
+    """
     parts = frame.split(b" ", 3)
     if len(parts) != 4:
         return None
@@ -244,15 +240,16 @@ def parse_request(frame: bytes, template: Environ, keys: EnvironKeys) -> Parsed 
         body = parse_body(rest, end + 1)
     except ProtocolError:
         return None
-    environ = template.copy()
     kind = rest[end]
-    if kind == 0x7D:  # }: a tnetstring dict
-        stored = store_tnetstring(environ, rest, start, end, keys)
-    elif kind == 0x2C:  # ,: a JSON object
-        stored = store_json_payload(environ, rest[start:end], keys, store_json)
+    if kind == 0x2C:  # ,: a JSON object
+        headers: Environ | bytes = rest[start:end]
+    elif kind == 0x7D:  # }: a tnetstring dict
+        headers = template.copy()
+        if not store_tnetstring(headers, rest, start, end, keys):
+            return None
     else:
         return None
-    return (sender, int(raw_id), raw_path.decode("latin-1"), environ, body) if stored else None
+    return sender, int(raw_id), raw_path.decode("latin-1"), headers, body
 
 
 def store_json_payload(
@@ -279,8 +276,7 @@ class HeaderStores(NamedTuple):
     """One implementation of the header loops (pure Python, or compiled)."""
 
     name: str
-    #: ``parse_request``; the compiled one returns False for JSON headers (``_parse_json``).
-    request: Callable[[bytes, Environ, EnvironKeys], Parsed | Literal[False] | None]
+    request: Callable[[bytes, Environ, EnvironKeys], Parsed | None]
     json: Callable[[Environ, object, EnvironKeys], bool]
 
 
@@ -288,9 +284,7 @@ PURE_PYTHON = HeaderStores("pure Python", parse_request, store_json)
 COMPILED = (
     None
     if speedups.compiled is None
-    else HeaderStores(
-        "compiled", speedups.compiled.parse_tnetstring_request, speedups.compiled.store_json
-    )
+    else HeaderStores("compiled", speedups.compiled.parse_request, speedups.compiled.store_json)
 )
 #: What ``FastParser`` uses unless told otherwise.
 DEFAULT_STORES = COMPILED or PURE_PYTHON
