@@ -123,11 +123,16 @@ def test_worker_that_crashes_at_import_is_backed_off_not_respawned_in_a_loop(bas
         assert stack.status("mongrel2")["state"] == "active"
 
 
-def test_daemonizing_mongrel2_config_is_refused(base):
-    text, _ = mongrel2_stack(base, settings={"server.daemonize": 1})
-    result = subprocess.run(
+def run_up(base, text: str) -> subprocess.CompletedProcess[str]:
+    """``m2bridge up`` on a stack that must not start: its exit status and output."""
+    return subprocess.run(
         [*UP, str(write_stack(base, text))], capture_output=True, text=True, timeout=30
     )
+
+
+def test_daemonizing_mongrel2_config_is_refused(base):
+    text, _ = mongrel2_stack(base, settings={"server.daemonize": 1})
+    result = run_up(base, text)
     assert result.returncode == 1
     assert "watchers.mongrel2.config" in result.stderr
     assert "must set server.daemonize to 0" in result.stderr
@@ -137,9 +142,7 @@ def test_broken_mongrel2_config_names_the_file_and_line(base):
     text, _ = mongrel2_stack(base)
     conf = base / "mongrel2.conf"
     conf.write_text(conf.read_text().replace("servers = [main]", "servers = [main,]"))
-    result = subprocess.run(
-        [*UP, str(write_stack(base, text))], capture_output=True, text=True, timeout=30
-    )
+    result = run_up(base, text)
     assert result.returncode == 1
     assert f"watchers.mongrel2.config: {conf}:" in result.stderr
 
@@ -283,9 +286,7 @@ readiness = "stats"
 
 def test_up_refuses_two_workers_straight_on_mongrel2_naming_the_watcher(base):
     text, _ = mongrel2_stack(base, workers=2, relay=False)
-    result = subprocess.run(
-        [*UP, str(write_stack(base, text))], capture_output=True, text=True, timeout=30
-    )
+    result = run_up(base, text)
     assert result.returncode == 1
     assert "watchers.hello.numprocesses: 2 'm2bridge serve' processes" in result.stderr
     assert "docs/decisions/0001-multi-worker-topology.md" in result.stderr
