@@ -34,6 +34,7 @@ import dataclasses
 import logging
 import re
 import sys
+from bisect import bisect_left
 from collections.abc import Callable, Generator
 from time import monotonic
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -59,6 +60,7 @@ from m2bridge.wire.protocol import (
 from m2bridge.wire.sender import SENDER_PATTERN
 from m2bridge.wire.uploads import UploadTracker
 from m2bridge.worker.fast_path import FastPath
+from m2bridge.worker.stats import DURATION_BUCKETS
 from m2bridge.worker.streaming_input import StreamingInput, UploadStreams
 from m2bridge.worker.wsapp import WebSocketHub, find_websocket_handler
 from m2bridge.wsgi.body import declared_body, inline_body, open_upload, remove_upload
@@ -205,7 +207,8 @@ class Dispatcher:
             self._open_window(channel, event.conn_id, credits)
         elif channel.index in self._flow_channels:
             self.table.ensure_window(channel.index, event.conn_id, DEFAULT_CREDITS)
-        self.table.submit(channel, event.conn_id, event.sender, (self._serve_job, event))
+        job = (self._serve_job, (event, monotonic()))
+        self.table.submit(channel, event.conn_id, event.sender, job)
 
     def _overloaded(self, channel: Sink, event: Request) -> bool:
         """Refuse ``event`` with 503 when the in-flight bound is reached (O(1))."""
@@ -257,7 +260,8 @@ class Dispatcher:
             remove_upload(event.upload_path, self.config.m2_chroot, self.config.upload_temp_store)
             return
         self._on_request()
-        self.table.submit(channel, event.conn_id, event.sender, (self._serve_upload, event))
+        job = (self._serve_upload, (event, monotonic()))
+        self.table.submit(channel, event.conn_id, event.sender, job)
 
     def _refuse_upload(self, channel: Sink, event: UploadDone) -> None:
         log.warning(
@@ -278,7 +282,8 @@ class Dispatcher:
             channel.send(encode_control(sender, event.conn_id, {"credits": credits}))
 
         body = self.streams.open((channel.index, event.conn_id), event.body, grant)
-        self.table.submit(channel, event.conn_id, event.sender, (self._serve_stream, (event, body)))
+        job = (self._serve_stream, (event, body, monotonic()))
+        self.table.submit(channel, event.conn_id, event.sender, job)
 
     def _on_upload_chunk(self, channel: Sink, event: UploadChunk) -> None:
         key = (channel.index, event.conn_id)
@@ -329,25 +334,30 @@ class Dispatcher:
             self.stats.served += 1
             conn.respond(error_page(reply), close=True)
 
-    def _serve_request(self, conn: Connection, request: Request) -> None:
+    def _serve_request(self, conn: Connection, job: tuple[Request, float]) -> None:
+        request, received = job
         if not conn.closed:
-            self._run_app(conn, request, inline_body(request))
+            self._run_app(conn, request, inline_body(request), received)
 
-    def _serve_stream(self, conn: Connection, job: tuple[StreamedRequest, StreamingInput]) -> None:
-        event, body = job
+    def _serve_stream(
+        self, conn: Connection, job: tuple[StreamedRequest, StreamingInput, float]
+    ) -> None:
+        event, body, received = job
         try:
             if conn.closed:
                 return
             # The body arrives de-chunked: a chunked one simply ends (wsgi.input_terminated).
             headers = {k: v for k, v in event.headers.items() if k != "transfer-encoding"}
-            self._run_app(conn, dataclasses.replace(event, headers=headers), cast("BinaryIO", body))
+            request = dataclasses.replace(event, headers=headers)
+            self._run_app(conn, request, cast("BinaryIO", body), received)
             if not body.done and not conn.closed:
                 log.info("connection %d: answered before its body was in: closed", conn.conn_id)
                 conn.close()  # else Mongrel2 waits for credits for the rest, forever
         finally:
             self.streams.end((conn.channel.index, conn.conn_id), body)
 
-    def _serve_upload(self, conn: Connection, event: UploadDone) -> None:
+    def _serve_upload(self, conn: Connection, job: tuple[UploadDone, float]) -> None:
+        event, received = job
         chroot, store = self.config.m2_chroot, self.config.upload_temp_store
         try:
             if conn.closed:
@@ -383,19 +393,24 @@ class Dispatcher:
                         conn.conn_id,
                         size - length,
                     )
-                self._run_app(conn, request, body, keep_alive=size == length)
+                self._run_app(conn, request, body, received, keep_alive=size == length)
         finally:
             remove_upload(event.upload_path, chroot, store)
 
     def _run_app(
-        self, conn: Connection, request: Request, body: BinaryIO, keep_alive: bool = True
+        self,
+        conn: Connection,
+        request: Request,
+        body: BinaryIO,
+        received: float,
+        keep_alive: bool = True,
     ) -> None:
         version = request.version
         keep_alive = keep_alive and keep_alive_requested(version, request.header("connection"))
         response = Response(request.method, version, keep_alive)
         environ = None
         status: int | None = None
-        started, timer = self.begin_request()
+        started, timer = self.begin_request(received)
         try:
             environ = build_environ(request, body, self._settings, sys.stderr)
             environ[DISCONNECTED_KEY] = conn.disconnected
@@ -409,11 +424,19 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ what every request shares
 
-    def begin_request(self) -> tuple[float, gevent.Timeout | None]:
-        """A request starts running: count it in flight; its start time and ``--timeout``."""
-        self.stats.in_flight += 1
+    def begin_request(self, received: float | None) -> tuple[float, gevent.Timeout | None]:
+        """A request received at ``received`` (monotonic; None: just now) starts running:
+        count it in flight and its queue time; its start time and ``--timeout``."""
+        stats = self.stats
+        stats.in_flight += 1
         timer = gevent.Timeout.start_new(self._timeout) if self._timeout > 0 else None
-        return monotonic(), timer
+        started = monotonic()
+        waited = 0.0 if received is None else started - received
+        # Histogram.observe, inlined (it runs per request)
+        queue = stats.queue_time
+        queue.counts[bisect_left(DURATION_BUCKETS, waited)] += 1
+        queue.sum += waited
+        return started, timer
 
     def send_pieces(
         self, conn: Connection, pieces: Generator[bytes, None, None], response: Response
@@ -445,8 +468,12 @@ class Dispatcher:
         stats.served += 1
         if status is None or status >= 500:
             stats.errors += 1
+        duration = monotonic() - started
+        app = stats.app_time  # Histogram.observe, inlined (it runs per request)
+        app.counts[bisect_left(DURATION_BUCKETS, duration)] += 1
+        app.sum += duration
         if self.access_log is not None and environ is not None:
-            self.access_log.log(environ, status, body_bytes, monotonic() - started)
+            self.access_log.log(environ, status, body_bytes, duration)
 
     def timed_out(
         self, conn: Connection, environ: Environ | None, headers_sent: bool

@@ -29,6 +29,7 @@ compares every reply byte and environ.
 from __future__ import annotations
 
 import sys
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
@@ -99,11 +100,12 @@ class FastPath:
             return False
         self._dispatcher.count_request()
         conn = table.open(channel, conn_id, sender)
-        conn.jobs.append((self._serve_job, environ))
         inline = self.inline
         if inline is None or not inline.allowed():
+            conn.jobs.append((self._serve_job, (environ, monotonic())))
             table.start(conn)
             return True
+        conn.jobs.append((self._serve_job, (environ, None)))  # runs now: no queue time
         # Inline: the app runs here, in the receiving greenlet. Should it block, the hub runs
         # this callback first, which hands the receiving to another greenlet meanwhile.
         runner = gevent.getcurrent()
@@ -117,10 +119,11 @@ class FastPath:
             inline.running.discard(runner)
         return True
 
-    def _serve(self, conn: Connection, environ: Environ) -> None:
+    def _serve(self, conn: Connection, job: tuple[Environ, float | None]) -> None:
         """The job of one request taken here (runs in its connection's greenlet)."""
         if conn.closed:
             return
+        environ, received = job
         dispatcher = self._dispatcher
         method = environ["REQUEST_METHOD"]
         version = environ["SERVER_PROTOCOL"]
@@ -133,7 +136,7 @@ class FastPath:
         status: int | None = None
         body_bytes = 0
         sent = False
-        started, timer = dispatcher.begin_request()
+        started, timer = dispatcher.begin_request(received)
         try:
             environ[DISCONNECTED_KEY] = conn.disconnected
             try:

@@ -160,12 +160,16 @@ class FdHandler(WSGIHandler):
 
     def handle_one_response(self) -> None:
         state = self.server.state
-        state.stats.in_flight += 1
+        stats = state.stats
+        stats.in_flight += 1
+        stats.queue_time.observe(0.0)  # parsed and run at once: no queue on the fd path
         self.requests_on_connection += 1
+        started = time.monotonic()
         try:
             super().handle_one_response()
         finally:
-            state.stats.in_flight -= 1
+            stats.app_time.observe(time.monotonic() - started)
+            stats.in_flight -= 1
             if state.draining:
                 self.close_connection = True
             state.note_served(self.status_code())

@@ -1,7 +1,8 @@
 """A worker's counters, published as a small JSON file the supervisor reads (both worker kinds).
 
 The file holds ``{"pid", "served", "in_flight", "started_at", "errors", "rejected",
-"timed_out"}``. It is replaced
+"timed_out", "queue_time", "app_time"}``, the last two histograms (``Histogram.snapshot``) over
+``DURATION_BUCKETS``. It is replaced
 atomically (written to a temp file in the same directory, then renamed) and rewritten at most
 once per ``PUBLISH_INTERVAL`` while the counters change, so publishing costs nothing per request.
 ``publish_forever`` is the loop a worker runs in a greenlet of its own (it passes its ``sleep``);
@@ -17,6 +18,7 @@ import json
 import logging
 import os
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -26,6 +28,29 @@ log = logging.getLogger("m2bridge.worker.stats")
 
 #: Seconds between two writes of the stats file (at most).
 PUBLISH_INTERVAL = 0.5
+#: Upper bounds (seconds) of the request-duration histograms' buckets; one more counts the
+#: rest (Prometheus' ``+Inf``). The supervisor sums the workers' counts bucket by bucket.
+DURATION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+class Histogram:
+    """Counts of durations per bucket of ``DURATION_BUCKETS`` (not cumulative) and their sum."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(DURATION_BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        """Count one duration (a bucket holds the values up to and including its bound)."""
+        self.counts[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"counts": list(self.counts), "sum": self.sum}
 
 
 class WorkerStats:
@@ -39,9 +64,14 @@ class WorkerStats:
         errors: requests answered 5xx or cut off by an application error.
         rejected: requests answered 503 because ``--max-in-flight`` were being served.
         timed_out: requests cancelled by ``--timeout`` (answered 504 when nothing was sent).
+        queue_time: seconds from a request's arrival in the worker to its app call.
+        app_time: seconds from the app call to the request's end (the whole reply sent).
     """
 
-    __slots__ = ("errors", "in_flight", "pid", "rejected", "served", "started_at", "timed_out")
+    __slots__ = (
+        "app_time", "errors", "in_flight", "pid", "queue_time", "rejected", "served",
+        "started_at", "timed_out",
+    )  # fmt: skip
 
     def __init__(self, pid: int | None = None, started_at: float | None = None) -> None:
         self.pid = os.getpid() if pid is None else pid
@@ -51,6 +81,8 @@ class WorkerStats:
         self.errors = 0
         self.rejected = 0
         self.timed_out = 0
+        self.queue_time = Histogram()
+        self.app_time = Histogram()
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as published."""
@@ -62,6 +94,8 @@ class WorkerStats:
             "errors": self.errors,
             "rejected": self.rejected,
             "timed_out": self.timed_out,
+            "queue_time": self.queue_time.snapshot(),
+            "app_time": self.app_time.snapshot(),
         }
 
 

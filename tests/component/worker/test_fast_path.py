@@ -137,8 +137,9 @@ def serve(
     return channel.sent, recorder.seen, stats, lines
 
 
-def counters(stats: WorkerStats) -> tuple[int, int, int, int, int]:
-    return stats.served, stats.errors, stats.rejected, stats.timed_out, stats.in_flight
+def counters(stats: WorkerStats) -> tuple[int, ...]:
+    histograms = (sum(stats.queue_time.counts), sum(stats.app_time.counts))
+    return stats.served, stats.errors, stats.rejected, stats.timed_out, stats.in_flight, *histograms
 
 
 def assert_same(frames: list[bytes], app: WSGIApp, **options: Any) -> dict[int, bytes]:
@@ -243,3 +244,23 @@ def test_each_request_taken_counts_toward_max_requests() -> None:
     gevent.spawn(run).get(timeout=10)
     assert len(counted) == 3
     assert len(channel.sent) == 3
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "reference"])
+def test_each_request_is_counted_once_in_both_duration_histograms(fast: bool) -> None:
+    frames = [make_request_frame(f"/{n}", conn_id=n) for n in range(5)]
+    *_, stats, _ = serve(frames, hello, fast=fast)
+    assert (sum(stats.queue_time.counts), sum(stats.app_time.counts)) == (5, 5)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "reference"])
+def test_a_request_queued_behind_a_slow_one_counts_its_wait_as_queue_time(fast: bool) -> None:
+    def slow(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        gevent.sleep(0.05)
+        start_response("200 OK", [("Content-Length", "0")])
+        return []
+
+    frames = [make_request_frame(f"/{n}", conn_id=7) for n in range(2)]
+    *_, stats, _ = serve(frames, slow, fast=fast)
+    assert stats.queue_time.sum >= 0.045  # the second waited for the first
+    assert stats.app_time.sum >= 0.09  # two apps of 0.05 s

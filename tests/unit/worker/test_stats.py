@@ -10,6 +10,8 @@ import pytest
 
 from m2bridge.environment import STATS_FILE
 from m2bridge.worker.stats import (
+    DURATION_BUCKETS,
+    Histogram,
     PUBLISH_INTERVAL,
     StatsFile,
     WorkerStats,
@@ -24,6 +26,8 @@ def test_snapshot_has_the_published_keys():
     stats = WorkerStats(pid=42, started_at=1000.5)
     stats.served, stats.in_flight, stats.errors = 7, 2, 1
     stats.rejected, stats.timed_out = 4, 3
+    stats.app_time.observe(0.002)
+    empty = [0] * (len(DURATION_BUCKETS) + 1)
     assert stats.snapshot() == {
         "pid": 42,
         "served": 7,
@@ -32,7 +36,21 @@ def test_snapshot_has_the_published_keys():
         "errors": 1,
         "rejected": 4,
         "timed_out": 3,
+        "queue_time": {"counts": empty, "sum": 0.0},
+        "app_time": {"counts": [0, 0, 1, *empty[3:]], "sum": 0.002},
     }
+
+
+@pytest.mark.parametrize(
+    ("seconds", "bucket"),
+    [(0.0, 0), (0.0005, 0), (0.00051, 1), (0.001, 1), (10.0, 13), (10.5, 14), (1e9, 14)],
+)
+def test_a_duration_lands_in_the_first_bucket_whose_bound_holds_it(seconds, bucket):
+    histogram = Histogram()
+    histogram.observe(seconds)
+    assert histogram.counts.index(1) == bucket
+    assert sum(histogram.counts) == 1
+    assert histogram.sum == seconds
 
 
 def test_a_new_rejection_republishes_the_file(tmp_path):
