@@ -22,6 +22,8 @@ STATS_FILE = "M2BRIDGE_STATS_FILE"
 WID = "M2BRIDGE_WID"
 CONTROL = "M2BRIDGE_CONTROL"
 TOKEN = "M2BRIDGE_TOKEN"
+#: The web console's access token (``m2bridge web``; ``[web] token`` of a stack).
+WEB_TOKEN = "M2BRIDGE_WEB_TOKEN"
 MONGREL2_CHROOTS = "M2BRIDGE_MONGREL2_CHROOTS"
 #: Digits a slot number may have (``$(wid)`` is small; a long number is a mistake).
 _MAX_SLOT_DIGITS = 9

@@ -3,7 +3,8 @@
 Which supervisor: ``--endpoint``, ``--stack FILE``, ``--name NAME``, ``$M2BRIDGE_CONTROL``, or
 the only one running for this user. Human output by default, ``--json`` for scripts.
 Exit codes: 0 ok, 1 command error, 2 usage, 3 supervisor unreachable, 4 (``status`` only) a
-watcher is not running as asked.
+watcher is not running as asked or a Mongrel2 fails to answer on its control port (the stack
+is not healthy: the supervisor's ``/healthz`` answers 503 then).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from m2bridge import environment
 from m2bridge.errors import ConfigError, ControlError
 from m2bridge.supervisor.commands import COMMANDS, UsageError
-from m2bridge.supervisor.commands.status import not_as_asked
+from m2bridge.supervisor.commands.status import problems_of
 from m2bridge.supervisor.control import Errno
 from m2bridge.supervisor.stack import (
     CONTROL_SOCKET,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from m2bridge.supervisor.client import ControlClient
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-EXIT_NOT_AS_ASKED = 4  # status: some watcher is not running as asked
+EXIT_NOT_AS_ASKED = 4  # status: not healthy (a watcher not as asked, a Mongrel2 not answering)
 SETTLED = ("active", "stopped", "failed")
 
 
@@ -101,7 +102,7 @@ def call(args: argparse.Namespace, name: str, request_args: dict[str, Any]) -> i
     except ControlError as exc:
         return _print_error(args, exc)
     print(json.dumps(data, indent=2) if args.json else COMMANDS[name].format(data))
-    if name == "status" and not_as_asked(data["watchers"]):
+    if name == "status" and problems_of(data["watchers"], data.get("mongrel2", [])):
         return EXIT_NOT_AS_ASKED
     return EXIT_OK
 

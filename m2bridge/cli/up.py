@@ -16,11 +16,12 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from m2bridge.errors import ConfigError, ControlError
-from m2bridge.supervisor.stack import StackConfig, load_stack
+from m2bridge.supervisor.stack import StackConfig, check_address, load_stack
 
 log = logging.getLogger("m2bridge.supervisor")
 
@@ -44,12 +45,21 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "(default: stderr and stdout; with --daemon: RUNDIR/up.log)",
     )
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus /metrics and /healthz there (overrides [metrics] address; "
+        "port 0 picks a free one)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         stack = load_stack(args.stack)
+        if args.metrics:
+            address = check_address(args.metrics, "--metrics")
+            stack = replace(stack, metrics=replace(stack.metrics, address=address))
     except ConfigError as exc:
         print(f"m2bridge up: {exc}", file=sys.stderr)
         return 1
@@ -124,6 +134,8 @@ def _start_daemon(args: argparse.Namespace, stack: StackConfig) -> int:
     argv += ["--log-level", args.log_level, "--log-file", str(log_file)]
     if args.pid_file:
         argv += ["--pid-file", str(Path(args.pid_file).resolve())]
+    if args.metrics:
+        argv += ["--metrics", args.metrics]
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True

@@ -1,7 +1,8 @@
 """The supervisor: one loop that keeps every watcher of a stack at its desired state.
 
-Each turn: wait (at most 0.5 s) on the control socket, the signal wake-up pipe and the
-children's output pipes; answer control requests; drain queued signals into ``handle_<sig>``;
+Each turn: wait (at most 0.5 s) on the control socket, the signal wake-up pipe, the
+children's output pipes, the Mongrel2 control-port probes and the metrics endpoint's sockets;
+answer control requests and HTTP requests; drain queued signals into ``handle_<sig>``;
 reap exits with ``Popen.poll``; let every watcher reconcile and act; record the running
 children in the rundir (a supervisor started after a ``kill -9`` of this one ends any left).
 Signal handlers only enqueue; control commands and signals change desired state through the
@@ -24,7 +25,10 @@ from typing import Any, BinaryIO
 
 from m2bridge.errors import ControlError
 from m2bridge.supervisor import commands
+from m2bridge.supervisor.http_endpoint import HttpEndpoint
 from m2bridge.supervisor.launcher import CommandLauncher, Launcher
+from m2bridge.supervisor.mongrel2_probe import Mongrel2Probe
+from m2bridge.supervisor.mongrel2_status import control_endpoint
 from m2bridge.supervisor.rundir import (
     kill_stale_children,
     lock_rundir,
@@ -70,6 +74,9 @@ class Supervisor:
         self.watchers: dict[str, Watcher] = {}
         self.sockets: dict[str, BoundSocket] = {}
         self.server: ControlServer | None = None
+        #: Mongrel2 watcher name -> the probe of its control port
+        self.probes: dict[str, Mongrel2Probe] = {}
+        self.http: HttpEndpoint | None = None
         self.sampler = Sampler()
         self.started_at = time.monotonic()
         self.quitting = False
@@ -120,6 +127,11 @@ class Supervisor:
             watcher.prepare()
         self.server = ControlServer(self.config.control, self._dispatch)
         stack.callback(self.server.close)
+        stack.callback(self._close_probes)
+        self._sync_probes()
+        if self.config.metrics.address is not None:
+            self.http = self._serve_metrics()
+            stack.callback(self.http.close)
         self._install_signals(stack)
         log.info(
             "supervisor %d: stack %r, control at %s",
@@ -130,6 +142,47 @@ class Supervisor:
 
     def _dispatch(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         return commands.run(self.view, name, args)
+
+    def _serve_metrics(self) -> HttpEndpoint:
+        from m2bridge.supervisor.exposition import make_routes  # prometheus_client: only then
+
+        metrics = self.config.metrics
+        assert metrics.address is not None
+        endpoint = HttpEndpoint(
+            metrics.address, make_routes(lambda name: self._dispatch(name, {})), metrics.token
+        )
+        log.info(
+            "metrics at http://%s/metrics, health at /healthz",
+            f"{metrics.address.rpartition(':')[0]}:{endpoint.port}",
+        )
+        return endpoint
+
+    def _sync_probes(self) -> None:
+        """One probe per Mongrel2 watcher, on the control port of the config it runs (a reload
+        may change it); none while it has no process."""
+        for name, watcher in self.watchers.items():
+            server = getattr(watcher.launcher, "server", None)
+            if watcher.spec.mongrel2 is None or server is None:
+                continue
+            as_root = os.geteuid() == 0  # Mongrel2 chroots only then; else it stays in its cwd
+            chroot = str(getattr(watcher.launcher, "chroot", "")) if as_root else ""
+            chroot = chroot or str(Path(watcher.spec.working_dir).resolve())
+            try:
+                endpoint = control_endpoint(server.control_port, chroot, as_root)
+            except ValueError as exc:
+                log.warning("%s: no control-port figures: %s", name, exc)
+                continue
+            probe = self.probes.get(name)
+            if probe is not None and probe.endpoint != endpoint:
+                probe.close()
+                probe = None
+            if probe is None:
+                self.probes[name] = Mongrel2Probe(endpoint)
+
+    def _close_probes(self) -> None:
+        for probe in self.probes.values():
+            probe.close()
+        self.probes.clear()
 
     def _install_signals(self, stack: contextlib.ExitStack) -> None:
         read_fd, write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -159,7 +212,16 @@ class Supervisor:
                 watcher.tick(now)
             self._record_children()
             self.view.sample_cpu()
+            self._tick_probes(now)
             self._wait(now)
+
+    def _tick_probes(self, now: float) -> None:
+        self._sync_probes()
+        for name, probe in self.probes.items():
+            if self.watchers[name].running():
+                probe.tick(now)
+        if self.http is not None:
+            self.http.expire(now)
 
     def _wait(self, now: float) -> None:
         relays = {
@@ -170,14 +232,26 @@ class Supervisor:
         }
         busy = self.quitting or any(w.busy(now) for w in self.watchers.values())
         assert self.server is not None
-        ready = self.server.poll([self._wakeup_fd, *relays], BUSY_TICK if busy else IDLE_TICK)
-        for fd in ready:
-            if fd == self._wakeup_fd:
+        probes = {probe.socket: probe for probe in self.probes.values()}
+        http = self.http
+        http_fds = set(http.fds()) if http is not None else set()
+        writable = http.writable() if http is not None else []
+        ready = self.server.poll(
+            [self._wakeup_fd, *relays, *probes, *http_fds],
+            BUSY_TICK if busy else IDLE_TICK,
+            writable,
+        )
+        for item in ready:
+            if item == self._wakeup_fd:
                 with contextlib.suppress(BlockingIOError):
-                    while os.read(fd, 512):
+                    while os.read(self._wakeup_fd, 512):
                         pass
-            else:
-                relays[fd].read()
+            elif item in relays:
+                relays[item].read()
+            elif item in probes:
+                probes[item].on_readable(time.monotonic())
+            elif http is not None and item in http_fds:
+                http.handle(item, time.monotonic())
 
     def _record_children(self) -> None:
         pids = frozenset(pid for watcher in self.watchers.values() for pid in watcher.processes)

@@ -37,6 +37,7 @@ class ServerRow:
     chroot: str
     bind_addr: str
     port: int
+    control_port: str = ""  # "" : Mongrel2's default, ipc://run/control in its chroot
 
 
 class Mongrel2Launcher:
@@ -185,10 +186,10 @@ def read_server(db: Path, wanted: str | None, where: str) -> ServerRow:
     Raises:
         ConfigError: no such server, or several and none named.
     """
-    rows = _query(db, "SELECT uuid, name, chroot, bind_addr, port FROM server", where)
+    rows = _query(db, "SELECT uuid, name, chroot, bind_addr, port, control_port FROM server", where)
     servers = [
-        ServerRow(str(u), str(n or ""), str(c or ""), str(b or ""), int(p))
-        for u, n, c, b, p in rows
+        ServerRow(str(u), str(n or ""), str(c or ""), str(b or ""), int(p), str(cp or ""))
+        for u, n, c, b, p, cp in rows
     ]
     matches = [s for s in servers if wanted in (s.uuid, s.name)] if wanted else servers
     if len(matches) == 1:

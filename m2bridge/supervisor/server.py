@@ -60,20 +60,30 @@ class ControlServer:
             os.umask(old_umask)
         os.chmod(self.ipc_path, 0o600)
 
-    def poll(self, fds: Sequence[int], timeout: float) -> list[int]:
-        """Wait up to ``timeout`` s for a request or one of ``fds``; answer pending requests.
+    def poll(
+        self,
+        fds: Sequence[int | zmq.Socket[bytes]],
+        timeout: float,
+        writable: Sequence[int] = (),
+    ) -> list[int | zmq.Socket[bytes]]:
+        """Wait up to ``timeout`` s for a request, one of ``fds`` (fds or zmq sockets) to read
+        or one of ``writable`` to take output; answer pending requests.
 
         Returns:
-            The fds of ``fds`` that are readable.
+            The items of ``fds`` that are readable, then those of ``writable`` that are writable.
         """
         poller = zmq.Poller()
         poller.register(self.socket, zmq.POLLIN)
         for fd in fds:
             poller.register(fd, zmq.POLLIN)
+        for fd in writable:
+            poller.register(fd, zmq.POLLOUT)
         events = dict(poller.poll(max(0, int(timeout * 1000))))
         if self.socket in events:
             self._serve_pending()
-        return [fd for fd in fds if fd in events]
+        ready: list[int | zmq.Socket[bytes]] = [fd for fd in fds if fd in events]
+        ready += [fd for fd in writable if events.get(fd, 0) & zmq.POLLOUT]
+        return ready
 
     def _serve_pending(self) -> None:
         for _ in range(BATCH):

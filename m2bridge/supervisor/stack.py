@@ -7,6 +7,8 @@
 [watchers.hello]             # cmd (+ args), numprocesses, env, working_dir, use_sockets, ...
 [watchers.hello.flapping]    # attempts, window, retry_in, max_delay, max_retries
 [watchers.web]               # type = "mongrel2": config = "mongrel2.conf", server = "main"
+[metrics]                    # address = "127.0.0.1:9100" (/metrics, /healthz), token, statsd
+[web]                        # address = "127.0.0.1:9180": runs `m2bridge web` as watcher "web"
 ```
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from m2bridge import environment
 from m2bridge.errors import ConfigError
 from m2bridge.supervisor import template
 from m2bridge.supervisor.plan import FlappingPolicy
@@ -41,6 +44,9 @@ READINESS = ("stats", "delay")
 #: ``serve --workers``: seconds past a worker's own graceful timeout before it is SIGKILLed.
 KILL_MARGIN = 2.0
 MONGREL2_PRIORITY = 10
+#: ``[web]``: the console stops first, starts last.
+WEB_PRIORITY = -10
+WEB_ADDRESS = "127.0.0.1:9180"
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,18 @@ class ControlSpec:
 
     endpoint: str
     token: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricsSpec:
+    """Where the supervisor serves ``/metrics`` and ``/healthz`` (``address`` HOST:PORT; None:
+    nowhere), the bearer ``token`` it then requires, and an optional statsd push."""
+
+    address: str | None = None
+    token: str | None = None
+    statsd: str | None = None
+    statsd_prefix: str = "m2bridge"
+    statsd_interval: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -108,6 +126,7 @@ class StackConfig:
     control: ControlSpec
     sockets: Mapping[str, SocketSpec] = field(default_factory=dict)
     watchers: Mapping[str, WatcherSpec] = field(default_factory=dict)
+    metrics: MetricsSpec = field(default_factory=MetricsSpec)
 
 
 def runtime_base() -> Path:
@@ -158,12 +177,16 @@ def parse_stack(data: Mapping[str, object], base: Path, default_name: str) -> St
         key: _parse_watcher(key, watcher_tables.sub(key), base, sockets, rundir)
         for key in watcher_tables.data
     }
+    metrics = _parse_metrics(root.sub("metrics"), base)
+    web = _parse_web(root.sub("web"), base, control, watchers) if root.has("web") else None
     root.check_unknown()
     if not watchers:
         raise ConfigError("watchers: the stack defines no watcher")
+    if web is not None:
+        watchers[web.name] = web
     for spec in watchers.values():
         check_topology(spec)
-    return StackConfig(name, rundir, control, sockets, _with_mongrel2_peers(watchers))
+    return StackConfig(name, rundir, control, sockets, _with_mongrel2_peers(watchers), metrics)
 
 
 def _with_mongrel2_peers(watchers: dict[str, WatcherSpec]) -> dict[str, WatcherSpec]:
@@ -197,6 +220,81 @@ def _parse_control(table: Table, base: Path, rundir: str) -> ControlSpec:
     if endpoint.startswith("tcp://") and not token:
         raise ConfigError("control.token: a tcp:// control endpoint needs a token (or token_file)")
     return ControlSpec(endpoint, token)
+
+
+def _parse_metrics(table: Table, base: Path) -> MetricsSpec:
+    address = table.string("address")
+    token = _token(table, base)
+    statsd = table.string("statsd")
+    spec = MetricsSpec(
+        address=None if address is None else check_address(address, table.key("address")),
+        token=token,
+        statsd=None if statsd is None else check_address(statsd, table.key("statsd")),
+        statsd_prefix=table.string("statsd_prefix", "m2bridge") or "m2bridge",
+        statsd_interval=table.number("statsd_interval", 10.0, minimum=0.1),
+    )
+    table.check_unknown()
+    return spec
+
+
+def _parse_web(
+    table: Table, base: Path, control: ControlSpec, watchers: Mapping[str, WatcherSpec]
+) -> WatcherSpec:
+    """``[web]`` (even empty): the console as a watcher running ``m2bridge web``."""
+    address = check_address(
+        table.string("address", WEB_ADDRESS) or WEB_ADDRESS, table.key("address")
+    )
+    token = _token(table, base)
+    name = table.string("watcher", "web") or "web"
+    table.check_unknown()
+    if name in watchers:
+        raise ConfigError(f"{table.key('watcher')}: a watcher named {name!r} exists already")
+    env = {environment.WEB_TOKEN: token} if token else {}
+    if control.token:
+        env[environment.TOKEN] = control.token
+    return WatcherSpec(
+        name=name,
+        cmd=(
+            "$(python)",
+            "-m",
+            "m2bridge",
+            "web",
+            "--endpoint",
+            control.endpoint,
+            "--bind",
+            address,
+        ),
+        env=env,
+        working_dir=str(base),
+        graceful_timeout=5.0,
+        priority=WEB_PRIORITY,
+    )
+
+
+def _token(table: Table, base: Path) -> str | None:
+    """``token``, or the content of ``token_file``."""
+    token = table.string("token")
+    token_file = _path(base, table.string("token_file"))
+    if token_file is None:
+        return token
+    try:
+        return Path(token_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"{table.key('token_file')}: cannot read {token_file}: {exc.strerror}"
+        ) from exc
+
+
+def check_address(value: str, where: str) -> str:
+    """``HOST:PORT`` (IPv6 as ``[::1]:PORT``), returned as given.
+
+    Raises:
+        ConfigError: not HOST:PORT with a port in 0..65535 (0: any free port).
+    """
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{where}: expected HOST:PORT, got {value!r}")
+    return value
 
 
 def _parse_socket(name: str, table: Table, base: Path) -> SocketSpec:

@@ -87,22 +87,25 @@ class Sampler:
             self._tracks.pop(pid, None)
 
     def sample(self, pid: int) -> dict[str, Any]:
-        """``{"cpu": percent, "rss": bytes, "fds": count}``; None values for a vanished pid."""
+        """``{"cpu": percent, "cpu_seconds": total, "rss": bytes, "fds": count}``; None values
+        for a vanished pid."""
         try:
             track = self._tracks.get(pid) or self._track(pid)
             with track.proc.oneshot():
+                used = cpu_seconds(track.proc)
                 return {
-                    "cpu": round(self._cpu_percent(track), 1),
+                    "cpu": round(self._cpu_percent(track, used), 1),
+                    "cpu_seconds": round(used, 3),
                     "rss": track.proc.memory_info().rss,
                     "fds": track.proc.num_fds(),
                 }
         except (psutil.Error, OSError):
             self._tracks.pop(pid, None)
-            return {"cpu": None, "rss": None, "fds": None}
+            return {"cpu": None, "cpu_seconds": None, "rss": None, "fds": None}
 
-    def _cpu_percent(self, track: _Track) -> float:
+    def _cpu_percent(self, track: _Track, used: float) -> float:
         """CPU % since the oldest sample kept, or since the process started."""
-        now, used = self._clock(), cpu_seconds(track.proc)
+        now = self._clock()
         if track.samples:
             at, before = track.samples[0]
             if now - at >= MIN_SPAN:

@@ -79,6 +79,16 @@ class ArbiterView:
     def process_stats(self, name: str) -> list[dict[str, Any]]:
         return self._watcher(name).process_stats(time.monotonic(), self._sup.sampler)
 
+    def watcher_report(self, name: str) -> dict[str, Any]:
+        return self._watcher(name).report(time.monotonic(), self._sup.sampler)
+
+    def mongrel2_status(self) -> list[dict[str, Any]]:
+        """Each Mongrel2 watcher's control-port figures (``Mongrel2Probe.snapshot``)."""
+        now = time.monotonic()
+        return [
+            {"watcher": name, **probe.snapshot(now)} for name, probe in self._sup.probes.items()
+        ]
+
     def sample_cpu(self) -> None:
         """Let the sampler record CPU times of every process and the supervisor's own (the
         arbiter calls this every loop turn), so ``stats`` shows recent CPU % on any call."""

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from m2bridge.errors import ConfigError
 from m2bridge.supervisor import plan
+from m2bridge.supervisor.counters import RESTART_REASONS, Ended, totals
 from m2bridge.supervisor.launcher import Launcher
 from m2bridge.supervisor.process import Slot, WorkerProcess, signal_number
 from m2bridge.supervisor.stack import WatcherSpec
@@ -54,6 +55,12 @@ class Watcher:
         self.reopen_signum = MONGREL2_REOPEN_SIGNAL if spec.mongrel2 else REOPEN_SIGNAL
         self._prepared = False
         self._rss_checked_at = 0.0
+        #: the last counters of the processes that ended (the totals never go down)
+        self.ended = Ended()
+        #: processes replaced, by reason (``counters.RESTART_REASONS``)
+        self.restarts = dict.fromkeys(RESTART_REASONS, 0)
+        #: whether its processes publish request counters (workers do; Mongrel2 does not)
+        self.counting = False
 
     def prepare(self) -> None:
         """Let the launcher load what it needs before the first spawn. Raises ConfigError."""
@@ -76,6 +83,7 @@ class Watcher:
             ConfigError: the launcher cannot prepare; nothing changed.
         """
         self.prepare()
+        self.restarts["reload"] += len(self.running())
         self.desired = replace(
             self.desired, generation=self.desired.generation + 1, rolling=rolling, active=True
         )
@@ -172,22 +180,24 @@ class Watcher:
                 log.info("%s (pid %d) is ready", process.slot.label, process.pid)
             if process.retire:
                 continue
-            reason = self._retire_reason(process, check_rss and process.ready)
-            if reason:
+            retire = self._retire_reason(process, check_rss and process.ready)
+            if retire is not None:
+                key, reason = retire
+                self.restarts[key] += 1
                 process.retire = True  # the plan replaces it rolling: one at a time
                 log.info("%s (pid %d) %s: replacing it", process.slot.label, process.pid, reason)
 
-    def _retire_reason(self, process: WorkerProcess, check_rss: bool) -> str:
-        """Why ``process`` should be replaced (``max_requests``, ``max_rss``), or ""."""
+    def _retire_reason(self, process: WorkerProcess, check_rss: bool) -> tuple[str, str] | None:
+        """Why ``process`` should be replaced: ``(restart reason, what it did)``, or None."""
         if process.max_requests:
             counters = read_counters(process.stats_file, process.pid) or {}
             if int(counters.get("served", 0)) >= process.max_requests:
-                return f"served {process.max_requests} requests"
+                return "max_requests", f"served {process.max_requests} requests"
         if check_rss:
             rss = rss_of(process.pid)
             if rss is not None and rss > self.spec.max_rss * MIB:
-                return f"uses {rss / MIB:.0f} MiB, over max_rss = {self.spec.max_rss}"
-        return ""
+                return "max_rss", f"uses {rss / MIB:.0f} MiB, over max_rss = {self.spec.max_rss}"
+        return None
 
     def reap(self, now: float) -> list[WorkerProcess]:
         """Collect processes that ended and account for each exit."""
@@ -195,11 +205,19 @@ class Watcher:
         for process in exited:
             del self.processes[process.pid]
             if process.stats_file is not None:
+                self._keep_counters(process)
                 process.stats_file.unlink(missing_ok=True)
             if process.stopping_since is None and self.desired.active:
                 self.history = plan.record_vacancy(self.history, process.wid)
             self._account_exit(process, now)
         return exited
+
+    def _keep_counters(self, process: WorkerProcess) -> None:
+        """Add what an ended process last published to the watcher's totals."""
+        counters = read_counters(process.stats_file, process.pid)
+        if counters is not None:
+            self.counting = True
+            self.ended.add(counters)
 
     def _account_exit(self, process: WorkerProcess, now: float) -> None:
         label, pid = process.slot.label, process.pid
@@ -211,6 +229,7 @@ class Watcher:
             log.info("%s (pid %d) %s, sent by the operator: not a crash", label, pid, what)
             return
         log.warning("%s (pid %d) %s after %.1f s", label, pid, what, process.age(now))
+        self.restarts["exit" if process.returncode == 0 else "crash"] += 1
         if not self.history.gave_up:
             self.reason = f"{label} {what}"
         if not self.spec.respawn:
@@ -220,6 +239,8 @@ class Watcher:
         self.history = plan.record_exit(before, now, process.age(now), self.spec.flapping)
         if before.gave_up:
             return
+        if self.history.gave_up or self.history.not_before > before.not_before:
+            self.restarts["flapping"] += 1
         if self.history.gave_up:
             self.reason = f"flapping: gave up after {before.retries} back-offs; last: {what}"
             log.error(
@@ -269,9 +290,17 @@ class Watcher:
 
     def process_stats(self, now: float, sampler: Sampler) -> list[dict[str, Any]]:
         """One row per process: pid, wid, CPU %, RSS, fds, age, served, in flight."""
-        rows = []
+        rows: list[dict[str, Any]] = self.report(now, sampler)["processes"]
+        return rows
+
+    def report(self, now: float, sampler: Sampler) -> dict[str, Any]:
+        """Its processes' rows, its request totals and latency histograms (None for a watcher
+        whose processes publish no counters), and its restarts by reason."""
+        rows, live = [], []
         for process in sorted(self.processes.values(), key=lambda p: p.wid):
             counters = read_counters(process.stats_file, process.pid) or {}
+            if counters:
+                live.append(counters)
             row: dict[str, Any] = {
                 "pid": process.pid,
                 "wid": process.wid,
@@ -283,4 +312,12 @@ class Watcher:
             }
             row.update({key: counters.get(key) for key in COUNTERS})
             rows.append(row)
-        return rows
+        self.counting = self.counting or bool(live)
+        summed, latency = totals(self.ended, live) if self.counting else (None, None)
+        return {
+            "name": self.name,
+            "processes": rows,
+            "totals": summed,
+            "latency": latency,
+            "restarts": dict(self.restarts),
+        }

@@ -1,4 +1,8 @@
-"""``status [NAME]``: each watcher's state and process counts.
+"""``status [NAME]``: each watcher's state and process counts, and the stack's health.
+
+Healthy: every watcher runs as asked and every Mongrel2 answers on its control port. The
+supervisor's ``/healthz`` answers 200 or 503 from this command's data, and ``ctl status``
+exits 4 on the same ``problems``: the two always agree.
 Must not import zmq, gevent, socket, subprocess.
 """
 
@@ -23,7 +27,8 @@ AS_ASKED = ("active", "reloading")
 class StatusCommand(Command):
     """status [NAME]: state (active, starting, reloading, backoff, failed, stopped...) and
     process counts of one watcher or all of them. `m2bridge ctl status` exits 4 when one of
-    them is not running as asked (stopped, starting, in backoff, failed...)."""
+    them is not running as asked (stopped, starting, in backoff, failed...) or a Mongrel2
+    does not answer on its control port; the same verdict as the supervisor's /healthz."""
 
     name = "status"
 
@@ -31,7 +36,16 @@ class StatusCommand(Command):
         return parse_name(self, argv, optional=True)
 
     def execute(self, view: SupervisorView, args: dict[str, Any]) -> dict[str, Any]:
-        return {"watchers": [view.watcher_status(name) for name in each_name(view, args)]}
+        names = each_name(view, args)
+        watchers = [view.watcher_status(name) for name in names]
+        probes = [m for m in view.mongrel2_status() if m["watcher"] in names]
+        problems = problems_of(watchers, probes)
+        return {
+            "watchers": watchers,
+            "mongrel2": probes,
+            "healthy": not problems,
+            "problems": problems,
+        }
 
     def format(self, data: dict[str, Any]) -> str:
         rows = [
@@ -46,11 +60,25 @@ class StatusCommand(Command):
             for w in data["watchers"]
         ]
         text = table(("WATCHER", "STATE", "PROCS", "READY", "STOPPING", "REASON"), rows)
-        down = not_as_asked(data["watchers"])
-        if down:
-            listed = ", ".join(f"{w['name']} ({w['state']})" for w in down)
-            text += f"\nnot running as asked: {listed}"
+        for problem in problems_of(data["watchers"], data.get("mongrel2", [])):
+            text += f"\n{problem}"
         return text
+
+
+def problems_of(watchers: Iterable[dict[str, Any]], probes: Iterable[dict[str, Any]]) -> list[str]:
+    """Why the stack is not healthy (empty: it is): watchers not running as asked, and
+    Mongrel2s whose control port failed to answer (not yet asked is no failure)."""
+    problems = []
+    down = not_as_asked(watchers)
+    if down:
+        listed = ", ".join(f"{w['name']} ({w['state']})" for w in down)
+        problems.append(f"not running as asked: {listed}")
+    for probe in probes:
+        if probe["error"]:
+            problems.append(
+                f"{probe['watcher']}: control port {probe['endpoint']} fails: {probe['error']}"
+            )
+    return problems
 
 
 def not_as_asked(watchers: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

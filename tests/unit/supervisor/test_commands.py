@@ -59,6 +59,24 @@ class FakeView:
             for wid in range(1, self.counts[name] + 1)
         ]  # fmt: skip
 
+    def watcher_report(self, name: str) -> dict[str, Any]:
+        processes = self.process_stats(name)
+        served = sum(p["served"] for p in processes)
+        return {
+            "name": name,
+            "processes": processes,
+            "totals": {"served": served + 5, "in_flight": 4, "errors": 1, "rejected": 6,
+                       "timed_out": 2},
+            "latency": None,
+            "restarts": {"crash": 1},
+        }  # fmt: skip
+
+    def mongrel2_status(self) -> list[dict[str, Any]]:
+        return [
+            {"watcher": "web", "endpoint": "ipc://run/control", "answering": True,
+             "connections": 7, "tasks": 9, "error": ""}
+        ]  # fmt: skip
+
     def supervisor_stats(self) -> dict[str, Any]:
         return {"pid": 1, "cpu": 0.1, "rss": 1024, "fds": 9, "age": 5.0, "watchers": 2}
 
@@ -165,7 +183,7 @@ def test_status_of_one_watcher():
 def test_stats_shows_a_row_per_process():
     data, text = run(FakeView(), "stats hello")
     lines = text.splitlines()
-    assert lines[0] == "hello: 2 processes"
+    assert lines[0] == "hello: 2 processes; since start: 85 served, 1 5xx, 6 503, 2 504"
     assert lines[1].split() == [
         "PID",
         "WID",
@@ -185,7 +203,40 @@ def test_stats_shows_a_row_per_process():
 
 
 def test_stats_of_every_watcher_separates_blocks():
-    assert run(FakeView(), "stats")[1].count("processes\n") == 2
+    assert run(FakeView(), "stats")[1].count(" processes; since start") == 2
+
+
+def test_stats_ends_with_the_mongrel2_control_port_figures():
+    data, text = run(FakeView(), "stats")
+    assert text.endswith("web control port: 7 open connections, 9 tasks")
+    assert data["mongrel2"][0]["connections"] == 7
+
+
+def test_stats_of_a_watcher_leaves_out_other_mongrel2s():
+    assert run(FakeView(), "stats hello")[0]["mongrel2"] == []
+
+
+def test_stats_says_why_a_mongrel2_gives_no_figures():
+    view = FakeView()
+    down = {"watcher": "web", "endpoint": "ipc://x", "answering": False, "connections": None,
+            "tasks": None}  # fmt: skip
+    view.mongrel2_status = lambda: [{**down, "error": "no answer in 2 s"}]  # type: ignore[method-assign]
+    assert run(view, "stats")[1].endswith("web control port ipc://x: no answer in 2 s")
+    view.mongrel2_status = lambda: [{**down, "error": ""}]  # type: ignore[method-assign]
+    assert run(view, "stats")[1].endswith("web control port ipc://x: no answer yet")
+    assert run(view, "status")[0]["healthy"] is True
+
+
+def test_status_is_unhealthy_when_a_mongrel2_control_port_fails():
+    view = FakeView()
+    view.mongrel2_status = lambda: [  # type: ignore[method-assign]
+        {"watcher": "web", "endpoint": "ipc://x", "answering": False, "connections": None,
+         "tasks": None, "error": "no answer in 2 s"}
+    ]  # fmt: skip
+    data, text = run(view, "status")
+    assert data["healthy"] is False
+    assert data["problems"] == ["web: control port ipc://x fails: no answer in 2 s"]
+    assert text.endswith("web: control port ipc://x fails: no answer in 2 s")
 
 
 def test_dstats_lists_the_supervisor_numbers():

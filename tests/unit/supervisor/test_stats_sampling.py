@@ -83,4 +83,4 @@ def test_tick_forgets_processes_that_are_gone_and_sample_reports_none_for_them(
     assert sampler.tracked() == set()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait(5)
-    assert sampler.sample(gone.pid) == {"cpu": None, "rss": None, "fds": None}
+    assert sampler.sample(gone.pid) == {"cpu": None, "cpu_seconds": None, "rss": None, "fds": None}
