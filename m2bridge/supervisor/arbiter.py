@@ -39,6 +39,7 @@ from m2bridge.supervisor.server import ControlServer
 from m2bridge.supervisor.sockets import BoundSocket, bind_all, close_all
 from m2bridge.supervisor.stack import StackConfig, WatcherSpec
 from m2bridge.supervisor.stats import Sampler
+from m2bridge.supervisor.statsd import StatsdPusher
 from m2bridge.supervisor.view import ArbiterView
 from m2bridge.supervisor.watcher import Watcher
 
@@ -77,6 +78,7 @@ class Supervisor:
         #: Mongrel2 watcher name -> the probe of its control port
         self.probes: dict[str, Mongrel2Probe] = {}
         self.http: HttpEndpoint | None = None
+        self.statsd: StatsdPusher | None = None
         self.sampler = Sampler()
         self.started_at = time.monotonic()
         self.quitting = False
@@ -129,9 +131,16 @@ class Supervisor:
         stack.callback(self.server.close)
         stack.callback(self._close_probes)
         self._sync_probes()
-        if self.config.metrics.address is not None:
+        metrics = self.config.metrics
+        if metrics.address is not None:
             self.http = self._serve_metrics()
             stack.callback(self.http.close)
+        if metrics.statsd is not None:
+            self.statsd = StatsdPusher(
+                metrics.statsd, metrics.statsd_prefix, metrics.statsd_interval
+            )
+            stack.callback(self.statsd.close)
+            log.info("pushing to statsd at %s every %g s", metrics.statsd, metrics.statsd_interval)
         self._install_signals(stack)
         log.info(
             "supervisor %d: stack %r, control at %s",
@@ -222,6 +231,8 @@ class Supervisor:
                 probe.tick(now)
         if self.http is not None:
             self.http.expire(now)
+        if self.statsd is not None:
+            self.statsd.tick(now, lambda: self._dispatch("stats", {}))
 
     def _wait(self, now: float) -> None:
         relays = {

@@ -4,6 +4,8 @@ prometheus_client's own parser."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +15,7 @@ from m2bridge.supervisor.exposition import cumulative_buckets, make_routes
 from m2bridge.worker.stats import DURATION_BUCKETS
 
 BUCKETS = list(DURATION_BUCKETS)
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def histogram(counts: list[int], total: float) -> dict[str, Any]:
@@ -144,3 +147,21 @@ def test_healthz_answers_503_with_the_problems_when_unhealthy():
 
 def test_cumulative_buckets_end_with_inf():
     assert cumulative_buckets([0.1, 1.0], [1, 2, 3]) == [("0.1", 1), ("1.0", 3), ("+Inf", 6)]
+
+
+def test_the_grafana_dashboard_queries_only_exported_metrics():
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    reply = make_routes(lambda name: stack_data()[name])["/metrics"]()
+    exported = {
+        sample.name
+        for family in text_string_to_metric_families(reply.body.decode())
+        for sample in family.samples
+    }
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"m2bridge_[a-z0-9_]+", target["expr"])
+    }
+    assert len(queried) >= 10
+    assert queried - exported == set()
