@@ -172,7 +172,7 @@ def test_an_address_in_use_is_a_config_error(endpoint):
 
 
 def test_an_unresolvable_address_is_a_config_error():
-    with pytest.raises(ConfigError, match="cannot listen on no-such-host.invalid:80"):
+    with pytest.raises(ConfigError, match=r"cannot listen on no-such-host\.invalid:80"):
         HttpEndpoint("no-such-host.invalid:80", {})
 
 

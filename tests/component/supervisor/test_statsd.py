@@ -83,6 +83,8 @@ def test_a_failing_send_is_logged_once_and_a_broken_collect_never_raises(caplog,
 def test_lines_are_packed_into_small_datagrams(monkeypatch):
     monkeypatch.setattr(statsd, "MAX_DATAGRAM", 20)
     assert list(pack(["a" * 8, "b" * 8, "c" * 8, "d" * 30])) == [
-        b"aaaaaaaa\nbbbbbbbb", b"cccccccc", b"d" * 30
+        b"aaaaaaaa\nbbbbbbbb",
+        b"cccccccc",
+        b"d" * 30,
     ]
     assert list(pack([])) == []

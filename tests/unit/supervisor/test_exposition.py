@@ -37,7 +37,7 @@ def stack_data(healthy: bool = True) -> dict[str, dict[str, Any]]:
             "buckets": BUCKETS,
             "queue_time": histogram([30], 0.01),
             "app_time": histogram([0, 20, 10], 0.05),
-        },  # fmt: skip
+        },
         "restarts": {**dict.fromkeys(RESTART_REASONS, 0), "crash": 2},
     }
     web = {"name": "web", "processes": [process(20, 1, served=None)], "totals": None,

@@ -11,8 +11,8 @@ import pytest
 from m2bridge.environment import STATS_FILE
 from m2bridge.worker.stats import (
     DURATION_BUCKETS,
-    Histogram,
     PUBLISH_INTERVAL,
+    Histogram,
     StatsFile,
     WorkerStats,
     publish_forever,
