@@ -93,7 +93,9 @@ class Mongrel2Probe:
     def snapshot(self, now: float) -> dict[str, Any]:
         """What is known now: ``endpoint``, ``answering`` (a full round answered within the last
         ``3 * interval + timeout`` seconds, and no request timed out since), ``connections`` and
-        ``tasks`` (from that round; None when not answering) and ``error`` ("" when fine)."""
+        ``tasks`` (from that round; None when not answering), ``error`` ("" when fine) and
+        ``failing``: a request failed (timed out, or a bad reply) since the last good round,
+        which not having been asked yet is not."""
         window = 3 * self.interval + self.timeout
         answered_at = self._answered_at
         answering = answered_at is not None and now - answered_at <= window and not self._error
@@ -106,6 +108,7 @@ class Mongrel2Probe:
             "connections": self._connections if answering else None,
             "tasks": self._tasks if answering else None,
             "error": error,
+            "failing": bool(self._error),
         }
 
     def close(self) -> None:

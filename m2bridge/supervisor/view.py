@@ -85,9 +85,14 @@ class ArbiterView:
     def mongrel2_status(self) -> list[dict[str, Any]]:
         """Each Mongrel2 watcher's control-port figures (``Mongrel2Probe.snapshot``)."""
         now = time.monotonic()
-        return [
-            {"watcher": name, **probe.snapshot(now)} for name, probe in self._sup.probes.items()
-        ]
+        report = []
+        for name, probe in self._sup.probes.items():
+            snapshot = {"watcher": name, **probe.snapshot(now)}
+            if not self._sup.watchers[name].running():  # not asked while it runs no process
+                snapshot.update(answering=False, connections=None, tasks=None, failing=False)
+                snapshot["error"] = "not running"
+            report.append(snapshot)
+        return report
 
     def sample_cpu(self) -> None:
         """Let the sampler record CPU times of every process and the supervisor's own (the

@@ -89,6 +89,7 @@ def test_probe_counts_connections_and_tasks_then_sees_the_stop(server):
             "connections": None,
             "tasks": None,
             "error": f"no answer in {TIMEOUT:g} s",
+            "failing": True,
         }
     finally:
         for client in clients:

@@ -67,14 +67,15 @@ class StatusCommand(Command):
 
 def problems_of(watchers: Iterable[dict[str, Any]], probes: Iterable[dict[str, Any]]) -> list[str]:
     """Why the stack is not healthy (empty: it is): watchers not running as asked, and
-    Mongrel2s whose control port failed to answer (not yet asked is no failure)."""
+    Mongrel2s whose control port failed to answer (not asked yet, or not running, is no
+    failure: the watcher's own row says so)."""
     problems = []
     down = not_as_asked(watchers)
     if down:
         listed = ", ".join(f"{w['name']} ({w['state']})" for w in down)
         problems.append(f"not running as asked: {listed}")
     for probe in probes:
-        if probe["error"]:
+        if probe.get("failing"):
             problems.append(
                 f"{probe['watcher']}: control port {probe['endpoint']} fails: {probe['error']}"
             )

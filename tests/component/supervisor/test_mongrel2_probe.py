@@ -116,6 +116,7 @@ def test_a_full_round_reports_connections_and_tasks(probe, port):
         "connections": None,
         "tasks": None,
         "error": "no answer yet",
+        "failing": False,
     }
     full_round(probe, port, 0.0)
     assert port.requests == [
@@ -128,6 +129,7 @@ def test_a_full_round_reports_connections_and_tasks(probe, port):
         "connections": 3,
         "tasks": 4,
         "error": "",
+        "failing": False,
     }
 
 
@@ -150,6 +152,7 @@ def test_answering_lapses_when_no_round_completes_in_the_window(probe, port):
         "connections": None,
         "tasks": None,
         "error": "no answer in 5 s",
+        "failing": False,  # nothing failed: it was not asked (its watcher not ticking it)
     }
 
 
@@ -168,6 +171,7 @@ def test_a_port_that_never_answers_is_not_answering_after_timeout(probe, port, c
         "connections": None,
         "tasks": None,
         "error": "no answer in 2 s",
+        "failing": True,
     }
     assert probe.socket is not first_socket  # REQ is lockstep: a new socket asks again
     for now in (3.0, 4.0, 5.0, 6.0, 7.0):
@@ -187,6 +191,7 @@ def test_a_port_that_never_answers_is_not_answering_after_timeout(probe, port, c
         "connections": 3,
         "tasks": 4,
         "error": "",
+        "failing": False,
     }
     assert caplog.records[-1].getMessage() == f"mongrel2 control {probe.endpoint}: answering again"
 
