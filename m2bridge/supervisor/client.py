@@ -22,7 +22,11 @@ DEFAULT_TIMEOUT = 5.0
 
 
 class ControlClient:
-    """A connection to one supervisor's control endpoint (use as a context manager)."""
+    """A connection to one supervisor's control endpoint (use as a context manager).
+
+    Subclasses may bring another ``zmq`` flavour (``web.client.GreenClient``: ``zmq.green``)
+    through ``make_context`` and bound an exchange their own way in ``_exchange``.
+    """
 
     def __init__(
         self, endpoint: str, timeout: float = DEFAULT_TIMEOUT, token: str | None = None
@@ -31,8 +35,11 @@ class ControlClient:
         self.timeout = timeout
         self.token = token
         self._ids = itertools.count(1)
-        self._context = zmq.Context()
+        self._context = self.make_context()
         self._socket: zmq.Socket[bytes] | None = None
+
+    def make_context(self) -> zmq.Context[Any]:
+        return zmq.Context()
 
     def call(self, command: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run ``command`` in the supervisor.
