@@ -340,3 +340,10 @@ def test_table_aligns_columns_and_shows_none_as_dash():
 )
 def test_human_bytes(value, text):
     assert human_bytes(value) == text
+
+
+def test_stats_title_has_no_totals_for_a_watcher_without_counters():
+    view = FakeView()
+    report = view.watcher_report
+    view.watcher_report = lambda name: {**report(name), "totals": None}  # type: ignore[method-assign]
+    assert run(view, "stats web")[1].splitlines()[0] == "web: 1 processes"
