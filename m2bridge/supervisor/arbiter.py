@@ -4,7 +4,8 @@ Each turn: wait (at most 0.5 s) on the control socket, the signal wake-up pipe, 
 children's output pipes, the Mongrel2 control-port probes and the metrics endpoint's sockets;
 answer control requests and HTTP requests; drain queued signals into ``handle_<sig>``;
 reap exits with ``Popen.poll``; let every watcher reconcile and act; record the running
-children in the rundir (a supervisor started after a ``kill -9`` of this one ends any left).
+children in the rundir (a supervisor started after a ``kill -9`` of this one ends any left);
+tell systemd, when it listens (``notify.py``), how the stack is.
 Signal handlers only enqueue; control commands and signals change desired state through the
 same ``ArbiterView``.
 """
@@ -25,10 +26,12 @@ from typing import Any, BinaryIO
 
 from m2bridge.errors import ControlError
 from m2bridge.supervisor import commands
+from m2bridge.supervisor.commands.status import not_as_asked, problems_of
 from m2bridge.supervisor.http_endpoint import HttpEndpoint
 from m2bridge.supervisor.launcher import CommandLauncher, Launcher
 from m2bridge.supervisor.mongrel2_probe import Mongrel2Probe
 from m2bridge.supervisor.mongrel2_status import control_endpoint
+from m2bridge.supervisor.notify import Notifier, status_line
 from m2bridge.supervisor.rundir import (
     kill_stale_children,
     lock_rundir,
@@ -57,6 +60,8 @@ HANDLED_SIGNALS = (
     signal.SIGCHLD,
     signal.SIGUSR1,
 )
+#: Control commands that replace processes: systemd hears RELOADING=1, then READY=1.
+RELOADS = ("reload", "restart")
 
 
 class Supervisor:
@@ -83,6 +88,7 @@ class Supervisor:
         self.started_at = time.monotonic()
         self.quitting = False
         self.view = ArbiterView(self)
+        self.notifier = Notifier.from_environ()
         self._signals: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._wakeup_fd = -1
         self._recorded: frozenset[int] = frozenset()
@@ -114,6 +120,7 @@ class Supervisor:
         return 0
 
     def _setup(self, stack: contextlib.ExitStack) -> None:
+        stack.callback(self.notifier.close)
         rundir = prepare_rundir(self.rundir)
         stack.callback(os.close, lock_rundir(rundir))
         for pid in kill_stale_children(rundir):
@@ -150,6 +157,8 @@ class Supervisor:
         )
 
     def _dispatch(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        if name in RELOADS:
+            self.notifier.reloading()
         return commands.run(self.view, name, args)
 
     def _serve_metrics(self) -> HttpEndpoint:
@@ -222,6 +231,7 @@ class Supervisor:
             self._record_children()
             self.view.sample_cpu()
             self._tick_probes(now)
+            self._notify(now)
             self._wait(now)
 
     def _tick_probes(self, now: float) -> None:
@@ -233,6 +243,21 @@ class Supervisor:
             self.http.expire(now)
         if self.statsd is not None:
             self.statsd.tick(now, lambda: self._dispatch("stats", {}))
+
+    def _notify(self, now: float) -> None:
+        """READY=1 once every watcher runs as asked (again when a reload has settled), STATUS=
+        on change, the watchdog ping when due."""
+        if not self.notifier.enabled:
+            return
+        rows = [watcher.status(now) for watcher in self.watchers.values()]
+        problems = problems_of(rows, self.view.mongrel2_status())
+        processes = sum(len(watcher.processes) for watcher in self.watchers.values())
+        self.notifier.update(
+            now,
+            as_asked=not not_as_asked(rows),
+            settled=not any(watcher.busy(now) for watcher in self.watchers.values()),
+            status=status_line(len(rows), processes, problems, self.quitting),
+        )
 
     def _wait(self, now: float) -> None:
         relays = {
@@ -249,7 +274,7 @@ class Supervisor:
         writable = http.writable() if http is not None else []
         ready = self.server.poll(
             [self._wakeup_fd, *relays, *probes, *http_fds],
-            BUSY_TICK if busy else IDLE_TICK,
+            min(BUSY_TICK if busy else IDLE_TICK, self.notifier.wait_limit(now)),
             writable,
         )
         for item in ready:
@@ -293,6 +318,7 @@ class Supervisor:
             return
         log.info("quitting: stopping watchers gracefully")
         self.quitting = True
+        self.notifier.stopping()
 
     def _quit_step(self) -> bool:
         pending = [w for w in self.watchers.values() if w.desired.active or w.processes]
@@ -326,9 +352,11 @@ class Supervisor:
 
     def handle_quit(self) -> None:
         self.quitting = True
+        self.notifier.stopping()
         self._kill_all()
 
     def handle_hup(self) -> None:
+        self.notifier.reloading()
         self.view.reload("")
 
     def handle_ttin(self) -> None:

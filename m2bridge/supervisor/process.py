@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from m2bridge.supervisor.notify import child_environment
 from m2bridge.supervisor.output import LineRelay
 from m2bridge.supervisor.plan import ProcessView
 
@@ -109,7 +110,7 @@ class WorkerProcess:
         """
         popen = subprocess.Popen(
             command.argv,
-            env=dict(command.env),
+            env=child_environment(command.env),  # never NOTIFY_SOCKET, WATCHDOG_*
             cwd=command.cwd,
             pass_fds=command.pass_fds,
             stdin=subprocess.DEVNULL,
