@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from mongrel2_conf.check import check_document, describe_node, resolve
@@ -43,10 +43,11 @@ class _Invalid(Exception):
 
 @dataclass
 class Built:
-    """A built config and the model object each top-level name stands for."""
+    """A built config, the model object each top-level name stands for, and its warnings."""
 
     config: Config
     names: dict[str, object]
+    warnings: list[str] = field(default_factory=list)
 
 
 def build_config(document: Document) -> Built:

@@ -84,13 +84,19 @@ def resolve(document: Document, node: Node) -> Node | None:
 
 def check_document(document: Document) -> list[ConfigError]:
     """Every class, keyword, required-field, kind and name problem in ``document``."""
+    return [
+        p for assignment in document.assignments for p in check_node(document, assignment.value)
+    ]
+
+
+def check_node(document: Document, top: Node) -> list[ConfigError]:
+    """Every class, keyword, required-field, kind and name problem in ``top`` and below."""
     problems: list[ConfigError] = []
-    for assignment in document.assignments:
-        for node in walk(assignment.value):
-            if isinstance(node, Ref):
-                problems.extend(_check_ref(document, node))
-            elif isinstance(node, Call):
-                problems.extend(_check_call(document, node))
+    for node in walk(top):
+        if isinstance(node, Ref):
+            problems.extend(_check_ref(document, node))
+        elif isinstance(node, Call):
+            problems.extend(_check_call(document, node))
     return problems
 
 

@@ -1,7 +1,9 @@
 """The ``config`` commands: ``load FILE --db PATH``, ``check FILE``, ``show --db PATH [--json]``.
 
 Used by ``m2bridge config ...`` and by ``python -m mongrel2_conf ...``. Exit codes: 0 ok,
-1 invalid config or unreadable file (nothing written), 2 usage.
+1 invalid config or unreadable file (nothing written), 2 usage. ``load`` and ``check`` are
+strict by default; ``--lenient`` loads what m2sh loads, each thing it ignores printed as a
+``warning: FILE:LINE:COLUMN: ...`` line on stderr.
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -15,7 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from mongrel2_conf.errors import ConfigError
-from mongrel2_conf.loading import load_config
+from mongrel2_conf.loading import check_file
 from mongrel2_conf.model import Config, Dir, Handler, Proxy
 from mongrel2_conf.reader import load_any
 from mongrel2_conf.show import config_to_json, format_config
@@ -31,9 +33,11 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     load = sub.add_parser("load", help="check an m2sh config file and write its sqlite database")
     load.add_argument("file", help="the config file (m2sh's language)")
     load.add_argument("--db", default=DEFAULT_DB, help=f"the database to write ({DEFAULT_DB})")
+    _add_lenient(load)
     load.set_defaults(config_run=run_load)
     check = sub.add_parser("check", help="check an m2sh config file; write nothing")
     check.add_argument("file", help="the config file (m2sh's language)")
+    _add_lenient(check)
     check.set_defaults(config_run=run_check)
     show = sub.add_parser("show", help="show servers, hosts, routes and handlers of a config")
     show.add_argument(
@@ -41,6 +45,16 @@ def add_commands(parser: argparse.ArgumentParser) -> None:
     )
     show.add_argument("--json", action="store_true", help="print JSON for scripts")
     show.set_defaults(config_run=run_show)
+
+
+def _add_lenient(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="load what m2sh loads: drop what it ignores (unknown keywords, unused names, "
+        "routes and list items it cannot resolve) with a FILE:LINE:COLUMN warning each, "
+        "instead of refusing the config",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_load(args: argparse.Namespace) -> int:
     """``load FILE --db PATH``: like ``m2sh load``, but nothing is written when it is invalid."""
-    config = load_config(args.file)
+    config = _checked(args)
     write_config(args.db, config, how=args.file)
     print(f"loaded {args.file} into {args.db}: {summarize(config)}")
     return 0
@@ -66,9 +80,17 @@ def run_load(args: argparse.Namespace) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """``check FILE``: report every problem, write nothing."""
-    config = load_config(args.file)
+    config = _checked(args)
     print(f"{args.file}: ok ({summarize(config)})")
     return 0
+
+
+def _checked(args: argparse.Namespace) -> Config:
+    """The config of ``args.file``, its warnings printed to stderr."""
+    built = check_file(args.file, lenient=args.lenient)
+    for warning in built.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return built.config
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mongrel2_conf.build import Built, build_config
 from mongrel2_conf.errors import ConfigError, Position
+from mongrel2_conf.lenient import prune
 from mongrel2_conf.model import Config
 from mongrel2_conf.parser import parse
 from mongrel2_conf.validate import find_warnings, validate
@@ -21,37 +22,56 @@ log = logging.getLogger("mongrel2_conf")
 SQLITE_HEADER = b"SQLite format 3\0"
 
 
-def parse_config(text: str, file: str = "<string>") -> Config:
+def parse_config(text: str, file: str = "<string>", *, lenient: bool = False) -> Config:
     """Parse, check and validate config ``text``; ``file`` names it in error positions.
+
+    With ``lenient``, what m2sh ignores (unknown keywords, undefined names in a server's
+    lists) is dropped with a warning instead of refused (see ``lenient.prune``). Warnings are
+    logged.
 
     Raises:
         ConfigError: the first syntax error, or every problem the checks found.
     """
-    return _parse_built(text, file).config
+    return _logged(check_text(text, file, lenient=lenient)).config
 
 
-def _parse_built(text: str, file: str) -> Built:
-    built = build_config(parse(text, file))
+def check_text(text: str, file: str = "<string>", *, lenient: bool = False) -> Built:
+    """Like ``parse_config``, but the warnings are returned in ``Built.warnings``, not logged."""
+    document = parse(text, file)
+    ignored: list[str] = []
+    if lenient:
+        document, ignored = prune(document)
+    built = build_config(document)
     problems = validate(built.config)
     if problems:
         raise ConfigError.collect(problems)
-    for warning in find_warnings(built.config):
+    built.warnings = [*ignored, *find_warnings(built.config)]
+    return built
+
+
+def _logged(built: Built) -> Built:
+    for warning in built.warnings:
         log.warning("%s", warning)
     return built
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read, parse, check and validate the m2sh config file at ``path``.
+def load_config(path: str | os.PathLike[str], *, lenient: bool = False) -> Config:
+    """Read, parse, check and validate the m2sh config file at ``path`` (warnings are logged).
 
     Raises:
         ConfigError: the file cannot be read or is not valid UTF-8, or the config is invalid.
     """
-    return load_built(path).config
+    return load_built(path, lenient=lenient).config
 
 
-def load_built(path: str | os.PathLike[str]) -> Built:
+def load_built(path: str | os.PathLike[str], *, lenient: bool = False) -> Built:
     """Like ``load_config``, also returning what each top-level name stands for."""
-    return _parse_built(_read_text(Path(path)), str(path))
+    return _logged(check_file(path, lenient=lenient))
+
+
+def check_file(path: str | os.PathLike[str], *, lenient: bool = False) -> Built:
+    """Like ``load_built``, but the warnings are returned in ``Built.warnings``, not logged."""
+    return check_text(_read_text(Path(path)), str(path), lenient=lenient)
 
 
 def _read_text(path: Path) -> str:

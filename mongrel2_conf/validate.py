@@ -1,6 +1,6 @@
 """Checks on model objects that make a config fit to run: the same for files and Python code.
 
-Object classes and field types (``shape``); duplicate server uuids, ports and host names;
+Object classes and field types (``shape``); duplicate server uuids and host names;
 ZeroMQ endpoints, also shared ones; Dir bases; handler protocols; ports and flags in range;
 settings values of the kind Mongrel2 reads. Problems carry the file position recorded in
 ``origin`` when there is one, else a label naming the object.
@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from mongrel2_conf.errors import ConfigError
+from mongrel2_conf.listeners import clashes
 from mongrel2_conf.model import Config, Dir, Handler, Proxy, Server
 from mongrel2_conf.settings import expected_kind, is_known
 from mongrel2_conf.shape import check_shape, problem_at
@@ -52,24 +53,13 @@ def valid_endpoint(spec: str) -> bool:
 def _check_servers(servers: Sequence[Server]) -> list[ConfigError]:
     problems = []
     uuids: dict[str, Server] = {}
-    listeners: list[Server] = []
     for server in servers:
         if server.uuid in uuids:
             problems.append(
                 problem_at(f"server uuid {server.uuid!r} is used twice", server, "uuid")
             )
         uuids.setdefault(server.uuid, server)
-        clash = next((s for s in listeners if _same_listener(s, server)), None)
-        if clash is not None:
-            message = f"port {server.port} is already used by server {clash.name!r}"
-            problems.append(problem_at(message, server, "port"))
-        listeners.append(server)
     return problems
-
-
-def _same_listener(a: Server, b: Server) -> bool:
-    wildcard = "0.0.0.0" in (a.bind_addr, b.bind_addr)
-    return a.port == b.port and (wildcard or a.bind_addr == b.bind_addr)
 
 
 def _check_server(server: Server) -> list[ConfigError]:
@@ -191,4 +181,11 @@ def find_warnings(config: Config) -> list[str]:
                 f"{prefix}default_host {server.default_host!r} of server {server.name!r} "
                 "is not the name of one of its hosts"
             )
+    for first, server in clashes(config.servers):
+        where = server.origin.get("port")
+        prefix = f"{where}: " if where else ""
+        warnings.append(
+            f"{prefix}server {server.name!r} listens on port {server.port} like server "
+            f"{first.name!r}: Mongrel2 runs one server per process, so they cannot run together"
+        )
     return warnings

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         "config",
         help="load, check or show a Mongrel2 config (m2sh's language, or its sqlite database)",
         description="Load an m2sh config file into Mongrel2's sqlite database (like 'm2sh load', "
-        "but nothing is written when it is invalid), check one, or show a database.",
+        "but nothing is written when it is invalid; --lenient ignores what m2sh ignores, with a "
+        "warning each), check one, or show a database. See docs/config.md.",
     )
     conf_cli.add_commands(parser)
     parser.set_defaults(run=conf_cli.run)

@@ -1,7 +1,8 @@
 """Our loader against the real ``m2sh load``: for every config of the corpus, the rows we write
 equal the rows m2sh writes, table by table, ids included (m2sh's numbering is reproduced, not
 arbitrary); the schema text is the same; m2sh's own tools read our database; configs we call
-syntax errors are syntax errors for m2sh too.
+syntax errors are syntax errors for m2sh too; what ``--lenient`` drops (tests/data/mongrel2_conf/
+lenient/) m2sh drops too, row for row.
 
 One deliberate difference: for a ``mimetypes`` entry m2sh 1.12.2 deletes the default row of the
 extension and never runs the INSERT that follows (it prepares only the first of two statements),
@@ -20,6 +21,7 @@ import pytest
 
 from m2bridge.supervisor import mongrel2
 from mongrel2_conf import load_config, write_config
+from mongrel2_conf.loading import check_file
 from mongrel2_conf.schema import COLUMNS
 from tests.helpers.mongrel2 import require_mongrel2
 
@@ -27,6 +29,7 @@ DATA = Path(__file__).parents[1] / "data" / "mongrel2_conf"
 EXAMPLES = Path(__file__).parents[2] / "mongrel2_conf" / "examples"
 CORPUS = sorted((DATA / "valid").glob("*.conf")) + sorted(EXAMPLES.glob("*.conf"))
 SYNTAX_ERRORS = sorted((DATA / "invalid").glob("syntax_*.conf"))
+LENIENT = sorted((DATA / "lenient").glob("*.conf"))
 LOGNAME = "m2bridge-test"
 
 #: [ERROR] lines m2sh 1.12.2 prints for configs it loads completely (the rows prove it).
@@ -107,6 +110,21 @@ def test_our_rows_equal_the_rows_m2sh_writes(conf, tmp_path):
     for table in theirs:
         assert ours[table] == theirs[table], table
     assert len(theirs["log"]) == 1  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("conf", LENIENT, ids=lambda p: p.stem)
+def test_lenient_rows_equal_the_rows_m2sh_writes_ignoring_the_same_things(conf, tmp_path):
+    theirs_db, ours_db = tmp_path / "m2sh.sqlite", tmp_path / "ours.sqlite"
+    built = check_file(conf, lenient=True)
+    errors = m2sh_load(conf, theirs_db)  # m2sh logs errors for some of what it drops
+    expected = ("variable named", "reference", "route", "Expected a Class")
+    assert all(any(words in e for words in expected) for e in errors), errors
+    write_config(ours_db, built.config, how=str(conf))
+    theirs, ours = dump(theirs_db), dump(ours_db)
+    without_our_mimetype_rows(ours, dict(built.config.mimetypes))
+    assert theirs["server"]
+    for table in theirs:
+        assert ours[table] == theirs[table], table
 
 
 def test_loading_again_appends_to_the_log_like_m2sh(tmp_path):

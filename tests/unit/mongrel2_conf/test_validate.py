@@ -109,15 +109,17 @@ def test_server_fields_are_checked(changes, message):
     assert message in str(validate(config_with(**changes))[0])
 
 
-def test_two_servers_on_one_listener_are_refused_but_distinct_addresses_are_fine():
+def test_servers_on_one_listener_are_a_warning_not_a_problem():
     first = config_with().servers[0]
     clash = Server(**{**vars(first), "uuid": "s2", "name": "other"})
-    assert messages(Config(servers=[first, clash])) == [
-        "Server 'other': port 6767 is already used by server 'main'"
+    assert messages(Config(servers=[first, clash])) == []
+    assert find_warnings(Config(servers=[first, clash])) == [
+        "server 'other' listens on port 6767 like server 'main': Mongrel2 runs one server per"
+        " process, so they cannot run together"
     ]
     apart = Server(**{**vars(first), "uuid": "s2", "bind_addr": "127.0.0.2"})
     local = Server(**{**vars(first), "bind_addr": "127.0.0.1"})
-    assert messages(Config(servers=[local, apart])) == []
+    assert find_warnings(Config(servers=[local, apart])) == []
 
 
 def test_handlers_sharing_an_endpoint_must_be_the_same_handler():
