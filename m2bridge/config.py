@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from m2bridge import environment
-from m2bridge.logs import LOG_LEVELS
+from m2bridge.logs import LOG_FORMATS, LOG_LEVELS, access_log_format
 from m2bridge.wire.sender import SENDER_RULE, is_sender_text
 
 DEFAULT_SEND_SPEC = "tcp://127.0.0.1:9997"
@@ -30,6 +30,10 @@ DEFAULT_CANCEL_GRACE = 1.0
 
 _TCP_RE = re.compile(r"tcp://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.*-]+):([0-9]{1,5})\Z")
 _M2, _PROC, _REQ = "Mongrel2 endpoints", "processes", "requests"
+_APP = "application"
+#: ``--fd systemd``: the socket systemd passed (``m2bridge.systemd``).
+SYSTEMD_FD = "systemd"
+_ENV_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 # ---------------------------------------------------------------------- value types
@@ -76,6 +80,29 @@ def sender_ident(value: str) -> str:
     if not is_sender_text(value):
         raise argparse.ArgumentTypeError(f"{value!r}: Mongrel2 drops replies unless {SENDER_RULE}")
     return value
+
+
+def fd_spec(value: str) -> int | str:
+    """An argparse type: a file descriptor number, or ``systemd`` (socket activation)."""
+    if value == SYSTEMD_FD:
+        return value
+    return non_negative_int(value)
+
+
+def env_assignment(value: str) -> str:
+    """An argparse type: ``KEY=VALUE`` (KEY a shell variable name; VALUE may be empty)."""
+    key, sep, rest = value.partition("=")
+    if not sep or not _ENV_KEY_RE.match(key) or "\0" in rest:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected KEY=VALUE")
+    return value
+
+
+def access_format(value: str) -> str:
+    """An argparse type: an ``--access-log-format`` of known atoms (``logs.ACCESS_ATOMS``)."""
+    try:
+        return access_log_format(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parse(kind: type[int] | type[float], value: str) -> Any:
@@ -199,13 +226,22 @@ class WorkerConfig:
         help="Mongrel2's upload.temp_store; other upload paths are refused",
     )
     # --fd/--bind serve in one process: refused with --workers N.
+    # --fd systemd is resolved to a number by ``serve`` (``m2bridge.systemd``).
     fd: int | None = _option(
         None,
         group=_M2,
         forward=False,
-        type=non_negative_int,
-        metavar="N",
-        help="serve HTTP on this inherited listening socket instead",
+        type=fd_spec,
+        metavar="N|systemd",
+        help="serve HTTP on this inherited listening socket instead "
+        "(systemd: the one systemd socket activation passed, $LISTEN_FDS)",
+    )
+    fd_name: str | None = _option(
+        None,
+        group=_M2,
+        forward=False,
+        metavar="NAME",
+        help="with --fd systemd: the socket of this FileDescriptorName= ($LISTEN_FDNAMES)",
     )
     bind: str | None = _option(
         None,
@@ -271,6 +307,14 @@ class WorkerConfig:
         metavar="F",
         help=f"publish counters as JSON here (default: ${environment.STATS_FILE})",
     )
+    # The reloading parent runs one worker; refused with --workers N.
+    reload: bool = _option(
+        False,
+        group=_PROC,
+        forward=False,
+        switch=True,
+        help="development: restart the worker when a Python file of the app changes",
+    )
     log_level: str = _option(
         "info",
         group=_PROC,
@@ -279,12 +323,28 @@ class WorkerConfig:
         choices=LOG_LEVELS,
         help="the lowest level logged (default info)",
     )
+    log_format: str = _option(
+        "text",
+        group=_PROC,
+        forward=True,
+        choices=LOG_FORMATS,
+        help="text lines, or one JSON object per line (also the access log)",
+    )
     access_log: str | None = _option(
         None,
         group=_PROC,
         forward=True,
         metavar="-|FILE",
         help="one line per request, - for stderr",
+    )
+    access_log_format: str | None = _option(
+        None,
+        group=_PROC,
+        forward=True,
+        type=access_format,
+        metavar="FMT",
+        help="the access log line, of gunicorn-like atoms: %%(h)s %%(t)s %%(r)s %%(s)s "
+        "%%(b)s %%(D)s ... and %%(Q)s, the queue time in ms (m2bridge.logs.ACCESS_ATOMS)",
     )
     script_name: str = _option(
         "",
@@ -323,6 +383,29 @@ class WorkerConfig:
         forward=True,
         switch=True,
         help="check PEP 3333 on both sides (wsgiref.validate); violations give 500",
+    )
+    chdir: str | None = _option(
+        None,
+        group=_APP,
+        forward=True,
+        metavar="DIR",
+        help="change to DIR before loading the app",
+    )
+    pythonpath: str | None = _option(
+        None,
+        group=_APP,
+        forward=True,
+        metavar="DIR[,DIR...]",
+        help="put these directories first on sys.path (after --chdir)",
+    )
+    env: tuple[str, ...] = _option(
+        (),
+        group=_APP,
+        forward=True,
+        type=env_assignment,
+        metavar="KEY=VALUE",
+        repeat=True,
+        help="set this environment variable before loading the app, repeatable",
     )
     extra: dict[str, str] = field(default_factory=dict)
 

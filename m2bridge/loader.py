@@ -1,18 +1,46 @@
 """Import a ``package.module:callable`` spec into a WSGI application.
 
 The one app loader of the project: the ZeroMQ worker and the fd-path worker both use it.
+``prepare`` applies ``serve --chdir/--pythonpath/--env`` first.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import TYPE_CHECKING, cast
 
 from m2bridge.errors import AppImportError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from m2bridge._types import WSGIApp
+
+
+def prepare(chdir: str | None, pythonpath: str | None, env: Iterable[str]) -> None:
+    """Make this process ready to import the app: change to ``chdir``, put the
+    comma-separated ``pythonpath`` directories first on ``sys.path`` (relative ones taken from
+    the new directory), and set each ``KEY=VALUE`` of ``env`` in ``os.environ``.
+
+    Raises:
+        AppImportError: ``chdir`` is not a directory this process can enter.
+    """
+    if chdir:
+        try:
+            os.chdir(chdir)
+        except OSError as exc:
+            raise AppImportError(f"--chdir {chdir}: {exc.strerror}") from exc
+    sys.path[:0] = python_path(pythonpath)
+    for assignment in env:
+        key, _, value = assignment.partition("=")
+        os.environ[key] = value
+
+
+def python_path(pythonpath: str | None) -> list[str]:
+    """The absolute directories of a ``--pythonpath DIR[,DIR...]`` (empty parts dropped)."""
+    return [os.path.abspath(part) for part in (pythonpath or "").split(",") if part]
 
 
 def load_app(spec: str) -> WSGIApp:

@@ -4,7 +4,11 @@ Argument parsing and dispatch only. The flags, their defaults and what a ``--wor
 gets forwarded all come from the declaration in ``m2bridge.config`` (``OPTIONS``).
 Where the work goes:
 
+- ``--reload`` (development): ``m2bridge.reloader`` runs this command without it as a child,
+  and restarts it when a Python file of the app changes;
 - ``--fd N`` / ``--bind HOST:PORT``: the fd-path worker, ``m2bridge.worker.fd_worker.main``;
+  ``--fd systemd`` takes the socket systemd passed (``m2bridge.systemd``: ``$LISTEN_FDS`` for
+  this pid, ``--fd-name`` picks one by name) and removes those variables from the environment;
 - ``--workers N`` (N > 1): ``m2bridge.supervisor.serve_workers`` runs N copies of this command
   with ``--workers 1 --worker-slot $(wid)`` (the project's one process manager), behind an
   ``m2bridge relay`` it also runs unless ``--relay`` is given: several workers straight on
@@ -14,6 +18,8 @@ Where the work goes:
 ``--config PATH --handler NAME`` reads the endpoints, chroot and upload temp store from a
 Mongrel2 config (``mongrel2_conf.find_handler``); under ``m2bridge up`` the chroot of a server
 the stack runs is where its ``mongrel2`` watcher runs it (``M2BRIDGE_MONGREL2_CHROOTS``).
+``--chdir``, ``--pythonpath`` and ``--env`` are applied (``loader.prepare``) in the process that
+loads the app, never in the parent of ``--workers N`` (each child gets them forwarded).
 Exit codes: 0 ok, 1 error (one line on stderr), 2 usage.
 """
 
@@ -27,16 +33,18 @@ import sys
 from dataclasses import fields, replace
 from typing import Any
 
-from m2bridge import environment
+from m2bridge import environment, systemd
 from m2bridge.config import (
     DEFAULT_RECV_SPEC,
     DEFAULT_SEND_SPEC,
     OPTIONS,
+    SYSTEMD_FD,
     Option,
     WorkerConfig,
     flag_of,
 )
 from m2bridge.errors import ConfigError, M2BridgeError
+from m2bridge.loader import prepare
 
 
 class UsageError(M2BridgeError):
@@ -93,12 +101,13 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
     """Turn parsed options into a ``WorkerConfig`` (reading ``--config`` if given).
 
     An option not given keeps its field's default; ``--worker-slot`` and ``--stats-file``
-    default to what the supervisor put in the environment.
+    default to what the supervisor put in the environment. ``--fd systemd`` becomes the
+    descriptor systemd passed, and the ``LISTEN_*`` variables leave ``os.environ``.
 
     Raises:
         UsageError: options that contradict each other.
-        ConfigError: the Mongrel2 config cannot be read or has no such handler, or the
-            supervisor's slot variable is not a number.
+        ConfigError: the Mongrel2 config cannot be read or has no such handler, the
+            supervisor's slot variable is not a number, or systemd passed no such socket.
     """
     _check_combinations(args)
     given = {name: getattr(args, name) for name in OPTIONS if getattr(args, name) is not None}
@@ -109,6 +118,9 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
     if args.worker_slot is None:
         values["worker_slot"] = environment.worker_slot(os.environ)
     values["stats_file"] = args.stats_file or environment.stats_file(os.environ)
+    if args.fd == SYSTEMD_FD:
+        values["fd"] = systemd.select_fd(os.environ, os.getpid(), args.fd_name)
+        systemd.forget(os.environ)
     config = WorkerConfig(app=args.app, **values)
     if args.config:
         config = _from_mongrel2_config(config, args.config, args.handler)
@@ -132,6 +144,12 @@ def _check_combinations(args: argparse.Namespace) -> None:
         raise UsageError("--config/--handler and --send-spec/--recv-spec exclude each other")
     if args.fd is not None and args.bind:
         raise UsageError("--fd and --bind exclude each other")
+    if args.fd_name is not None and args.fd != SYSTEMD_FD:
+        raise UsageError("--fd-name names a socket of --fd systemd")
+    if args.reload and args.workers > 1:
+        raise UsageError(
+            "--reload runs one worker; with --workers N use 'm2bridge ctl reload' instead"
+        )
     if (args.fd is not None or args.bind) and args.workers > 1:
         raise UsageError(
             "--fd/--bind serve in this one process; run several under 'm2bridge up' instead"
@@ -218,6 +236,28 @@ def child_argv(config: WorkerConfig) -> list[str]:
     return [*argv, "--workers", "1", "--worker-slot", "$(wid)"]
 
 
+#: Options the reloading parent does not hand its one child: it resolved them (--config,
+#: --handler, --fd-name) or they are its own (--reload, --workers).
+_KEPT_BY_THE_RELOADER = frozenset({"config", "handler", "fd_name", "reload", "workers"})
+
+
+def reload_child_argv(config: WorkerConfig) -> list[str]:
+    """The command ``--reload`` runs (and restarts): this one, without ``--reload``, with
+    every option whose value is not the default (``--chdir`` made absolute)."""
+    if config.chdir:
+        config = replace(config, chdir=os.path.abspath(config.chdir))
+    argv = [sys.executable, "-m", "m2bridge", "serve", config.app]
+    defaults = WorkerConfig(app=config.app)
+    for name, option in OPTIONS.items():
+        value = getattr(config, name)
+        if name in _KEPT_BY_THE_RELOADER or value == getattr(defaults, name):
+            continue
+        if name == "send_specs" and config.relay:
+            continue
+        argv += _flag_and_values(flag_of(name), option, value)
+    return argv
+
+
 def relay_argv(config: WorkerConfig) -> list[str]:
     """The ``m2bridge relay`` that ``--workers N`` runs in front of its workers: it reads
     ``config``'s send_specs (in order: the workers' recv_specs pair with them) and binds
@@ -260,6 +300,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dispatch(config: WorkerConfig) -> int:
+    if config.reload:
+        reloader = _import("m2bridge.reloader", "--reload")
+        return int(reloader.main(config, reload_child_argv(config)))
+    if config.workers == 1:
+        prepare(config.chdir, config.pythonpath, config.env)
     if config.fd is not None or config.bind:
         fdworker = _import("m2bridge.worker.fd_worker", "the fd path (--fd/--bind)")
         return int(fdworker.main(config))

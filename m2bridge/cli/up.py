@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from m2bridge.errors import ConfigError, ControlError
 from m2bridge.supervisor.stack import (
@@ -36,6 +36,9 @@ from m2bridge.supervisor.stack import (
     load_stack,
     m2bridge_command,
 )
+
+if TYPE_CHECKING:
+    from m2bridge.supervisor.mongrel2_watcher import ServerRow
 
 log = logging.getLogger("m2bridge.supervisor")
 
@@ -262,12 +265,14 @@ def check_stack(path: str, metrics: str | None = None) -> Iterator[Check]:
     yield from _check_addresses(stack)
     with tempfile.TemporaryDirectory(prefix="m2bridge-check-") as tmp:
         rundir = Path(tmp)
-        loaded = set()
+        loaded = {}
         for spec in stack.watchers.values():
             if spec.mongrel2 is not None:
-                check = _check_mongrel2(spec, rundir)
-                loaded |= {spec.name} if check.error is None else set()
+                check, server = _check_mongrel2(spec, rundir)
+                if server is not None:
+                    loaded[spec.name] = server
                 yield check
+        yield from _check_listeners(loaded)
         for spec in stack.watchers.values():
             if spec.mongrel2 is None:
                 # a config that failed has been reported: do not report it again here
@@ -304,7 +309,15 @@ def _check_host(where: str, address: str) -> Check:
     return Check(f"{where} {address}")
 
 
-def _check_mongrel2(spec: WatcherSpec, rundir: Path) -> Check:
+def _check_listeners(servers: dict[str, ServerRow]) -> Iterator[Check]:
+    """Two Mongrel2 watchers whose servers would listen on one address."""
+    from m2bridge.supervisor.mongrel2_watcher import listener_clashes
+
+    for name, problem in listener_clashes(servers):
+        yield Check(f"watchers.{name}", problem)
+
+
+def _check_mongrel2(spec: WatcherSpec, rundir: Path) -> tuple[Check, ServerRow | None]:
     """Load the config as the watcher would (``Mongrel2Launcher.prepare``), into ``rundir``."""
     from m2bridge.supervisor.mongrel2_watcher import Mongrel2Launcher
 
@@ -313,14 +326,14 @@ def _check_mongrel2(spec: WatcherSpec, rundir: Path) -> Check:
     try:
         launcher.prepare()
     except ConfigError as exc:
-        return Check(where, str(exc))
+        return Check(where, str(exc)), None
     server = launcher.server
     assert server is not None
     assert spec.mongrel2 is not None
     return Check(
         f"{where} {spec.mongrel2.config}: server {server.name!r} ({server.uuid}) "
         f"on {server.bind_addr}:{server.port}, server.daemonize = 0"
-    )
+    ), server
 
 
 def _check_command(spec: WatcherSpec, stack: StackConfig, rundir: Path) -> Iterator[Check]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO
 
-from m2bridge.errors import ControlError
+from m2bridge.errors import ConfigError, ControlError
 from m2bridge.supervisor import commands
 from m2bridge.supervisor.commands.status import not_as_asked, problems_of
 from m2bridge.supervisor.http_endpoint import HttpEndpoint
@@ -134,6 +134,7 @@ class Supervisor:
         stack.callback(self._kill_all)
         for watcher in self.watchers.values():
             watcher.prepare()
+        check_listeners(self.watchers)
         self.server = ControlServer(self.config.control, self._dispatch)
         stack.callback(self.server.close)
         stack.callback(self._close_probes)
@@ -376,6 +377,24 @@ class Supervisor:
             self.reopen_log()
         sent = sum(watcher.reopen_logs() for watcher in self.watchers.values())
         log.info("reopened log files; asked %d process(es) to reopen theirs", sent)
+
+
+def check_listeners(watchers: dict[str, Watcher]) -> None:
+    """Refuse a stack whose Mongrel2 watchers would listen on one address (a config may hold
+    several servers on one port: Mongrel2 runs one per process).
+
+    Raises:
+        ConfigError: names both watchers and the address.
+    """
+    from m2bridge.supervisor.mongrel2_watcher import listener_clashes
+
+    servers = {
+        watcher.name: server
+        for watcher in watchers.values()
+        if (server := getattr(watcher.launcher, "server", None)) is not None
+    }
+    for _name, problem in listener_clashes(servers):
+        raise ConfigError(problem)
 
 
 def make_launcher(spec: WatcherSpec, socket_fds: dict[str, int], rundir: Path) -> Launcher:

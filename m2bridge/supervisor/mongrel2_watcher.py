@@ -200,6 +200,24 @@ def read_server(db: Path, wanted: str | None, where: str) -> ServerRow:
     raise ConfigError(f"{where}: {db} has several servers, set server = NAME (servers: {names})")
 
 
+def listener_clashes(servers: dict[str, ServerRow]) -> list[tuple[str, str]]:
+    """``(watcher, problem)`` for each Mongrel2 watcher whose server would listen where an
+    earlier one's does (a config may hold several servers on one port: Mongrel2 runs one per
+    process; a stack cannot start two on one address)."""
+    from mongrel2_conf.listeners import clashes
+
+    names = {id(server): name for name, server in servers.items()}
+    return [
+        (
+            names[id(second)],
+            f"watchers.{names[id(second)]}: its server would listen on "
+            f"{second.bind_addr}:{second.port}, as watchers.{names[id(first)]}'s does "
+            "(two Mongrel2 servers cannot share it)",
+        )
+        for first, second in clashes(list(servers.values()))
+    ]
+
+
 def read_settings(db: Path) -> dict[str, str]:
     rows = _query(db, "SELECT key, value FROM setting", "settings")
     return {str(key): str(value) for key, value in rows}

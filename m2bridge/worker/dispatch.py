@@ -420,7 +420,7 @@ class Dispatcher:
                 raise
             status = self.timed_out(conn, environ, response.headers_sent)
         finally:
-            self.end_request(timer, started, environ, status, response.body_bytes)
+            self.end_request(timer, started, environ, status, response.body_bytes, received)
 
     # ------------------------------------------------------------------ what every request shares
 
@@ -459,8 +459,10 @@ class Dispatcher:
         environ: Environ | None,
         status: int | None,
         body_bytes: int,
+        received: float | None = None,
     ) -> None:
-        """A request is over: counters, and its access log line."""
+        """A request is over: counters, and its access log line (whose queue time is from
+        ``received``, as in ``begin_request``; None: no wait)."""
         if timer is not None:
             timer.close()
         stats = self.stats
@@ -473,7 +475,8 @@ class Dispatcher:
         app.counts[bisect_left(DURATION_BUCKETS, duration)] += 1
         app.sum += duration
         if self.access_log is not None and environ is not None:
-            self.access_log.log(environ, status, body_bytes, duration)
+            queue = 0.0 if received is None else started - received
+            self.access_log.log(environ, status, body_bytes, duration, queue)
 
     def timed_out(
         self, conn: Connection, environ: Environ | None, headers_sent: bool

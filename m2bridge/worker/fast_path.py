@@ -161,4 +161,4 @@ class FastPath:
         finally:
             if start.response is not None:
                 body_bytes = start.response.body_bytes
-            dispatcher.end_request(timer, started, environ, status, body_bytes)
+            dispatcher.end_request(timer, started, environ, status, body_bytes, received)

@@ -265,7 +265,9 @@ class FdServer(WSGIServer):
             limit=request_limit(config.max_requests, config.max_requests_jitter)
         )
         self.request_timeout = config.timeout
-        self.access_log = AccessLog.open(config.access_log)
+        self.access_log = AccessLog.open(
+            config.access_log, config.access_log_format, config.log_format
+        )
         environ: dict[str, Any] = {
             "wsgi.multiprocess": config.fd is not None,  # also: accept 1 connection per wake-up
             "wsgi.errors": sys.stderr,  # as the ZeroMQ worker
@@ -302,7 +304,7 @@ def main(config: WorkerConfig) -> int:
     """
     monkey.patch_all()
     try:
-        setup_logging(config.log_level)
+        setup_logging(config.log_level, config.log_format)
         app = load_app(config.app)
         server = FdServer(open_listener(config), app, config)
     except (AppImportError, ConfigError) as exc:

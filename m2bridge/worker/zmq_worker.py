@@ -69,7 +69,7 @@ def main(config: WorkerConfig) -> int:
         ConfigError: a bad log level or access log path.
     """
     monkey.patch_all()
-    setup_logging(config.log_level)
+    setup_logging(config.log_level, config.log_format)
     app = load_app(config.app)
     if wants_validation(config):
         # The validator hides the app's WebSocket handler: keep it beside the wrapped app.
@@ -77,7 +77,7 @@ def main(config: WorkerConfig) -> int:
         app = validating(app)
         if websocket is not None:
             app = with_websocket(app, websocket)
-    access_log = AccessLog.open(config.access_log)
+    access_log = AccessLog.open(config.access_log, config.access_log_format, config.log_format)
     try:
         return Worker(config, app, access_log).run()
     finally:

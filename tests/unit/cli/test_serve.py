@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from typing import Any
@@ -10,11 +11,18 @@ from typing import Any
 import pytest
 
 from m2bridge.cli import make_parser
-from m2bridge.cli.serve import UsageError, build_config, child_argv, supervisor_name
+from m2bridge.cli.serve import (
+    UsageError,
+    build_config,
+    child_argv,
+    reload_child_argv,
+    supervisor_name,
+)
 from m2bridge.config import OPTIONS, WorkerConfig, endpoint
 from m2bridge.environment import STATS_FILE as STATS_ENV
 from m2bridge.environment import WID as WID_ENV
 from m2bridge.errors import ConfigError
+from m2bridge.loader import prepare
 from m2bridge.supervisor.stack import default_rundir, relay_endpoint
 
 
@@ -119,7 +127,10 @@ def test_malformed_endpoints_are_usage_errors(capsys, spec):
     ("flag", "value"),
     [("--concurrency", "0"), ("--workers", "-1"), ("--timeout", "-2"), ("--timeout", "nan"),
      ("--graceful-timeout", "soon"), ("--max-requests", "1.5"), ("--sender-id", "bad_uuid"),
-     ("--log-level", "loud"), ("--max-in-flight", "-1")],
+     ("--log-level", "loud"), ("--max-in-flight", "-1"), ("--fd", "sd"),
+     ("--env", "NOEQUALS"), ("--env", "=x"), ("--env", "1A=x"), ("--env", "A=\0"),
+     ("--log-format", "xml"), ("--access-log-format", "%(zz)s"),
+     ("--access-log-format", "%(h)d")],
 )  # fmt: skip
 def test_bad_option_values_are_usage_errors(capsys, flag, value):
     err = usage_error(capsys, "a:b", flag, value)
@@ -136,6 +147,9 @@ def test_bad_option_values_are_usage_errors(capsys, flag, value):
         (["--fd", "3", "--bind", "127.0.0.1:80"], "--fd and --bind"),
         (["--bind", "127.0.0.1:8000", "--workers", "2"], "m2bridge up"),
         (["--script-name", "app"], "--script-name"),
+        (["--fd", "3", "--fd-name", "web"], "--fd-name names a socket of --fd systemd"),
+        (["--fd-name", "web"], "--fd-name"),
+        (["--reload", "--workers", "2"], "m2bridge ctl reload"),
     ],
 )  # fmt: skip
 def test_contradicting_options_are_usage_errors(argv, message):
@@ -281,6 +295,13 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "max_in_flight": (["--max-in-flight", "40"], 40),
     "cancel_grace": (["--cancel-grace", "0.5"], 0.5),
     "validate": (["--validate"], True),
+    "fd_name": (["--fd", "systemd", "--fd-name", "web"], "web"),
+    "reload": (["--reload"], True),
+    "log_format": (["--log-format", "json"], "json"),
+    "access_log_format": (["--access-log-format", "%(h)s %(Q)s"], "%(h)s %(Q)s"),
+    "chdir": (["--chdir", "/srv/app"], "/srv/app"),
+    "pythonpath": (["--pythonpath", "/a,lib"], "/a,lib"),
+    "env": (["--env", "A=1", "--env", "B=x=y", "--env", "C="], ("A=1", "B=x=y", "C=")),
 }  # fmt: skip
 #: Options a ``--workers N`` child does not get on its command line, and why.
 KEPT_BY_THE_PARENT = {
@@ -291,6 +312,8 @@ KEPT_BY_THE_PARENT = {
     "workers": "each child is one process (--workers 1)",
     "worker_slot": "each child gets its own ($(wid))",
     "stats_file": "each child gets its own ($M2BRIDGE_STATS_FILE)",
+    "fd_name": "goes with --fd",
+    "reload": "refused with --workers N",
 }
 
 
@@ -315,8 +338,16 @@ def test_every_option_has_a_sample_and_a_forwarding_decision():
     )
 
 
+@pytest.fixture
+def systemd_sockets(monkeypatch):
+    """systemd passed this process two sockets, "admin" (fd 3) and "web" (fd 4)."""
+    monkeypatch.setenv("LISTEN_FDS", "2")
+    monkeypatch.setenv("LISTEN_PID", str(os.getpid()))
+    monkeypatch.setenv("LISTEN_FDNAMES", "admin:web")
+
+
 @pytest.mark.parametrize("name", list(OPTIONS))
-def test_a_non_default_option_reaches_the_config(name, tmp_path, no_supervisor):
+def test_a_non_default_option_reaches_the_config(name, tmp_path, no_supervisor, systemd_sockets):
     argv, expected = sample(name, tmp_path)
     config = config_of("a:b", *argv)
     assert getattr(config, name) == expected != getattr(WorkerConfig(app="a:b"), name)
@@ -383,3 +414,90 @@ def test_workers_n_with_relay_given_starts_no_relay_of_its_own(monkeypatch, no_s
     )
     assert relay is None
     assert argv[argv.index("--relay") + 1] == given
+
+
+# -- --fd systemd (socket activation), --reload's child command
+
+
+def test_fd_systemd_takes_the_first_socket_and_forgets_the_variables(
+    systemd_sockets, no_supervisor
+):
+    assert config_of("a:b", "--fd", "systemd").fd == 3
+    assert not {"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"} & set(os.environ)
+
+
+def test_fd_systemd_with_a_name_takes_that_socket(systemd_sockets, no_supervisor):
+    assert config_of("a:b", "--fd", "systemd", "--fd-name", "web").fd == 4
+
+
+def test_fd_systemd_without_sockets_for_this_process_is_a_one_line_error(
+    monkeypatch, capsys, no_supervisor
+):
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    monkeypatch.setenv("LISTEN_PID", "1")
+    args = parse("a:b", "--fd", "systemd")
+    assert args.run(args) == 1
+    err = capsys.readouterr().err
+    assert "no socket passed by systemd" in err
+    assert err.count("\n") == 1
+
+
+def test_reload_child_command_is_this_one_without_reload(no_supervisor, tmp_path):
+    config = config_of(
+        "pkg.mod:app", "--reload", "--bind", "127.0.0.1:8000", "--chdir", "rel",
+        "--env", "A=1", "--access-log-format", "%(h)s", "--log-format", "json",
+    )  # fmt: skip
+    argv = reload_child_argv(config)
+    assert argv[1:5] == ["-m", "m2bridge", "serve", "pkg.mod:app"]
+    assert "--reload" not in argv
+    child = config_of(*argv[4:])
+    assert child == replace(config, reload=False, chdir=os.path.abspath("rel"))
+
+
+def test_reload_child_of_a_relay_worker_gets_the_relay_not_the_send_specs(no_supervisor):
+    config = config_of("a:b", "--reload", "--relay", "ipc:///tmp/r")
+    argv = reload_child_argv(config)
+    assert "--send-spec" not in argv
+    assert config_of(*argv[4:]) == replace(config, reload=False)
+
+
+def test_reload_child_of_fd_systemd_gets_the_resolved_fd(systemd_sockets, no_supervisor):
+    config = config_of("a:b", "--reload", "--fd", "systemd", "--fd-name", "web")
+    argv = reload_child_argv(config)
+    assert argv[argv.index("--fd") + 1] == "4"
+    assert "--fd-name" not in argv
+
+
+# -- --chdir, --pythonpath, --env: applied by the process that loads the app
+
+
+@pytest.fixture
+def restored(monkeypatch):
+    """Whatever ``prepare`` changes comes back: cwd, sys.path, os.environ."""
+    monkeypatch.chdir(os.getcwd())
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+
+
+def test_prepare_changes_directory_then_puts_pythonpath_first_and_sets_env(tmp_path, restored):
+    (tmp_path / "lib").mkdir()
+    prepare(str(tmp_path), "lib,,/abs", ["A=1", "B=x=y", "C="])
+    assert os.getcwd() == str(tmp_path)
+    assert sys.path[:2] == [str(tmp_path / "lib"), "/abs"]
+    assert (os.environ["A"], os.environ["B"], os.environ["C"]) == ("1", "x=y", "")
+
+
+def test_a_chdir_that_fails_is_a_one_line_error(tmp_path, capsys, restored, no_supervisor):
+    args = parse("a:b", "--chdir", str(tmp_path / "missing"))
+    assert args.run(args) == 1
+    err = capsys.readouterr().err
+    assert "--chdir" in err
+    assert "No such file or directory" in err
+    assert err.count("\n") == 1
+
+
+def test_workers_n_leaves_chdir_to_its_children(tmp_path, monkeypatch, restored, no_supervisor):
+    here = os.getcwd()
+    served(monkeypatch, "a:b", "--workers", "2", "--chdir", str(tmp_path), "--env", "ZZ=1")
+    assert os.getcwd() == here
+    assert "ZZ" not in os.environ

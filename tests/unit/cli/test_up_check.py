@@ -151,3 +151,26 @@ def test_program_with_a_slash_is_looked_up_from_the_working_dir(tmp_path):
         tmp_path, '[watchers.x]\ncmd = "bin/run"\n[watchers.y]\ncmd = "bin/no"\n'
     )
     assert errors_of(stack_file) == ["watchers.y.cmd: no such program 'bin/no'"]
+
+
+def test_two_mongrel2_watchers_on_one_address_fail_the_check(tmp_path):
+    conf = tmp_path / "two.conf"
+    conf.write_text(
+        DEMO_CONF.read_text().replace(
+            "servers = [demo]",
+            'other = Server(uuid="other", name="other", bind_addr="0.0.0.0", port=6767, '
+            'chroot="./", access_log="/logs/a.log", error_log="/logs/e.log", '
+            'pid_file="/run/o.pid", default_host="localhost", hosts=[Host(name="localhost", '
+            'routes={"/": app})])\nservers = [demo, other]',
+        )
+    )
+    stack = tmp_path / "stack.toml"
+    stack.write_text(
+        '[watchers.front]\ntype = "mongrel2"\nconfig = "two.conf"\nserver = "demo"\n'
+        '[watchers.back]\ntype = "mongrel2"\nconfig = "two.conf"\nserver = "other"\n'
+    )
+    errors = [check.error for check in check_stack(str(stack)) if check.error]
+    assert errors == [
+        "watchers.back: its server would listen on 0.0.0.0:6767, as watchers.front's does "
+        "(two Mongrel2 servers cannot share it)"
+    ]
