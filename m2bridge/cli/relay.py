@@ -1,11 +1,14 @@
 """``m2bridge relay``: run the relay between Mongrel2 and workers started with ``--relay``.
 
     m2bridge relay --send-spec tcp://127.0.0.1:9997 --bind ipc:///tmp/m2bridge-relay.ipc
-    m2bridge serve handlers.hello:app --relay ipc:///tmp/m2bridge-relay.ipc \\
+    m2bridge serve m2bridge.handlers.hello:app --relay ipc:///tmp/m2bridge-relay.ipc \\
         --recv-spec tcp://127.0.0.1:9996
 
 The relay holds Mongrel2's requests until a worker asks for them, so stopping a worker
-(``decr``, rolling ``reload``) loses none (docs/relay.md).
+(``decr``, rolling ``reload``) loses none (docs/relay.md). Given Mongrel2's recv_specs too
+(``--recv-spec``, or read with ``--config``/``--handler``), it closes the connections a worker
+held when that worker is killed (a crash, or hung and replaced), so their clients are not left
+waiting.
 """
 
 from __future__ import annotations
@@ -37,7 +40,18 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
         metavar="SPEC",
         help="Mongrel2's send_spec, repeatable (workers give their --recv-spec in this order)",
     )
-    parser.add_argument("--config", metavar="PATH", help="read the send_specs from this config")
+    parser.add_argument(
+        "--recv-spec",
+        dest="recv_specs",
+        action="append",
+        type=endpoint,
+        metavar="SPEC",
+        help="Mongrel2's recv_spec, one per --send-spec in the same order (optional): the relay "
+        "then closes the connections of a worker that was killed",
+    )
+    parser.add_argument(
+        "--config", metavar="PATH", help="read the send_specs and recv_specs from this config"
+    )
     parser.add_argument(
         "--handler",
         action="append",
@@ -51,19 +65,26 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.set_defaults(run=run, parser=parser)
 
 
-def send_specs(args: argparse.Namespace) -> list[str]:
-    """The send_specs to read: ``--send-spec`` or ``--config`` + ``--handler`` (not both).
+def handler_specs(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """``(send_specs, recv_specs)``: ``--send-spec`` (and ``--recv-spec``) or ``--config`` +
+    ``--handler`` (not both); recv_specs may be empty.
 
     Raises:
-        UsageError: none or both given, or ``--config`` without ``--handler``.
+        UsageError: none or both given, ``--config`` without ``--handler``, or recv_specs not
+            one per send_spec.
         ConfigError: the config cannot be read or has no such handler.
     """
     if bool(args.config) != bool(args.handler):
         raise UsageError("--config and --handler go together")
     if bool(args.send_specs) == bool(args.config):
         raise UsageError("give either --send-spec or --config/--handler")
+    if args.config and args.recv_specs:
+        raise UsageError("--recv-spec comes from --config/--handler: give one or the other")
     if args.send_specs:
-        return list(args.send_specs)
+        recv = list(args.recv_specs or ())
+        if recv and len(recv) != len(args.send_specs):
+            raise UsageError("give one --recv-spec per --send-spec, in the same order")
+        return list(args.send_specs), recv
     mongrel2_conf = importlib.import_module("mongrel2_conf")
     try:
         found = [
@@ -72,13 +93,13 @@ def send_specs(args: argparse.Namespace) -> list[str]:
         ]
     except mongrel2_conf.ConfigError as exc:
         raise ConfigError(str(exc)) from exc
-    return [handler.send_spec for handler in found]
+    return [h.send_spec for h in found], [h.recv_spec for h in found]
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``m2bridge relay``."""
     try:
-        specs = send_specs(args)
+        specs, recv_specs = handler_specs(args)
         setup_logging(args.log_level)
     except UsageError as exc:
         args.parser.error(str(exc))  # exits 2
@@ -87,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     from m2bridge.relay import router as relay
 
     try:
-        return relay.main(specs, args.bind)
+        return relay.main(specs, args.bind, recv_specs)
     except KeyboardInterrupt:
         return 1
 

@@ -264,6 +264,8 @@ def relay_argv(config: WorkerConfig) -> list[str]:
     ``config.relay``."""
     assert config.relay, "the relay's endpoint"
     specs = [word for spec in config.send_specs for word in ("--send-spec", spec)]
+    if len(config.recv_specs) == len(config.send_specs):  # lets it close a killed worker's
+        specs += [word for spec in config.recv_specs for word in ("--recv-spec", spec)]
     return [sys.executable, "-m", "m2bridge", "relay", *specs, "--bind", config.relay]
 
 

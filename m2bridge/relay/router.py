@@ -5,9 +5,15 @@ what libzmq holds on that connection (docs/reliability.md). Here the relay holds
 and workers connect a DEALER to its ROUTER (``ipc://``). Routing is ``relay.state``; the words
 between relay and worker are ``relay.wire``.
 
-A worker that vanished is found by ``ROUTER_MANDATORY``: sending to it fails, it is dropped
-and the message goes to another worker. Plain zmq, no gevent: one thread, one poller,
-batches read with NOBLOCK, no per-message logging.
+A worker that vanished is found by the ROUTER's monitor (its connection's fd, learnt from the
+messages it sent, is disconnected) or by ``ROUTER_MANDATORY`` (sending to it fails): it is
+dropped and a message for it goes to another worker. Given Mongrel2's recv_specs, the relay
+also closes the connections a worker held when it vanished without ``bye`` (killed: a crash,
+or hung and killed by the supervisor), so their clients get an EOF at once rather than after
+Mongrel2's idle reaper (about 2 minutes); it cannot tell a connection waiting for an answer
+from an idle keep-alive one (replies bypass the relay), so it closes both and answers neither
+with a status.
+Plain zmq, no gevent: one thread, one poller, batches read with NOBLOCK, no per-message logging.
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ from typing import Any
 
 import zmq
 from zmq.backend import Socket as BackendSocket
+from zmq.utils.monitor import parse_monitor_message
 
+from m2bridge.errors import ProtocolError
 from m2bridge.relay import wire
 from m2bridge.relay.state import RelayState
+from m2bridge.wire.encode import encode_broadcast
 from m2bridge.zmqread import read_nowait
 
 log = logging.getLogger("m2bridge.relay.router")
@@ -33,6 +42,9 @@ BATCH = 256
 #: ``send_multipart``'s loop) cost more than the routing decision itself.
 _raw_send = BackendSocket.send
 _MORE = zmq.SNDMORE | zmq.NOBLOCK
+#: ``zmq_msg_get`` property: the fd a message came in on (deprecated in libzmq, still there;
+#: pyzmq has no name for it).
+ZMQ_SRCFD = 2
 #: Poll timeout (ms): how quickly a stop request is seen.
 POLL_MS = 200
 #: Linger (ms) of the ROUTER at exit: messages already routed get this long to leave.
@@ -40,11 +52,21 @@ CLOSE_LINGER_MS = 1000
 
 
 class Relay:
-    """PULL sockets connected to Mongrel2 and one ROUTER bound for workers."""
+    """PULL sockets connected to Mongrel2 and one ROUTER bound for workers; with
+    ``recv_specs`` (one per send_spec, in order), PUB sockets to close a vanished worker's
+    connections."""
 
-    def __init__(self, send_specs: Sequence[str], bind: str, context: zmq.Context[Any]) -> None:
+    def __init__(
+        self,
+        send_specs: Sequence[str],
+        bind: str,
+        context: zmq.Context[Any],
+        recv_specs: Sequence[str] = (),
+    ) -> None:
         if not send_specs:
             raise ValueError("a relay needs at least one --send-spec")
+        if recv_specs and len(recv_specs) != len(send_specs):
+            raise ValueError("give one recv_spec per send_spec, or none")
         self.state = RelayState(len(send_specs))
         self.forwarded = 0
         self.stopping = False
@@ -54,16 +76,29 @@ class Relay:
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.SNDHWM, 0)  # credit bounds what waits for each worker
         self.router.bind(bind)
+        self.monitor = self.router.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
+        #: the worker behind each connection fd (``ZMQ_SRCFD`` of its first message)
+        self._peer_fds: dict[int, bytes] = {}
+        #: connections accepted whose worker is not known yet: while there are any, messages
+        #: are read as frames (slower) to learn it; otherwise as plain bytes
+        self._unmapped: set[int] = set()
         self.pulls = []
         for spec in send_specs:
             pull = context.socket(zmq.PULL)
             pull.setsockopt(zmq.LINGER, 0)
             pull.connect(spec)
             self.pulls.append(pull)
+        self.pubs = []
+        for spec in recv_specs:
+            pub = context.socket(zmq.PUB)
+            pub.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
+            pub.connect(spec)
+            self.pubs.append(pub)
         self.poller = zmq.Poller()
         self.poller.register(self.router, zmq.POLLIN)
         for pull in self.pulls:
             self.poller.register(pull, zmq.POLLIN)
+        self.poller.register(self.monitor, zmq.POLLIN)
 
     def run(self) -> None:
         """Route until ``stopping`` is set (SIGTERM/SIGINT in ``main``)."""
@@ -73,6 +108,8 @@ class Relay:
     def step(self, timeout_ms: int) -> None:
         """Wait up to ``timeout_ms`` for input and handle one batch of each ready socket."""
         events = dict(self.poller.poll(timeout_ms))
+        if self.monitor in events:  # first: a disconnect precedes any reuse of its fd
+            self._read_monitor()
         if self.router in events:
             self._read_workers()
         for source, pull in enumerate(self.pulls):
@@ -83,6 +120,10 @@ class Relay:
         """Close every socket (routed messages get ``CLOSE_LINGER_MS`` to leave)."""
         for pull in self.pulls:
             pull.close(0)
+        for pub in self.pubs:
+            pub.close(CLOSE_LINGER_MS)
+        self.router.disable_monitor()
+        self.monitor.close(0)
         self.router.close(CLOSE_LINGER_MS)
 
     def _read_mongrel2(self, source: int, pull: zmq.Socket[Any]) -> None:
@@ -115,20 +156,89 @@ class Relay:
         except zmq.ZMQError as exc:
             if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                 raise
-            self.state.remove(peer)
-            log.warning("worker %s is gone (%s): its credit is dropped", peer.hex(), exc)
+            words = frames[-1].split(b" ", 2)  # the message to route elsewhere: spare its conn
+            self._vanished(peer, str(exc), words[1] if len(words) == 3 else None)
             return False
         return True
 
+    def _vanished(self, peer: bytes, how: str, spare: bytes | None = None) -> None:
+        """``peer`` is gone without ``bye``: drop it and close the connections it held (but
+        ``spare``'s, see ``RelayState.vanish``)."""
+        if peer not in self.state.peers:
+            return  # it said bye (its requests were served), or was dropped before
+        held = self.state.vanish(peer, spare)
+        closed = 0
+        for source, (sender, conn_ids) in held.items():
+            if source < len(self.pubs):
+                closed += self._close(source, sender, conn_ids)
+        log.warning(
+            "worker %s is gone (%s): its credit is dropped, %d connection(s) it held closed",
+            peer.hex(),
+            how,
+            closed,
+        )
+
+    def _close(self, source: int, sender: bytes, conn_ids: list[int]) -> int:
+        """Have Mongrel2 close ``conn_ids``; returns how many (0 for a sender it cannot take)."""
+        try:
+            messages = encode_broadcast(sender, conn_ids, b"")
+        except ProtocolError as exc:
+            log.warning("cannot close connections of sender %r: %s", sender, exc)
+            return 0
+        for message in messages:
+            self.pubs[source].send(message, zmq.NOBLOCK)
+        return len(conn_ids)
+
     def _read_workers(self) -> None:
+        router = self.router
         for _ in range(BATCH):
+            if self._unmapped:
+                if not self._read_worker_learning():
+                    return
+                continue
             try:
-                peer, *frames = self.router.recv_multipart(zmq.NOBLOCK)
+                peer, *frames = router.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             except ValueError:  # an empty multipart cannot come from a ROUTER
                 continue
             self._on_worker(peer, frames)
+
+    def _read_worker_learning(self) -> bool:
+        """Read one message as frames, to learn which worker a new connection's fd carries
+        (``ZMQ_SRCFD``); False when there was none."""
+        try:
+            first, *rest = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        except ValueError:  # an empty multipart cannot come from a ROUTER
+            return True
+        peer = first.bytes
+        fd = _source_fd(first)
+        if fd is None:  # this libzmq cannot tell: stop trying (closing then needs a failed send)
+            self._unmapped.clear()
+        elif fd in self._unmapped:
+            self._unmapped.discard(fd)
+            self._peer_fds[fd] = peer
+        self._on_worker(peer, [frame.bytes for frame in rest])
+        return True
+
+    def _read_monitor(self) -> None:
+        """A connection accepted (its worker is learnt from its first message) or closed
+        (without a ``bye`` first, its worker vanished)."""
+        while True:
+            try:
+                event = parse_monitor_message(self.monitor.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                return
+            fd = int(event["value"])
+            if event["event"] == zmq.EVENT_ACCEPTED:
+                self._unmapped.add(fd)
+                continue
+            self._unmapped.discard(fd)
+            peer = self._peer_fds.pop(fd, None)
+            if peer is not None:
+                self._vanished(peer, "disconnected")
 
     def _on_worker(self, peer: bytes, frames: list[bytes]) -> None:
         if wire.is_bye(frames):
@@ -156,11 +266,20 @@ class Relay:
             self.poller.register(self.pulls[source], zmq.POLLIN)
 
 
-def main(send_specs: Sequence[str], bind: str) -> int:
-    """Run a relay until SIGTERM or SIGINT; return the exit status."""
+def _source_fd(frame: zmq.Frame) -> int | None:
+    """The fd of the connection ``frame`` came in on (``ZMQ_SRCFD``), or None."""
+    try:
+        return int(frame.get(ZMQ_SRCFD))
+    except (zmq.ZMQError, TypeError, ValueError):
+        return None
+
+
+def main(send_specs: Sequence[str], bind: str, recv_specs: Sequence[str] = ()) -> int:
+    """Run a relay until SIGTERM or SIGINT; return the exit status. With ``recv_specs``, the
+    connections of a worker that vanishes are closed."""
     context = zmq.Context()
     try:
-        relay = Relay(send_specs, bind, context)
+        relay = Relay(send_specs, bind, context, recv_specs)
     except zmq.ZMQError as exc:
         log.error("cannot start the relay on %s: %s", bind, exc)
         context.destroy(linger=0)  # closes the sockets made before the failure

@@ -15,6 +15,9 @@ asked for work; this module decides which, without any I/O. Rules:
   connection no live worker holds goes to all workers of its source.
 - ``bye`` (a draining worker) and ``drop`` (a vanished one) remove the worker at once: no
   message is routed to it afterwards; its connections move to others with their next message.
+- A worker that vanished without ``bye`` (killed: crashed, or hung and killed by the
+  supervisor) took its requests with it: ``vanish`` also forgets the connections it held last
+  and returns their ids, with the ``sender`` of their source, for the relay to close.
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -52,6 +55,8 @@ class RelayState:
         self._holders: dict[tuple[int, bytes], list[bytes]] = {}
         self._turn = 0
         self._max_connections = max_connections
+        #: the last sender (Mongrel2 server uuid) seen per source: a close needs it
+        self.senders: list[bytes | None] = [None] * sources
 
     @property
     def sources(self) -> int:
@@ -89,6 +94,25 @@ class RelayState:
         self._by_source[known.source].remove(peer)
         return True
 
+    def vanish(self, peer: bytes, spare: bytes | None = None) -> dict[int, tuple[bytes, list[int]]]:
+        """Remove ``peer``, which vanished without ``bye``, and forget the connections it held
+        last (it took their requests with it): ``{source: (sender, conn ids)}`` to close, empty
+        for an unknown peer (it said ``bye``, or vanished before).
+
+        ``spare`` is the id of a connection whose new message is being routed now: its client
+        waits for that one only, which another worker answers, so it is not closed.
+        """
+        if not self.remove(peer):
+            return {}
+        held: dict[int, tuple[bytes, list[int]]] = {}
+        for key in [key for key, seen in self._holders.items() if seen[-1] == peer]:
+            del self._holders[key]
+            source, conn_id = key
+            sender = self.senders[source]
+            if sender is not None and conn_id.isdigit() and conn_id != spare:
+                held.setdefault(source, (sender, []))[1].append(int(conn_id))
+        return held
+
     def route(self, source: int, frame: bytes) -> list[bytes] | None:
         """The workers to send ``frame`` to (charged one credit each); None: hold it for now.
 
@@ -99,6 +123,7 @@ class RelayState:
             target = self._pick(source)
             return None if target is None else self._charge([target])
         key = (source, parts[1])
+        self.senders[source] = parts[0]
         if is_raw_notice(parts[2]):
             return self._charge(self._notice_targets(source, key, is_raw_disconnect(parts[3])))
         holder = self._holder(key)

@@ -20,8 +20,8 @@ SUMMED = ("served", "errors", "rejected", "timed_out")
 HISTOGRAMS = ("queue_time", "app_time")
 #: Why a watcher's processes were replaced: an unexpected exit with status 0 or by a crash
 #: (another status, a signal), a back-off or give-up for flapping, ``max_requests``,
-#: ``max_rss``, or a ``reload``/``restart``.
-RESTART_REASONS = ("exit", "crash", "flapping", "max_requests", "max_rss", "reload")
+#: ``max_rss``, a ``reload``/``restart``, or a missed heartbeat (``hang_timeout``: killed).
+RESTART_REASONS = ("exit", "crash", "flapping", "max_requests", "max_rss", "reload", "hung")
 _BUCKETS = len(DURATION_BUCKETS) + 1
 
 

@@ -106,6 +106,9 @@ class WatcherSpec:
     max_requests: int = 0
     max_requests_jitter: int = 0
     max_rss: int = 0  # MiB; a ready process using more is replaced (rolling, so staggered)
+    #: seconds a ready process that publishes a heartbeat (an m2bridge worker) may miss it
+    #: before it is killed as hung and replaced in its slot; 0: never
+    hang_timeout: float = 30.0
     respawn: bool = True
     readiness: str = "delay"
     ready_timeout: float = 30.0
@@ -335,6 +338,7 @@ def _parse_watcher(
         max_requests=table.integer("max_requests", 0),
         max_requests_jitter=table.integer("max_requests_jitter", 0),
         max_rss=table.integer("max_rss", 0),
+        hang_timeout=table.number("hang_timeout", 30.0),
         respawn=table.boolean("respawn", True),
         readiness=table.choice("readiness", READINESS, "delay"),
         ready_timeout=table.number("ready_timeout", 30.0),

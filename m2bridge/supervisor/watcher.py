@@ -4,6 +4,13 @@ Operator verbs (``incr``, ``reload``, ``stop``...) only change ``desired``; ``ti
 ``plan.reconcile`` what to do and does it; ``reap`` collects exits and feeds the flapping
 record (an exit the supervisor or the operator asked for never counts, nor one by a signal the
 operator sent) and keeps the slot of a process that died for its replacement.
+
+A worker's stats file carries a ``heartbeat`` its publishing greenlet rewrites twice a second;
+a request holding the CPU stops it. The watcher notes, on its own monotonic clock, when it
+last saw the value change (``observe_beat``: no wall-clock comparison, so neither a clock step
+nor a paused supervisor fakes a hang); a ready process silent for more than ``hang_timeout``
+(``missed_heartbeat``) cannot drain, so it is killed (SIGKILL to its group), counted as
+``hung`` and replaced in its slot.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -34,6 +41,40 @@ MIB = 1 << 20
 #: m2bridge workers and the relay take USR1 as gunicorn's workers do.
 MONGREL2_REOPEN_SIGNAL = signal.SIGHUP
 REOPEN_SIGNAL = signal.SIGUSR1
+#: Seconds between two reads of the ready processes' heartbeats (``hang_timeout``).
+HEARTBEAT_CHECK_INTERVAL = 0.5
+
+
+@dataclass(frozen=True)
+class Beat:
+    """The last heartbeat value a process published, and when (the supervisor's monotonic
+    clock) the watcher first saw it."""
+
+    value: float
+    seen_at: float
+
+
+def observe_beat(last: Beat | None, heartbeat: object, now: float) -> Beat | None:
+    """What the watcher knows after reading ``heartbeat`` (the file's field) at ``now``.
+
+    A new value is a beat seen now; the same value keeps the time it was first seen. None: the
+    process publishes no heartbeat (no file, a final write, a worker without the field, a
+    command that is no m2bridge worker), so it is never judged hung.
+    """
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, int | float):
+        return None
+    if last is not None and last.value == heartbeat:
+        return last
+    return Beat(float(heartbeat), now)
+
+
+def missed_heartbeat(beat: Beat | None, now: float, hang_timeout: float) -> float | None:
+    """Seconds without a new heartbeat when over ``hang_timeout`` (the process is hung), else
+    None (0 turns the check off; a process without a heartbeat is never hung)."""
+    if beat is None or hang_timeout <= 0:
+        return None
+    silent = now - beat.seen_at
+    return silent if silent > hang_timeout else None
 
 
 class Watcher:
@@ -55,6 +96,9 @@ class Watcher:
         self.reopen_signum = MONGREL2_REOPEN_SIGNAL if spec.mongrel2 else REOPEN_SIGNAL
         self._prepared = False
         self._rss_checked_at = 0.0
+        self._beats_checked_at = 0.0
+        #: the last heartbeat seen per pid (``observe_beat``)
+        self._beats: dict[int, Beat] = {}
         #: the last counters of the processes that ended (the totals never go down)
         self.ended = Ended()
         #: processes replaced, by reason (``counters.RESTART_REASONS``)
@@ -172,12 +216,19 @@ class Watcher:
         check_rss = self.spec.max_rss > 0 and now - self._rss_checked_at >= RSS_CHECK_INTERVAL
         if check_rss:
             self._rss_checked_at = now
+        check_beats = (
+            self.spec.hang_timeout > 0 and now - self._beats_checked_at >= HEARTBEAT_CHECK_INTERVAL
+        )
+        if check_beats:
+            self._beats_checked_at = now
         for process in self.processes.values():
-            if process.stopping_since is not None:
+            if process.stopping_since is not None or process.killed:
                 continue
             if not process.ready and self.launcher.is_ready(process, now):
                 process.ready = True
                 log.info("%s (pid %d) is ready", process.slot.label, process.pid)
+            if check_beats and process.ready and self._hung(process, now):
+                continue
             if process.retire:
                 continue
             retire = self._retire_reason(process, check_rss and process.ready)
@@ -186,6 +237,29 @@ class Watcher:
                 self.restarts[key] += 1
                 process.retire = True  # the plan replaces it rolling: one at a time
                 log.info("%s (pid %d) %s: replacing it", process.slot.label, process.pid, reason)
+
+    def _hung(self, process: WorkerProcess, now: float) -> bool:
+        """Read ``process``'s heartbeat; kill it if it missed it too long (True then)."""
+        counters = read_counters(process.stats_file, process.pid) or {}
+        beat = observe_beat(self._beats.get(process.pid), counters.get("heartbeat"), now)
+        if beat is None:
+            self._beats.pop(process.pid, None)
+            return False
+        self._beats[process.pid] = beat
+        silent = missed_heartbeat(beat, now, self.spec.hang_timeout)
+        if silent is None:
+            return False
+        log.warning(
+            "%s (pid %d) missed its heartbeat for %.0f s (hang_timeout = %g): hung "
+            "(a request holding the CPU?); killing and replacing it",
+            process.slot.label,
+            process.pid,
+            silent,
+            self.spec.hang_timeout,
+        )
+        self.restarts["hung"] += 1
+        process.kill()  # it cannot drain: its hub is stalled; its slot is respawned once reaped
+        return True
 
     def _retire_reason(self, process: WorkerProcess, check_rss: bool) -> tuple[str, str] | None:
         """Why ``process`` should be replaced: ``(restart reason, what it did)``, or None."""
@@ -204,6 +278,7 @@ class Watcher:
         exited = [p for p in self.processes.values() if p.poll() is not None]
         for process in exited:
             del self.processes[process.pid]
+            self._beats.pop(process.pid, None)
             if process.stats_file is not None:
                 self._keep_counters(process)
                 process.stats_file.unlink(missing_ok=True)

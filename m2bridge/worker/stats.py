@@ -1,12 +1,17 @@
 """A worker's counters, published as a small JSON file the supervisor reads (both worker kinds).
 
 The file holds ``{"pid", "served", "in_flight", "started_at", "errors", "rejected",
-"timed_out", "queue_time", "app_time"}``, the last two histograms (``Histogram.snapshot``) over
-``DURATION_BUCKETS``. It is replaced
-atomically (written to a temp file in the same directory, then renamed) and rewritten at most
-once per ``PUBLISH_INTERVAL`` while the counters change, so publishing costs nothing per request.
+"timed_out", "queue_time", "app_time", "heartbeat"}``, the two histograms
+(``Histogram.snapshot``) over ``DURATION_BUCKETS``. It is replaced atomically (written to a
+temp file in the same directory, then renamed) and rewritten every ``PUBLISH_INTERVAL``
+whatever the counters did, so publishing costs nothing per request (two small writes a second).
 ``publish_forever`` is the loop a worker runs in a greenlet of its own (it passes its ``sleep``);
 ``stop_publishing`` kills it and writes the final counters.
+
+``heartbeat`` is the Unix time of the write: a greenlet runs only when the gevent hub runs, so
+a request holding the CPU (no yield) stops the heartbeat, and the supervisor, which sees the
+value stop changing, replaces the worker (``hang_timeout``, docs/reliability.md). The final
+write has ``"heartbeat": null``: the worker stopped beating on purpose.
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -84,8 +89,8 @@ class WorkerStats:
         self.queue_time = Histogram()
         self.app_time = Histogram()
 
-    def snapshot(self) -> dict[str, Any]:
-        """The counters as published."""
+    def snapshot(self, heartbeat: float | None = None) -> dict[str, Any]:
+        """The counters as published, with ``heartbeat`` (None: the final write)."""
         return {
             "pid": self.pid,
             "served": self.served,
@@ -96,6 +101,7 @@ class WorkerStats:
             "timed_out": self.timed_out,
             "queue_time": self.queue_time.snapshot(),
             "app_time": self.app_time.snapshot(),
+            "heartbeat": heartbeat,
         }
 
 
@@ -121,16 +127,22 @@ def _unlink_quietly(path: str) -> None:
 
 
 class StatsFile:
-    """Publishes a ``WorkerStats`` to ``path`` when it changed since the last write."""
+    """Publishes a ``WorkerStats`` to ``path`` when it changed since the last write, or as a
+    heartbeat."""
 
-    def __init__(self, path: str, stats: WorkerStats) -> None:
+    def __init__(
+        self, path: str, stats: WorkerStats, clock: Callable[[], float] = time.time
+    ) -> None:
         self.path = path
         self.stats = stats
+        self.clock = clock
         self._last: tuple[int, ...] | None = None
         self._warned = False
 
-    def publish(self, force: bool = False) -> bool:
+    def publish(self, force: bool = False, final: bool = False) -> bool:
         """Write the file if the counters changed (or ``force``); never raises.
+
+        The file's ``heartbeat`` is the clock's time, or None with ``final`` (no more beats).
 
         Returns:
             Whether the file was written.
@@ -140,7 +152,7 @@ class StatsFile:
         if current == self._last and not force:
             return False
         try:
-            write_atomically(self.path, stats.snapshot())
+            write_atomically(self.path, stats.snapshot(None if final else self.clock()))
         except OSError as exc:
             if not self._warned:  # once: a broken path must not flood the log
                 log.warning("cannot write stats file %s: %s", self.path, exc)
@@ -168,12 +180,12 @@ def publish_forever(
     ready: Callable[[], object] = _ready_now,
 ) -> None:
     """Publish once ``ready()`` returned (the supervisor takes the first file as the worker's
-    readiness), then every ``PUBLISH_INTERVAL`` while the counters change; runs until killed."""
+    readiness), then every ``PUBLISH_INTERVAL``, changed or not: each write is a heartbeat.
+    Runs until killed."""
     ready()
-    stats_file.publish(force=True)
     while True:
+        stats_file.publish(force=True)
         sleep(PUBLISH_INTERVAL)
-        stats_file.publish()
 
 
 class Killable(Protocol):
@@ -183,8 +195,9 @@ class Killable(Protocol):
 
 
 def stop_publishing(publisher: Killable | None, stats_file: StatsFile | None) -> None:
-    """Stop ``publish_forever`` and write the final counters (nothing without a file)."""
+    """Stop ``publish_forever`` and write the final counters, without a heartbeat (nothing
+    without a file)."""
     if publisher is not None:
         publisher.kill()
     if stats_file is not None and publisher is not None:
-        stats_file.publish(force=True)
+        stats_file.publish(force=True, final=True)

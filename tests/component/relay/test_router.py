@@ -239,3 +239,25 @@ def test_a_restarted_relay_learns_its_idle_workers_again(tmp_path, fake):
         with running(argv, tmp_path / "relay2.log"):
             conn_id = fake.request("/hello/")
             assert fake.response(conn_id, timeout=5).status == 200  # after its idle grant
+
+
+def test_a_worker_that_vanishes_without_bye_has_its_connections_closed(tmp_path, fake):
+    context = zmq.Context()
+    relay = Relay([fake.send_spec], f"ipc://{tmp_path}/relay.ipc", context, [fake.recv_spec])
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"ipc://{tmp_path}/relay.ipc")
+    try:
+        dealer.send(b"ready 10 0")
+        pump(relay, 0.2)
+        held = [fake.request("/spin") for _ in range(3)]
+        pump(relay, 0.2)
+        assert len(received(dealer, 100)) == 3  # the worker has them, and never answers
+        dealer.close(0)  # killed: its pipe closes without a bye
+        pump(relay, 0.3)
+        assert fake.wait_for(lambda: all(fake.is_closed(c) for c in held), timeout=2)
+    finally:
+        dealer.close(0)
+        relay.router.setsockopt(zmq.LINGER, 0)
+        relay.close()
+        context.term()

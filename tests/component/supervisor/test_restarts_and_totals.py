@@ -52,5 +52,6 @@ def test_a_reload_counts_each_process_it_replaces(base):
         stack.wait_until(lambda: len(stack.pids("w")) == 2)
         stack.call("reload", name="w")
         assert report(stack)["restarts"] == {
-            "exit": 0, "crash": 0, "flapping": 0, "max_requests": 0, "max_rss": 0, "reload": 2
+            "exit": 0, "crash": 0, "flapping": 0, "max_requests": 0, "max_rss": 0, "reload": 2,
+            "hung": 0,
         }  # fmt: skip

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from m2bridge.cli import main, make_parser
-from m2bridge.cli.relay import send_specs
-from m2bridge.cli.serve import UsageError, build_config, child_argv
+from m2bridge.cli.relay import handler_specs
+from m2bridge.cli.serve import UsageError, build_config, child_argv, relay_argv
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -69,10 +70,23 @@ def test_supervised_children_get_the_relay_and_no_send_spec():
 DEMO = str(Path(__file__).resolve().parents[3] / "mongrel2_conf" / "examples" / "demo.conf")
 
 
-def test_relay_reads_the_send_spec_of_a_handler_from_a_config():
-    assert send_specs(parse("relay", "--config", DEMO, "--handler", "/", "--bind", "ipc:///r")) == [
-        "tcp://127.0.0.1:9997"
-    ]
+def test_relay_reads_the_send_and_recv_spec_of_a_handler_from_a_config():
+    args = parse("relay", "--config", DEMO, "--handler", "/", "--bind", "ipc:///r")
+    assert handler_specs(args) == (["tcp://127.0.0.1:9997"], ["tcp://127.0.0.1:9996"])
+
+
+def test_relay_recv_specs_are_optional_one_per_send_spec():
+    bind = ("--bind", "ipc:///r")
+    assert handler_specs(parse("relay", "--send-spec", "ipc:///s", *bind)) == (["ipc:///s"], [])
+    both = parse("relay", "--send-spec", "ipc:///s", "--recv-spec", "ipc:///p", *bind)
+    assert handler_specs(both) == (["ipc:///s"], ["ipc:///p"])
+
+
+def test_workers_n_gives_its_relay_the_recv_specs():
+    config = build_config(parse("serve", "a:app", "--workers", "2", "--send-spec", "tcp://h:1",
+                                "--recv-spec", "tcp://h:2"))  # fmt: skip
+    argv = relay_argv(replace(config, relay="ipc:///tmp/r"))
+    assert argv[argv.index("--recv-spec") + 1] == "tcp://h:2"
 
 
 @pytest.mark.parametrize(
@@ -82,12 +96,16 @@ def test_relay_reads_the_send_spec_of_a_handler_from_a_config():
         (("--config", DEMO, "--bind", "ipc:///r"), "go together"),
         (("--config", DEMO, "--handler", "/", "--send-spec", "ipc:///s", "--bind", "ipc:///r"),
          "either --send-spec or --config"),
+        (("--config", DEMO, "--handler", "/", "--recv-spec", "ipc:///p", "--bind", "ipc:///r"),
+         "comes from --config"),
+        (("--send-spec", "ipc:///s", "--send-spec", "ipc:///t", "--recv-spec", "ipc:///p",
+          "--bind", "ipc:///r"), "one --recv-spec per --send-spec"),
     ],
-    ids=["neither", "config without handler", "both"],
+    ids=["neither", "config without handler", "both", "recv with config", "recv count"],
 )  # fmt: skip
 def test_relay_spec_sources_that_contradict_are_usage_errors(argv, message):
     with pytest.raises(UsageError, match=message):
-        send_specs(parse("relay", *argv))
+        handler_specs(parse("relay", *argv))
 
 
 def test_relay_with_an_unknown_handler_exits_1_with_one_line(capsys):

@@ -399,6 +399,8 @@ def test_workers_n_starts_a_relay_on_the_send_spec_and_its_workers_connect_to_it
         "relay",
         "--send-spec",
         send,
+        "--recv-spec",
+        recv,
         "--bind",
         bound,
     ]

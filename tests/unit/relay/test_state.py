@@ -200,3 +200,42 @@ def test_a_connection_back_on_an_earlier_worker_makes_it_the_latest_holder_once(
     assert state.route(0, request(5)) == [b"a"]
     state.ready(b"b", 0, 10)
     assert state.holders(0, b"5") == [b"b", b"a"]  # a moved to the end, not listed twice
+
+
+def test_a_vanished_worker_gives_the_connections_it_held_last_to_close():
+    state = RelayState(2)
+    state.ready(b"a", 0, 10)
+    state.ready(b"b", 0, 10)
+    state.ready(b"c", 1, 10)
+    for conn_id in (1, 2, 3, 4):
+        routed(state, 0, request(conn_id))
+    routed(state, 1, b"other 7 / 2:{},0:,")
+    on_a = [c for c in (1, 2, 3, 4) if state.holders(0, b"%d" % c) == [b"a"]]
+    assert on_a  # ties are taken in turn: both workers hold some
+    assert state.vanish(b"a") == {0: (b"uuid", on_a)}
+    assert b"a" not in state.peers
+    assert all(state.holders(0, b"%d" % c) == [] for c in on_a)
+    assert state.vanish(b"a") == {}  # unknown now: nothing more to close
+    assert state.vanish(b"c") == {1: (b"other", [7])}
+
+
+def test_vanish_spares_the_connection_being_routed_and_skips_odd_ids():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    for conn_id in (b"1", b"2", b"x"):
+        routed(state, 0, b"uuid %s / 2:{},0:," % conn_id)
+    assert state.vanish(b"a", spare=b"2") == {0: (b"uuid", [1])}
+    state.ready(b"b", 0, 10)
+    assert routed(state, 0, request(2)) == [b"b"]  # the spared one goes on, on another worker
+
+
+def test_a_connection_moved_to_another_worker_is_not_closed_with_the_first():
+    state = RelayState(1)
+    state.ready(b"a", 0, 1)
+    routed(state, 0, request(1))
+    state.ready(b"b", 0, 5)
+    state.remove(b"a")  # a said bye: connection 1 moves to b with its next request
+    routed(state, 0, request(1))
+    state.ready(b"a", 0, 5)
+    assert state.vanish(b"a") == {}
+    assert state.vanish(b"b") == {0: (b"uuid", [1])}

@@ -58,4 +58,6 @@ def test_garbage_counters_count_as_nothing():
 
 
 def test_every_restart_reason_is_named():
-    assert RESTART_REASONS == ("exit", "crash", "flapping", "max_requests", "max_rss", "reload")
+    assert RESTART_REASONS == (
+        "exit", "crash", "flapping", "max_requests", "max_rss", "reload", "hung"
+    )  # fmt: skip

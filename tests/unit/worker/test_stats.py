@@ -38,7 +38,9 @@ def test_snapshot_has_the_published_keys():
         "timed_out": 3,
         "queue_time": {"counts": empty, "sum": 0.0},
         "app_time": {"counts": [0, 0, 1, *empty[3:]], "sum": 0.002},
+        "heartbeat": None,
     }
+    assert stats.snapshot(heartbeat=1234.5)["heartbeat"] == 1234.5
 
 
 @pytest.mark.parametrize(
@@ -131,7 +133,9 @@ def test_stop_publishing_kills_the_loop_then_writes_the_final_counters(tmp_path)
     stats.served = 5
     stop_publishing(Publisher(), stats_file)
     assert killed == [True]
-    assert json.loads((tmp_path / "s.json").read_text())["served"] == 5
+    final = json.loads((tmp_path / "s.json").read_text())
+    assert final["served"] == 5
+    assert final["heartbeat"] is None  # stopped beating on purpose: not hung
     stop_publishing(None, None)  # no stats file: nothing to do
 
 
@@ -161,3 +165,20 @@ def test_publish_forever_without_ready_publishes_before_its_first_sleep(tmp_path
     with pytest.raises(Stop):
         publish_forever(StatsFile(str(path), stats), sleep)
     assert seen == [42]
+
+
+def test_publish_forever_beats_every_interval_even_when_nothing_changed(tmp_path: Path) -> None:
+    stats = WorkerStats(pid=42, started_at=1.0)
+    path = tmp_path / "s.json"
+    clock = iter([100.0, 100.5, 101.0])
+    beats: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        assert seconds == PUBLISH_INTERVAL
+        beats.append(json.loads(path.read_text())["heartbeat"])
+        if len(beats) == 3:
+            raise Stop
+
+    with pytest.raises(Stop):
+        publish_forever(StatsFile(str(path), stats, clock=lambda: next(clock)), sleep)
+    assert beats == [100.0, 100.5, 101.0]  # no request served, yet three writes
