@@ -4,6 +4,7 @@
 baseline; ``--report-only RESULT.json`` re-renders the Markdown and HTML of an earlier run.
 A full run ends with the worker's instructions per hello request under callgrind
 (``--no-callgrind`` leaves it out, ``--quick --callgrind`` adds it).
+Installed, ``m2bridge bench`` runs it and writes into ``./bench-results``.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import cycles, diff, html, report
-from bench.workload import WORKLOADS
+from . import cycles, diff, html, report
+from .workload import CHECKOUT, PACKAGE, WORKLOADS
 
 log = logging.getLogger("bench")
 
-RESULTS = Path(__file__).resolve().parent / "results"
+#: Where results go: ``bench/results`` in a checkout; installed (``m2bridge bench``), the
+#: directory ``bench-results`` under the current one (never inside site-packages).
+RESULTS = Path(__file__).resolve().parent / "results" if CHECKOUT else Path("bench-results")
 
 
 def _names(text: str, allowed: Sequence[str], what: str) -> tuple[str, ...]:
@@ -60,7 +63,8 @@ def _requests(text: str) -> tuple[int, int]:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    prog = "python -m bench" if PACKAGE == "bench" else "m2bridge bench"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
     p.add_argument("--quick", action="store_true", help="short development run (about 2 min)")
     p.add_argument("--apps", type=lambda t: _names(t, cycles.APPS, "app"))
     p.add_argument("--stacks", type=lambda t: _names(t, cycles.STACKS, "stack"))
@@ -140,7 +144,7 @@ def write_reports(result: dict[str, Any], out: Path, baseline: Path | None) -> P
 
 def run_benchmark(config: cycles.BenchConfig) -> dict[str, Any]:
     """Run every app and build the result document (imports the process-side modules)."""
-    from bench import machine, runner  # here: --report-only needs no psutil or processes
+    from . import machine, runner  # here: --report-only needs no psutil or processes
 
     info = machine.describe()
     commit = machine.commit()

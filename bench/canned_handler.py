@@ -21,7 +21,7 @@ from types import FrameType
 import tnetstring
 import zmq
 
-from bench.workload import WORKLOADS, canned_body
+from .workload import WORKLOADS, canned_body
 
 log = logging.getLogger("bench.canned_handler")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bench.cycles import Record, paired_ratio, summarize
+from .cycles import Record, paired_ratio, summarize
 
 BASE = "gunicorn-gevent"
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from bench import report
-from bench.cycles import STACKS, stacks_for
-from bench.svg import PALETTE, Series, bar_chart, color_for, line_chart
+from . import report
+from .cycles import STACKS, stacks_for
+from .svg import PALETTE, Series, bar_chart, color_for, line_chart
 
 ROLES = ("worker", "master", "mongrel2", "relay", "supervisor", "wrk")
 STYLE = """

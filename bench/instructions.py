@@ -19,7 +19,7 @@ from typing import Any
 
 import zmq
 
-from bench import worker_cost
+from . import worker_cost
 
 APP = "hello"
 PROTOCOL = "tnetstring"

@@ -18,9 +18,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.stacks import HOST, Stack, StackError, free_port, url_for
-from bench.workload import WORKLOADS, canned_body
 from m2bridge.supervisor import mongrel2
+
+from .stacks import HOST, Stack, StackError, free_port, url_for
+from .workload import PACKAGE, WORKLOADS, canned_body
 
 SERVER_UUID = "bench-server"
 #: files m2-static serves, named by app.
@@ -127,7 +128,7 @@ def start_canned(app: str, workers: int, workdir: Path) -> Stack:
     stack = Stack("m2-canned", app, "", how)
     port = start_mongrel2(stack, chroot, ends.conf())
     stack.url = url_for(port, app)
-    argv = [sys.executable, "-m", "bench.canned_handler", "--send-spec", ends.send_spec]
+    argv = [sys.executable, "-m", f"{PACKAGE}.canned_handler", "--send-spec", ends.send_spec]
     argv += ["--recv-spec", ends.recv_spec, "--app", app, "--chroot", str(chroot)]
     for i in range(workers):
         stack.start("worker", argv, workdir / f"canned-{i}.log")

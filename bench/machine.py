@@ -9,7 +9,10 @@ import subprocess
 from importlib import metadata
 from typing import Any
 
-from bench.stacks import ROOT
+import m2bridge
+
+from .stacks import ROOT
+from .workload import CHECKOUT
 
 PACKAGES = ("gunicorn", "uwsgi", "granian", "gevent", "pyzmq", "psutil")
 
@@ -24,10 +27,24 @@ def _run(argv: list[str]) -> str:
     return (done.stdout + done.stderr).strip()
 
 
+def _git(*args: str) -> str | None:
+    """Git's output in ROOT, or None when it fails (no git, or not a checkout)."""
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, check=False, cwd=ROOT
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
 def commit() -> str:
-    """The short commit of the checkout, with ``-dirty`` if tracked files changed."""
-    sha = _run(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
-    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"])
+    """The short commit of the checkout, with ``-dirty`` if tracked files changed; installed
+    (no checkout), ``m2bridge-<version>``."""
+    sha = _git("rev-parse", "--short", "HEAD") if CHECKOUT else None
+    if not sha:
+        return f"m2bridge-{m2bridge.__version__}"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
     return f"{sha}-dirty" if dirty else sha
 
 

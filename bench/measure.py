@@ -21,7 +21,7 @@ from typing import Any
 
 import psutil
 
-from bench.stacks import Stack
+from .stacks import Stack
 
 log = logging.getLogger("bench.measure")
 

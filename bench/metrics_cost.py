@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.wrk import lua_script, parse_wrk_output, wrk_argv
+from .wrk import lua_script, parse_wrk_output, wrk_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONF = ROOT / "mongrel2_conf" / "examples" / "demo.conf"

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench import cycles, targets
+from . import cycles, targets
 
 SCHEMA = "m2bridge-bench/1"
 METHOD_NOTES = (

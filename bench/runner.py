@@ -22,9 +22,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import cycles, instructions, m2stacks, measure, stacks, supervised, wrk
-from bench.stacks import Stack, StackError
-from bench.workload import WORKLOADS
+from . import cycles, instructions, m2stacks, measure, stacks, supervised, wrk
+from .stacks import Stack, StackError
+from .workload import WORKLOADS
 
 log = logging.getLogger("bench.runner")
 

@@ -24,11 +24,13 @@ from pathlib import Path
 
 import psutil
 
-from bench.workload import WORKLOADS, answer_problem
+from .workload import CHECKOUT, WORKLOADS, answer_problem
 
 log = logging.getLogger("bench.stacks")
 
-ROOT = Path(__file__).resolve().parent.parent
+#: The directory the benchmark's apps import from (servers run there, with it on PYTHONPATH):
+#: the checkout's root, or the site-packages that holds ``m2bridge`` when installed.
+ROOT = Path(__file__).resolve().parents[1 if CHECKOUT else 2]
 HOST = "127.0.0.1"
 STOP_GRACE_S = 5.0
 READY_TIMEOUT_S = 20.0

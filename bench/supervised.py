@@ -16,9 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.m2stacks import Endpoints, config_text, relay_argv, zmq_worker_argv
-from bench.stacks import HOST, ROOT, Stack, free_port, url_for
-from bench.workload import WORKLOADS
+from .m2stacks import Endpoints, config_text, relay_argv, zmq_worker_argv
+from .stacks import HOST, ROOT, Stack, free_port, url_for
+from .workload import WORKLOADS
 
 UP = ("-m", "m2bridge", "up", "--log-level", "warning")
 

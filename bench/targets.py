@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from bench.cycles import STARVED_FRACTION, Record, median, paired_ratio, served_in_cell
+from .cycles import STARVED_FRACTION, Record, median, paired_ratio, served_in_cell
 
 IO_WAIT_S = 0.010
 WORKER_RSS_LIMIT_MB = 40.0

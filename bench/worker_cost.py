@@ -34,8 +34,10 @@ import zmq
 from m2bridge.relay import wire
 from m2bridge.testing import make_request_frame
 
+from .workload import WORKLOADS
+
 TOTALS = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
-APP = "handlers.hello:app"
+APP = WORKLOADS["hello"].app
 #: Connection ids cycled over: more than any in-flight bound, so requests in flight never share
 #: a connection (the worker would serialise them).
 CONNECTIONS = 64

@@ -1,6 +1,8 @@
 """The four workloads: which WSGI app each serves, the request wrk sends, and a correct answer.
 
 hello, io and post use the project's own ``handlers/`` apps; big (256 KiB) is ``bench/apps/big``.
+In a checkout they are the packages ``handlers`` and ``bench``; installed, ``m2bridge.handlers``
+and ``m2bridge.bench``.
 Must not import zmq, gevent, socket, subprocess.
 """
 
@@ -8,11 +10,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 IO_SECONDS = 0.010
 POST_BODY_SIZE = 100 * 1024
 BIG_SIZE = 256 * 1024
 HELLO_BODY = b"Hello, world!\n"
+#: This benchmark's package: ``bench`` (``python -m bench``), or ``m2bridge.bench`` (installed,
+#: or through an editable install's mapping of the checkout).
+PACKAGE = __name__.rpartition(".")[0]
+#: The ready-to-run apps' package beside it.
+HANDLERS = "handlers" if PACKAGE == "bench" else "m2bridge.handlers"
+#: Whether this file is the repository's ``bench/`` (beside pyproject.toml), not an installed copy.
+CHECKOUT = (Path(__file__).resolve().parents[1] / "pyproject.toml").is_file()
 
 
 @dataclass(frozen=True)
@@ -32,12 +42,12 @@ class Workload:
 
 
 WORKLOADS = {
-    "hello": Workload("hello", "handlers.hello:app"),
-    "io": Workload("io", "handlers.sleepy:app", path=f"/?seconds={IO_SECONDS}"),
-    "big": Workload("big", "bench.apps.big:app"),
+    "hello": Workload("hello", f"{HANDLERS}.hello:app"),
+    "io": Workload("io", f"{HANDLERS}.sleepy:app", path=f"/?seconds={IO_SECONDS}"),
+    "big": Workload("big", f"{PACKAGE}.apps.big:app"),
     "post": Workload(
         "post",
-        "handlers.upload:app",
+        f"{HANDLERS}.upload:app",
         method="POST",
         body_size=POST_BODY_SIZE,
         content_type="application/octet-stream",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bench.workload import BIG_SIZE, canned_body
+from ..workload import BIG_SIZE, canned_body
 
 BODY = canned_body("big")
 HEADERS = [("Content-Type", "application/octet-stream"), ("Content-Length", str(BIG_SIZE))]

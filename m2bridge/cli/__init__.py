@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from m2bridge import __version__
 
 #: subcommands, each a module under ``m2bridge.cli`` exposing ``add_parser(subparsers)``.
-SUBCOMMANDS = ("serve", "config", "up", "ctl", "top", "web", "bench", "relay")
+SUBCOMMANDS = ("init", "serve", "config", "up", "ctl", "top", "web", "bench", "relay")
 
 
 def make_parser() -> argparse.ArgumentParser:

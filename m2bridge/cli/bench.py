@@ -1,12 +1,18 @@
-"""``m2bridge bench ...``: run the benchmark (``python -m bench``) from a source checkout."""
+"""``m2bridge bench ...``: run the benchmark (``python -m bench``), installed or in a checkout."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
+import logging
 import sys
+from types import ModuleType
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+#: The benchmark's entry module: installed with m2bridge (the checkout's ``bench/``, mapped).
+BENCH_MAIN = "m2bridge.bench.__main__"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -21,16 +27,25 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # bench/ lives beside the package, in the checkout
+def bench_main() -> ModuleType | None:
+    """The benchmark's ``__main__`` module, or None when this m2bridge has none."""
     try:
-        bench_main = importlib.import_module("bench.__main__")
-    except ImportError:
+        return importlib.import_module(BENCH_MAIN)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not BENCH_MAIN.startswith(exc.name):
+            raise  # a dependency of the benchmark is missing: say which
+        return None
+
+
+def run(args: argparse.Namespace) -> int:
+    module = bench_main()
+    if module is None:
+        log.error("the benchmark is not installed: %s not found", BENCH_MAIN)
         print(
-            "m2bridge bench: run it from the source checkout (bench/ is not installed)",
+            "m2bridge bench: the benchmark is not installed with this m2bridge "
+            "(install it with pip, or run `python -m bench` in the source checkout)",
             file=sys.stderr,
         )
         return 2
-    result: int = bench_main.main(args.args)
+    result: int = module.main(args.args)
     return result

@@ -75,8 +75,7 @@ def watcher_families(
     yield wanted
     restarts = CounterMetricFamily(
         "m2bridge_watcher_restarts",
-        "Processes replaced, by reason: exit, crash, flapping, max_requests, max_rss, reload, "
-        "hung",
+        "Processes replaced, by reason: exit, crash, flapping, max_requests, max_rss, reload, hung",
         labels=["watcher", "reason"],
     )
     for watcher in watchers:

@@ -92,7 +92,7 @@ def fd_example_stack(base: Path) -> tuple[str, int]:
 
 def with_pipeline_app(text: str, watcher: str) -> str:
     """``text`` with the hello app replaced by the pipeline app, importable by ``watcher``."""
-    text = text.replace("handlers.hello:app", APP)
+    text = text.replace("m2bridge.handlers.hello:app", APP)
     return text + f'\n[watchers.{watcher}.env]\nPYTHONPATH = "{REPO_ROOT}"\n'
 
 
