@@ -153,7 +153,8 @@ def test_program_with_a_slash_is_looked_up_from_the_working_dir(tmp_path):
     assert errors_of(stack_file) == ["watchers.y.cmd: no such program 'bin/no'"]
 
 
-def test_two_mongrel2_watchers_on_one_address_fail_the_check(tmp_path):
+def two_servers_on_one_port(tmp_path: Path) -> Path:
+    """A stack of two Mongrel2 watchers whose servers (one config) share port 6767."""
     conf = tmp_path / "two.conf"
     conf.write_text(
         DEMO_CONF.read_text().replace(
@@ -166,9 +167,15 @@ def test_two_mongrel2_watchers_on_one_address_fail_the_check(tmp_path):
     )
     stack = tmp_path / "stack.toml"
     stack.write_text(
+        f'[stack]\nrundir = "{tmp_path / "run"}"\n'
         '[watchers.front]\ntype = "mongrel2"\nconfig = "two.conf"\nserver = "demo"\n'
         '[watchers.back]\ntype = "mongrel2"\nconfig = "two.conf"\nserver = "other"\n'
     )
+    return stack
+
+
+def test_two_mongrel2_watchers_on_one_address_fail_the_check(tmp_path):
+    stack = two_servers_on_one_port(tmp_path)
     errors = [check.error for check in check_stack(str(stack)) if check.error]
     assert errors == [
         "watchers.back: its server would listen on 0.0.0.0:6767, as watchers.front's does "
