@@ -49,25 +49,27 @@ class StatsCommand(Command):
         return "\n\n".join(blocks)
 
 
+def process_row(p: dict[str, Any]) -> tuple[object, ...]:
+    """One process's cells under ``HEADERS``."""
+    return (
+        p["pid"],
+        p["wid"],
+        p["state"],
+        p["cpu"],
+        human_bytes(p["rss"]),
+        p["fds"],
+        p["age"],
+        p["served"],
+        p["in_flight"],
+        p.get("rejected"),
+        p.get("timed_out"),
+    )
+
+
 def format_watcher(watcher: dict[str, Any]) -> str:
     """One watcher's block: a title line and a table of its processes."""
     processes = watcher["processes"]
-    rows = [
-        (
-            p["pid"],
-            p["wid"],
-            p["state"],
-            p["cpu"],
-            human_bytes(p["rss"]),
-            p["fds"],
-            p["age"],
-            p["served"],
-            p["in_flight"],
-            p.get("rejected"),
-            p.get("timed_out"),
-        )
-        for p in processes
-    ]
+    rows = [process_row(p) for p in processes]
     title = f"{watcher['name']}: {len(processes)} processes"
     totals = watcher.get("totals")
     if totals:
