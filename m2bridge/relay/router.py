@@ -6,10 +6,11 @@ and workers connect a DEALER to its ROUTER (``ipc://``). Routing is ``relay.stat
 between relay and worker are ``relay.wire``.
 
 A worker that vanished is found by the ROUTER's monitor (its connection's fd, learnt from the
-messages it sent, is disconnected) or by ``ROUTER_MANDATORY`` (sending to it fails): it is
-dropped and a message for it goes to another worker. Given Mongrel2's recv_specs, the relay
-also closes the connections a worker held when it vanished without ``bye`` (killed: a crash,
-or hung and killed by the supervisor), so their clients get an EOF at once rather than after
+messages it sent, is disconnected; ZMTP heartbeats close a silent host's connection) or by
+``ROUTER_MANDATORY`` (sending to it fails): it is dropped and a message for it goes to
+another worker. Given Mongrel2's recv_specs, the relay also closes the connections a worker
+held when it vanished without ``bye`` (killed: a crash, hung and killed by the supervisor, or
+its host lost), so their clients get an EOF at once rather than after
 Mongrel2's idle reaper (about 2 minutes); it cannot tell a connection waiting for an answer
 from an idle keep-alive one (replies bypass the relay), so it closes both and answers neither
 with a status.
@@ -49,6 +50,13 @@ ZMQ_SRCFD = 2
 POLL_MS = 200
 #: Linger (ms) of the ROUTER at exit: messages already routed get this long to leave.
 CLOSE_LINGER_MS = 1000
+#: ZMTP heartbeats on the ROUTER (ms): a PING every HEARTBEAT_IVL_MS to each worker, and a
+#: connection that brings nothing (no PONG, no message) for HEARTBEAT_TIMEOUT_MS is closed by
+#: libzmq. A worker host that vanishes without closing anything (link down, frozen) is then
+#: seen by the monitor (EVENT_DISCONNECTED) and handled as a vanished worker within about
+#: 3-4 s. libzmq answers PINGs itself, so a busy worker never misses one; no per-message work.
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 3000
 
 
 class Relay:
@@ -75,6 +83,8 @@ class Relay:
         self.router.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.SNDHWM, 0)  # credit bounds what waits for each worker
+        self.router.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        self.router.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         self.router.bind(bind)
         self.monitor = self.router.get_monitor_socket(zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED)
         #: the worker behind each connection fd (``ZMQ_SRCFD`` of its first message)

@@ -27,6 +27,13 @@ BYE_ACK_TIMEOUT = 5.0
 #: Seconds between a ``RelayChannel``'s checks for a missed wake-up, the idle grant and the
 #: ``bye-ack`` deadline (the idle grant leaves after IDLE_REGRANT to IDLE_REGRANT + this).
 RELAY_TICK = WATCH_INTERVAL_MS / 1000
+#: ZMTP heartbeats on the DEALER (ms), as on the relay's ROUTER (``relay.router``): a PING
+#: every HEARTBEAT_IVL_MS; a relay silent for HEARTBEAT_TIMEOUT_MS (host lost) has its
+#: connection closed and reconnected; HEARTBEAT_TTL_MS tells the relay to close ours after as
+#: long without a word from us. libzmq does it all: no per-message work.
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 3000
+HEARTBEAT_TTL_MS = 3000
 
 
 class RelayChannel(Channel):
@@ -59,6 +66,9 @@ class RelayChannel(Channel):
         # each worker.
         dealer: zmq.Socket[Any] = PlainSocket(context, zmq.DEALER)
         dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        dealer.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        dealer.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
         return dealer
 
     def _start_reading(self) -> None:

@@ -48,6 +48,10 @@ class Host:
         self.processes.append(proc)
         return proc
 
+    def pids(self) -> list[int]:
+        """Every PID the kernel lists in this host's namespace (``ip netns pids``)."""
+        return _pids_in(self.namespace)
+
     def run(
         self, argv: Sequence[str], timeout: float = 20.0, **kwargs: Any
     ) -> subprocess.CompletedProcess[str]:

@@ -326,8 +326,10 @@ def report(what: str, counts: dict[str, Any]) -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def deployment() -> Iterator[Deployment]:
+@contextlib.contextmanager
+def deployed() -> Iterator[Deployment]:
+    """The LAN (front, w1, w2, client) with the front's stack ready and no worker host yet;
+    every worker host started is stopped, and everything removed, at the end."""
     workdir = Path(tempfile.mkdtemp(prefix="m2b-", dir="/tmp"))
     try:
         with lan(("front", "w1", "w2", "client")) as hosts:
@@ -342,6 +344,12 @@ def deployment() -> Iterator[Deployment]:
                         deployment.stop(name)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    with deployed() as running:
+        yield running
 
 
 def test_a_worker_host_joining_under_load_serves_within_2_s_of_being_ready(deployment):

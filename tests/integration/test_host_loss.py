@@ -1,0 +1,291 @@
+"""A worker host that vanishes without closing anything (link down, or frozen by SIGSTOP)
+leaves no client waiting past ``WAIT_BOUND``: ZMTP heartbeats close its connection to the
+relay, which drops its workers and has Mongrel2 close the connections they held.
+
+The LAN and the deployment are those of ``test_hosts.py`` (front: Mongrel2 + relay on tcp; w1
+and w2: 2 echo workers each; a client host). The load here gives each request
+``REQUEST_TIMEOUT`` seconds and counts, per request, answered (200 with its own echo), closed
+(EOF or reset: a request w1 held, not re-sent since it may have run) and timed out, with the
+longest wait; the relay's log dates when it dropped w1's workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from m2bridge.relay.router import HEARTBEAT_TIMEOUT_MS
+from m2bridge.relay.wire import WINDOW
+from tests.integration.test_hosts import (
+    CLIENTS,
+    HTTP_PORT,
+    PER_CONNECTION,
+    WORKERS,
+    Deployment,
+    Load,
+    deployed,
+    served_by,
+)
+
+log = logging.getLogger(__name__)
+
+#: Seconds a client request may take before it counts as timed out (none may).
+REQUEST_TIMEOUT = 10.0
+#: Longest a client may wait: the heartbeat timeout (3 s) plus up to one interval before the
+#: first unanswered PING, the relay's poll and Mongrel2's close, with margin.
+WAIT_BOUND = HEARTBEAT_TIMEOUT_MS / 1000 + 3.0
+#: Seconds of load after the loss before counting the answers after it: past the detection.
+DETECTED_BY = HEARTBEAT_TIMEOUT_MS / 1000 + 1.0
+#: Answers wanted before the loss (both hosts serving) and after it (w2 alone).
+BEFORE, AFTER = 100, 200
+
+#: ``argv = HOST PORT THREADS PROGRESS_FILE MAX_SECONDS PER_CONNECTION TIMEOUT``: runs until
+#: stdin closes, then prints the counts (answered, closed, timed_out, errors, longest wait,
+#: and the wall-clock times of the closes).
+CLIENT = textwrap.dedent(
+    """
+    import http.client, json, os, socket, sys, threading, time
+    host, port, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    progress, limit, per_connection = sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
+    timeout = float(sys.argv[7])
+    stop, lock = threading.Event(), threading.Lock()
+    counts = {"sent": 0, "answered": 0, "closed": 0, "timed_out": 0, "errors": [],
+              "longest": 0.0, "closed_at": []}
+
+    def one(conn, query):
+        conn.request("GET", "/?" + query)
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return f"status {response.status}: {body[:80]!r}"
+        echoed = json.loads(body)["environ"]["QUERY_STRING"]
+        return "" if echoed == query else f"echoed {echoed!r} for {query!r}"
+
+    def client(n):
+        conn, i = None, 0
+        while not stop.is_set():
+            if conn is None or i % per_connection == 0:
+                if conn is not None:
+                    conn.close()
+                conn = http.client.HTTPConnection(host, port, timeout=timeout)
+            i += 1
+            with lock:
+                counts["sent"] += 1
+            started = time.monotonic()
+            kind, error = "answered", ""
+            try:
+                error = one(conn, f"c={n}&i={i}")
+                kind = "errors" if error else "answered"
+            except (socket.timeout, TimeoutError):
+                kind = "timed_out"
+            except (OSError, http.client.HTTPException) as exc:
+                kind, error = "closed", repr(exc)
+            except (ValueError, KeyError) as exc:
+                kind, error = "errors", repr(exc)
+            waited = time.monotonic() - started
+            if kind != "answered":
+                conn.close()
+                conn = None
+            with lock:
+                counts["longest"] = max(counts["longest"], waited)
+                if kind == "errors":
+                    counts["errors"].append(error)
+                else:
+                    counts[kind] += 1
+                if kind == "closed":
+                    counts["closed_at"].append(time.time())
+        if conn is not None:
+            conn.close()
+
+    def publish():
+        with lock:
+            text = str(counts["answered"])
+        with open(progress + ".tmp", "w") as out:
+            out.write(text)
+        os.replace(progress + ".tmp", progress)
+
+    def watch_stdin():
+        sys.stdin.read()
+        stop.set()
+
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
+    for thread in workers:
+        thread.start()
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    waited = 0.0
+    while not stop.wait(0.05) and waited < limit:
+        waited += 0.05
+        publish()
+    stop.set()
+    for thread in workers:
+        thread.join(timeout + 1)
+    publish()
+    print(json.dumps(counts))
+    """
+)
+
+
+@contextlib.contextmanager
+def timed_load(deployment: Deployment, seconds: float = 30.0) -> Iterator[Load]:
+    """``CLIENTS`` clients in the client host, each request with ``REQUEST_TIMEOUT``."""
+    progress = deployment.workdir / f"progress-{time.monotonic_ns()}"
+    argv = [
+        sys.executable,
+        "-c",
+        CLIENT,
+        deployment.hosts["front"].address,
+        str(HTTP_PORT),
+        str(CLIENTS),
+        str(progress),
+        str(seconds),
+        str(PER_CONNECTION),
+        str(REQUEST_TIMEOUT),
+    ]
+    proc = deployment.hosts["client"].popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    running = Load(proc, progress)
+    try:
+        yield running
+    finally:
+        if proc.poll() is None and not running.result:
+            proc.kill()
+            proc.communicate(timeout=5)
+
+
+def lose_w1(deployment: Deployment, vanish: Any) -> dict[str, Any]:
+    """Under load with w1 and w2 serving, make w1 vanish (``vanish()``); return the counts
+    with ``dropped`` (workers the relay dropped), ``detected`` (seconds from the loss to the
+    last of them dropped) and ``first_close`` (to the first request closed, or None)."""
+    w1 = deployment.start("w1")
+    deployment.start("w2")
+    w1_before = served_by(w1)
+    with timed_load(deployment) as running:
+        running.wait_answered(BEFORE)
+        w1.wait_until(lambda: served_by(w1) > w1_before, timeout=2)  # w1 holds a share
+        w1.wait_until(serving(w1), timeout=5)  # w1 is taking requests right now
+        gone_before = len(gone(deployment))
+        lost_at = time.time()
+        vanish()
+        # Keep the load on past the detection: new connections reach w1 until it is dropped.
+        time.sleep(max(0.0, lost_at + DETECTED_BY - time.time()))
+        running.wait_answered(AFTER, timeout=REQUEST_TIMEOUT + 5)
+        counts = running.finish()
+    closes = [at - lost_at for at in counts.pop("closed_at") if at >= lost_at]
+    counts["first_close"] = min(closes) if closes else None
+    dropped = gone(deployment)[gone_before:]
+    counts["dropped"] = len(dropped)
+    counts["detected"] = max(dropped) - lost_at if dropped else None
+    return counts
+
+
+def serving(stack: Any) -> Any:
+    """A condition true when ``stack``'s workers served more since it was last checked."""
+    last = [served_by(stack)]
+
+    def more() -> bool:
+        now = served_by(stack)
+        moved, last[0] = now > last[0], now
+        return moved
+
+    return more
+
+
+def gone(deployment: Deployment) -> list[float]:
+    """When (wall clock) the relay dropped each vanished worker so far, from the front's log."""
+    times = []
+    for line in deployment.front.log_file.read_text(errors="replace").splitlines():
+        if "is gone (" in line:
+            stamp = line.split(" | ", 1)[-1][:23]  # "2026-12-03 14:57:58,684"
+            times.append(time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")))
+            times[-1] += int(stamp[20:23]) / 1000
+    return times
+
+
+def check(what: str, counts: dict[str, Any]) -> None:
+    """Report the figures; assert the bounds."""
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f} s"
+
+    log.warning(
+        "%s: %d sent, %d answered, %d closed (lost), %d timed out, longest wait %.2f s; "
+        "%d workers dropped %s after the loss, first request closed %s after it",
+        what,
+        counts["sent"],
+        counts["answered"],
+        counts["closed"],
+        counts["timed_out"],
+        counts["longest"],
+        counts["dropped"],
+        seconds(counts["detected"]),
+        seconds(counts["first_close"]),
+    )
+    assert counts["dropped"] == WORKERS, counts  # both of w1's workers, by the heartbeats
+    assert counts["detected"] < WAIT_BOUND, counts
+    assert counts["timed_out"] == 0, counts
+    assert not counts["errors"], counts["errors"][:5]
+    assert counts["longest"] < WAIT_BOUND, counts
+    # Lost: what w1's workers held, bounded by their credit window (relay.wire.WINDOW each).
+    # With one request outstanding per client it is about CLIENTS (3-5 measured: a client
+    # can lose a second request when its new connection reuses a closed one's id).
+    assert counts["closed"] <= WINDOW * WORKERS, counts
+    assert counts["sent"] == counts["answered"] + counts["closed"], counts
+
+
+@pytest.fixture(scope="module")
+def deployment() -> Iterator[Deployment]:
+    with deployed() as running:
+        yield running
+
+
+@pytest.fixture
+def w1_cleanup(deployment: Deployment) -> Iterator[None]:
+    """Afterwards both worker hosts' stacks are stopped: the next test starts fresh ones. (The
+    relay keeps each Mongrel2 connection id on the worker that served it, and Mongrel2 reuses
+    ids: next to a w2 that served them all, a new w1 would get few connections to lose.)"""
+    yield
+    w1 = deployment.hosts["w1"]
+    w1.run(["ip", "link", "set", "eth0", "up"])
+    for pid in w1.pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+    deployment.stop("w1")
+    deployment.stop("w2")
+
+
+def test_a_worker_host_whose_link_goes_down_leaves_no_client_waiting_past_the_bound(
+    deployment: Deployment,
+    w1_cleanup: None,
+) -> None:
+    w1 = deployment.hosts["w1"]
+
+    def link_down() -> None:
+        result = w1.run(["ip", "link", "set", "eth0", "down"])
+        assert result.returncode == 0, result.stderr
+
+    check("w1 link down", lose_w1(deployment, link_down))
+
+
+def test_a_frozen_worker_host_leaves_no_client_waiting_past_the_bound(
+    deployment: Deployment,
+    w1_cleanup: None,
+) -> None:
+    w1 = deployment.hosts["w1"]
+
+    def freeze() -> None:
+        for pid in w1.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    check("w1 frozen", lose_w1(deployment, freeze))
