@@ -17,7 +17,7 @@ from m2bridge.supervisor.commands import COMMANDS
 from m2bridge.supervisor.commands.base import human_bytes, table
 from m2bridge.supervisor.commands.stats import HEADERS as PROCESS_HEADERS
 from m2bridge.supervisor.commands.stats import format_mongrel2, process_row
-from m2bridge.supervisor.commands.status import problems_of
+from m2bridge.supervisor.commands.status import problems_of, status_row
 from m2bridge.supervisor.control import Errno
 
 #: Commands that change nothing: sent to every supervisor named without ``--all``.
@@ -92,19 +92,7 @@ def merge_list(answers: Sequence[Answer]) -> str:
 
 
 def merge_status(answers: Sequence[Answer]) -> str:
-    rows = [
-        (
-            a.name,
-            w["name"],
-            w["state"],
-            f"{w['running']}/{w['numprocesses']}",
-            w["ready"],
-            w["stopping"],
-            w["reason"] or "",
-        )
-        for a in answers
-        for w in _data(a)["watchers"]
-    ]
+    rows = [(a.name, *status_row(w)) for a in answers for w in _data(a)["watchers"]]
     headers = ("SUPERVISOR", "WATCHER", "STATE", "PROCS", "READY", "STOPPING", "REASON")
     lines = [table(headers, rows)]
     lines += [f"{a.name}: {problem}" for a in answers for problem in _problems(_data(a))]

@@ -15,8 +15,6 @@ import contextlib
 import logging
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -27,13 +25,11 @@ import pytest
 from m2bridge.relay.router import HEARTBEAT_TIMEOUT_MS
 from m2bridge.relay.wire import WINDOW
 from tests.integration.test_hosts import (
-    CLIENTS,
-    HTTP_PORT,
-    PER_CONNECTION,
     WORKERS,
     Deployment,
     Load,
     deployed,
+    load,
     served_by,
 )
 
@@ -135,32 +131,11 @@ CLIENT = textwrap.dedent(
 )
 
 
-@contextlib.contextmanager
-def timed_load(deployment: Deployment, seconds: float = 30.0) -> Iterator[Load]:
+def timed_load(
+    deployment: Deployment, seconds: float = 30.0
+) -> contextlib.AbstractContextManager[Load]:
     """``CLIENTS`` clients in the client host, each request with ``REQUEST_TIMEOUT``."""
-    progress = deployment.workdir / f"progress-{time.monotonic_ns()}"
-    argv = [
-        sys.executable,
-        "-c",
-        CLIENT,
-        deployment.hosts["front"].address,
-        str(HTTP_PORT),
-        str(CLIENTS),
-        str(progress),
-        str(seconds),
-        str(PER_CONNECTION),
-        str(REQUEST_TIMEOUT),
-    ]
-    proc = deployment.hosts["client"].popen(
-        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    running = Load(proc, progress)
-    try:
-        yield running
-    finally:
-        if proc.poll() is None and not running.result:
-            proc.kill()
-            proc.communicate(timeout=5)
+    return load(deployment, seconds, client=CLIENT, extra=[str(REQUEST_TIMEOUT)])
 
 
 def lose_w1(deployment: Deployment, vanish: Any) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,19 +293,26 @@ class Load:
 
 
 @contextlib.contextmanager
-def load(deployment: Deployment, seconds: float = 20.0) -> Iterator[Load]:
-    """``CLIENTS`` clients in the client host against the front's HTTP address."""
+def load(
+    deployment: Deployment,
+    seconds: float = 20.0,
+    client: str = CLIENT,
+    extra: Sequence[str] = (),
+) -> Iterator[Load]:
+    """``CLIENTS`` clients in the client host against the front's HTTP address (the script
+    ``client``, given ``extra`` arguments after the common ones)."""
     progress = deployment.workdir / f"progress-{time.monotonic_ns()}"
     argv = [
         sys.executable,
         "-c",
-        CLIENT,
+        client,
         deployment.hosts["front"].address,
         str(HTTP_PORT),
         str(CLIENTS),
         str(progress),
         str(seconds),
         str(PER_CONNECTION),
+        *extra,
     ]
     proc = deployment.hosts["client"].popen(
         argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -19,19 +19,12 @@ from m2bridge.logs import (
     iso_time,
     setup_logging,
 )
+from tests.unit.test_logs import environ as logs_environ
 
 
 def environ(**extra):
-    base = {
-        "REMOTE_ADDR": "10.0.0.7",
-        "REQUEST_METHOD": "GET",
-        "REQUEST_URI": "/a/b?x=1",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "HTTP_USER_AGENT": "curl/8.0",
-        "HTTP_REFERER": "http://r/",
-    }
-    base.update(extra)
-    return base
+    """test_logs' request environ, with a referer."""
+    return logs_environ(**{"HTTP_REFERER": "http://r/", **extra})
 
 
 def record(message="hello %s", args=("you",), exc_info=None, **extra):

@@ -48,21 +48,23 @@ class StatusCommand(Command):
         }
 
     def format(self, data: dict[str, Any]) -> str:
-        rows = [
-            (
-                w["name"],
-                w["state"],
-                f"{w['running']}/{w['numprocesses']}",
-                w["ready"],
-                w["stopping"],
-                w["reason"] or "",
-            )
-            for w in data["watchers"]
-        ]
+        rows = [status_row(w) for w in data["watchers"]]
         text = table(("WATCHER", "STATE", "PROCS", "READY", "STOPPING", "REASON"), rows)
         for problem in problems_of(data["watchers"], data.get("mongrel2", [])):
             text += f"\n{problem}"
         return text
+
+
+def status_row(w: dict[str, Any]) -> tuple[object, ...]:
+    """One watcher's cells under WATCHER STATE PROCS READY STOPPING REASON."""
+    return (
+        w["name"],
+        w["state"],
+        f"{w['running']}/{w['numprocesses']}",
+        w["ready"],
+        w["stopping"],
+        w["reason"] or "",
+    )
 
 
 def problems_of(watchers: Iterable[dict[str, Any]], probes: Iterable[dict[str, Any]]) -> list[str]:
