@@ -203,13 +203,15 @@ class WorkerConfig:
         help="a handler (route, send_ident or name) in --config, repeatable; "
         "@SERVER picks one server's (uuid or name)",
     )
-    relay: str | None = _option(
-        None,
+    relay: tuple[str, ...] = _option(
+        (),
         group=_M2,
         forward=True,
         type=endpoint,
         metavar="ENDPOINT",
-        help="take requests from this relay (m2bridge relay), not from --send-spec",
+        repeat=True,
+        help="take requests from this relay (m2bridge relay), not from --send-spec; "
+        "repeatable: one per --recv-spec, in order (a front end each)",
     )
     m2_chroot: str = _option(
         ".",

@@ -45,6 +45,7 @@ from m2bridge.config import (
 )
 from m2bridge.errors import ConfigError, M2BridgeError
 from m2bridge.loader import prepare
+from m2bridge.relay.wire import relay_sources
 
 
 class UsageError(M2BridgeError):
@@ -124,13 +125,24 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
     config = WorkerConfig(app=args.app, **values)
     if args.config:
         config = _from_mongrel2_config(config, args.config, args.handler)
+        if config.relay:
+            _relay_sources(list(config.relay), list(config.recv_specs))
     return config
 
 
 def _send_specs(args: argparse.Namespace) -> tuple[str, ...]:
-    if args.relay:  # unused: requests come from the relay; one per --recv-spec
-        return (args.relay,) * len(args.recv_specs or (DEFAULT_RECV_SPEC,))
+    if args.relay:  # unused: requests come from the relays; one per --recv-spec
+        return tuple(relay for relay, _ in _relay_sources(args.relay, args.recv_specs))
     return tuple(args.send_specs or (DEFAULT_SEND_SPEC,))
+
+
+def _relay_sources(relays: list[str], recv_specs: list[str] | None) -> list[tuple[str, int]]:
+    try:
+        return relay_sources(tuple(relays), len(recv_specs or (DEFAULT_RECV_SPEC,)))
+    except ValueError:
+        raise UsageError(
+            "give one --relay, or one per --recv-spec (they pair up in order: a front end each)"
+        ) from None
 
 
 def _check_combinations(args: argparse.Namespace) -> None:
@@ -262,11 +274,11 @@ def relay_argv(config: WorkerConfig) -> list[str]:
     """The ``m2bridge relay`` that ``--workers N`` runs in front of its workers: it reads
     ``config``'s send_specs (in order: the workers' recv_specs pair with them) and binds
     ``config.relay``."""
-    assert config.relay, "the relay's endpoint"
+    assert len(config.relay) == 1, "the relay's endpoint"
     specs = [word for spec in config.send_specs for word in ("--send-spec", spec)]
     if len(config.recv_specs) == len(config.send_specs):  # lets it close a killed worker's
         specs += [word for spec in config.recv_specs for word in ("--recv-spec", spec)]
-    return [sys.executable, "-m", "m2bridge", "relay", *specs, "--bind", config.relay]
+    return [sys.executable, "-m", "m2bridge", "relay", *specs, "--bind", config.relay[0]]
 
 
 def _flag_and_values(flag: str, option: Option, value: Any) -> list[str]:
@@ -315,7 +327,7 @@ def _dispatch(config: WorkerConfig) -> int:
         name = supervisor_name(config.app)
         relay = None
         if not config.relay:
-            config = replace(config, relay=supervisor.relay_endpoint(name))
+            config = replace(config, relay=(supervisor.relay_endpoint(name),))
             relay = relay_argv(config)
         return int(
             supervisor.serve_workers(

@@ -51,6 +51,22 @@ def parse_grant(frame: bytes) -> Grant | None:
     return Grant(int(words[1]), int(words[2]), words[0] == IDLE)
 
 
+def relay_sources(relays: tuple[str, ...], channels: int) -> list[tuple[str, int]]:
+    """The relay endpoint and source index of each of a worker's ``channels`` (one per
+    recv_spec, in order): one relay serves them all, its Nth source pairing with the Nth
+    recv_spec; or one relay per channel (a front end each: its own Mongrel2 and relay), where
+    a channel's source counts the earlier channels of the same relay.
+
+    Raises:
+        ValueError: neither one relay nor one per channel.
+    """
+    if len(relays) == 1:
+        relays = relays * channels
+    if len(relays) != channels or not channels:
+        raise ValueError(f"give one relay, or one per recv_spec ({channels}), not {len(relays)}")
+    return [(relay, relays[:index].count(relay)) for index, relay in enumerate(relays)]
+
+
 def is_bye(frames: list[bytes]) -> bool:
     """Whether a worker's message is ``bye`` (one frame, surrounding blanks allowed)."""
     return len(frames) == 1 and frames[0].split() == [BYE]

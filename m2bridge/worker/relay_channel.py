@@ -61,6 +61,19 @@ class RelayChannel(Channel):
     #: When the receiver last started waiting for messages (for the idle grant).
     _idle_since = 0.0
 
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        index: int,
+        specs: tuple[str, str],
+        identity: str | None = None,
+        source: int | None = None,
+    ) -> None:
+        #: Which of the relay's sources (its send_specs, in order) this channel serves: its
+        #: ``index`` unless given (one relay per front end: ``relay_wire.relay_sources``).
+        self.source = index if source is None else source
+        super().__init__(context, index, specs, identity)
+
     def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
         # Plain, like the PULL (see ``Channel._request_socket``); no identity: the ROUTER names
         # each worker.
@@ -178,7 +191,7 @@ class RelayChannel(Channel):
         return frame
 
     def _grant(self, credits: int, *, idle: bool = False) -> bool:
-        return self._send_control(relay_wire.encode_grant(credits, self.index, idle=idle))
+        return self._send_control(relay_wire.encode_grant(credits, self.source, idle=idle))
 
     def _send_control(self, frame: bytes) -> bool:
         """Send ``frame`` to the relay without blocking; False if it cannot take it now."""

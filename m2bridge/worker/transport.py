@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zmq.green as zmq
 
+from m2bridge.relay.wire import relay_sources
 from m2bridge.worker.channel import CLOSE_LINGER_MS, Channel
 from m2bridge.worker.relay_channel import RelayChannel
 
@@ -16,15 +17,18 @@ class Transport:
         send_specs: tuple[str, ...],
         recv_specs: tuple[str, ...],
         identity: str | None = None,
-        relay: str | None = None,
+        relays: tuple[str, ...] = (),
     ) -> None:
         if len(send_specs) != len(recv_specs) or not send_specs:
             raise ValueError("send_specs and recv_specs must pair up one to one")
+        sources = relay_sources(relays, len(recv_specs)) if relays else []
         self.context = zmq.Context()
-        if relay:  # requests come from the relay, the Nth recv_spec pairs with its Nth source
+        if relays:  # requests come from the relays (relay_wire.relay_sources pairs them)
             self.channels: list[Channel] = [
-                RelayChannel(self.context, index, (relay, recv_spec), identity)
-                for index, recv_spec in enumerate(recv_specs)
+                RelayChannel(self.context, index, (relay, recv_spec), identity, source)
+                for index, ((relay, source), recv_spec) in enumerate(
+                    zip(sources, recv_specs, strict=True)
+                )
             ]
             return
         self.channels = [

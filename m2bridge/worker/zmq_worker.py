@@ -59,6 +59,9 @@ log = logging.getLogger("m2bridge.worker.zmq_worker")
 
 #: Seconds the pool gets to unwind after the graceful timeout, when its greenlets are killed.
 KILL_TIMEOUT = 1.0
+#: Seconds a worker of several Mongrel2 servers (front ends) waits for the others once one is
+#: connected before it reports ready: while one front end is down, it serves the rest.
+READY_GRACE = 2.0
 
 
 def main(config: WorkerConfig) -> int:
@@ -246,13 +249,16 @@ class Worker:
     def _start_publisher(
         self, stats_file: StatsFile | None, channels: list[Channel]
     ) -> gevent.Greenlet[..., None] | None:
-        """Publish the counters once every channel is connected (the supervisor's readiness
-        signal), then whenever they change."""
+        """Publish the counters once every channel is connected, or ``READY_GRACE`` seconds
+        after the first one is (the supervisor's readiness signal: a worker of several front
+        ends serves those that are up while one is down), then every ``PUBLISH_INTERVAL``."""
         if stats_file is None:
             return None
 
         def connected() -> None:
-            for channel in channels:
-                channel.wait_ready(warn=False)
+            waiting = [gevent.spawn(channel.wait_ready, warn=False) for channel in channels]
+            gevent.wait(waiting, count=1)
+            gevent.wait(waiting, timeout=READY_GRACE)
+            gevent.killall(waiting)
 
         return gevent.spawn(publish_forever, stats_file, gevent.sleep, connected)

@@ -2,10 +2,11 @@
 namespace (tests/helpers/netns.py) and only the hosts' LAN addresses used between them.
 
 Topology (docs/deployment.md, "Several hosts: the test's topology"): the front host runs
-``m2bridge up`` with Mongrel2 (HTTP, send_spec and recv_spec on the front's address) and the
-relay bound on ``tcp://FRONT:9999``; the worker hosts w1 and w2 each run their own
-``m2bridge up`` (own stack file, run dir and control socket) with ``WORKERS`` echo workers
-connected to that relay and to Mongrel2's recv_spec over TCP; the clients run on a fourth host.
+``m2bridge up`` with Mongrel2 (HTTP and recv_spec on the front's address, send_spec on its
+loopback for the relay beside it) and the relay bound on ``tcp://FRONT:9999``; the worker
+hosts w1 and w2 each run their own ``m2bridge up`` (own stack file, run dir and control
+socket) with ``WORKERS`` echo workers connected to that relay and to Mongrel2's recv_spec over
+TCP; the clients run on a fourth host.
 
 The load is bounded: ``CLIENTS`` client threads (``CLIENT``, run in the client host), each with
 one request outstanding, a 2 s timeout, and a new connection every ``PER_CONNECTION`` requests
@@ -55,15 +56,18 @@ SHARE_BOUND = 2.0
 #: Requests answered before a change (the load is running) and after it (serving goes on).
 BEFORE, AFTER = 100, 200
 
-#: The load of one client host: ``argv = HOST PORT THREADS PROGRESS_FILE MAX_SECONDS``; runs
-#: until its stdin closes (or MAX_SECONDS), then prints {"sent", "answered", "errors"}.
+#: The load of one client host: ``argv = HOST PORT THREADS PROGRESS_FILE MAX_SECONDS
+#: PER_CONNECTION [TAG]``; runs until its stdin closes (or MAX_SECONDS), then prints {"sent",
+#: "answered", "errors", "longest"} (the longest wait for an answer, in seconds). TAG starts
+#: every query string: a reply that comes back through another front end shows as an error.
 CLIENT = textwrap.dedent(
     """
-    import http.client, json, os, sys, threading
+    import http.client, json, os, sys, threading, time
     host, port, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     progress, limit, per_connection = sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
+    tag = sys.argv[7] if len(sys.argv) > 7 else ""
     stop, lock = threading.Event(), threading.Lock()
-    counts = {"sent": 0, "answered": 0, "errors": []}
+    counts = {"sent": 0, "answered": 0, "errors": [], "longest": 0.0}
 
     def one(conn, query):
         conn.request("GET", "/?" + query)
@@ -84,13 +88,16 @@ CLIENT = textwrap.dedent(
             i += 1
             with lock:
                 counts["sent"] += 1
+            started = time.monotonic()
             try:
-                error = one(conn, f"c={n}&i={i}")
+                error = one(conn, f"{tag}c={n}&i={i}")
             except (OSError, http.client.HTTPException, ValueError, KeyError) as exc:
                 error = repr(exc)
                 conn.close()
                 conn = None
+            waited = time.monotonic() - started
             with lock:
+                counts["longest"] = max(counts["longest"], waited)
                 counts["answered"] += not error
                 if error:
                     counts["errors"].append(error)
@@ -127,13 +134,11 @@ CLIENT = textwrap.dedent(
 
 @dataclass
 class FrontHandler(HandlerSpec):
-    """A Mongrel2 Handler whose endpoints are on the front host's address."""
+    """A Mongrel2 Handler whose recv_spec is on the front host's address (worker hosts publish
+    replies to it) and whose send_spec stays on the front's loopback: only the relay, on the
+    same host, reads it (docs/deployment.md, "Security of each endpoint")."""
 
     address: str = "127.0.0.1"
-
-    @property
-    def send_spec(self) -> str:
-        return f"tcp://{self.address}:{self.send_port}"
 
     @property
     def recv_spec(self) -> str:
@@ -164,12 +169,14 @@ graceful_timeout = 5
 """
 
 
-def worker_stack_text(front: Host) -> str:
-    """``WORKERS`` echo workers taking requests from the front's relay, replying to its Mongrel2."""
-    options = (
-        f"--relay tcp://{front.address}:{RELAY_PORT} "
-        f"--recv-spec tcp://{front.address}:{RECV_PORT} --graceful-timeout 10"
+def worker_stack_text(*fronts: Host) -> str:
+    """``WORKERS`` echo workers taking requests from each front's relay and replying to that
+    front's Mongrel2 (one ``--relay``/``--recv-spec`` pair per front end)."""
+    pairs = " ".join(
+        f"--relay tcp://{front.address}:{RELAY_PORT} --recv-spec tcp://{front.address}:{RECV_PORT}"
+        for front in fronts
     )
+    options = f"{pairs} --graceful-timeout 10"
     return f"""
 [watchers.echo]
 cmd = "$(python) -m m2bridge serve m2bridge.handlers.echo:app {options}"
@@ -221,13 +228,15 @@ def served_by(stack: RunningStack) -> int:
 
 @dataclass
 class Deployment:
-    """The LAN, the front's stack, and the worker hosts' stacks started so far."""
+    """The LAN, the front's stack, and the worker hosts' stacks started so far (their
+    workers serve every host named in ``fronts``)."""
 
     hosts: dict[str, Host]
     workdir: Path
     front: RunningStack
     workers: dict[str, RunningStack] = field(default_factory=dict)
     exits: dict[str, contextlib.ExitStack] = field(default_factory=dict)
+    fronts: tuple[str, ...] = ("front",)
 
     def start(self, name: str, wait: bool = True) -> RunningStack:
         """Start worker host ``name``'s stack (if it is not running); with ``wait``, until its
@@ -237,7 +246,7 @@ class Deployment:
         if name not in self.workers:
             exit_stack = contextlib.ExitStack()
             base = self.workdir / f"{name}-{time.monotonic_ns()}"
-            text = worker_stack_text(self.hosts["front"])
+            text = worker_stack_text(*(self.hosts[front] for front in self.fronts))
             self.workers[name] = exit_stack.enter_context(host_stack(self.hosts[name], base, text))
             self.exits[name] = exit_stack
         stack = self.workers[name]
@@ -298,15 +307,16 @@ def load(
     seconds: float = 20.0,
     client: str = CLIENT,
     extra: Sequence[str] = (),
+    front: str = "front",
 ) -> Iterator[Load]:
-    """``CLIENTS`` clients in the client host against the front's HTTP address (the script
+    """``CLIENTS`` clients in the client host against ``front``'s HTTP address (the script
     ``client``, given ``extra`` arguments after the common ones)."""
     progress = deployment.workdir / f"progress-{time.monotonic_ns()}"
     argv = [
         sys.executable,
         "-c",
         client,
-        deployment.hosts["front"].address,
+        deployment.hosts[front].address,
         str(HTTP_PORT),
         str(CLIENTS),
         str(progress),
@@ -329,7 +339,8 @@ def load(
 def report(what: str, counts: dict[str, Any]) -> str:
     sent, answered = counts["sent"], counts["answered"]
     return (
-        f"{what}: {sent} sent, {answered} answered, {sent - answered} lost {counts['errors'][:3]}"
+        f"{what}: {sent} sent, {answered} answered, {sent - answered} lost, longest wait "
+        f"{counts.get('longest', 0.0):.3f} s {counts['errors'][:3]}"
     )
 
 

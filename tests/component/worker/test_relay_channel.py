@@ -34,7 +34,7 @@ def relay_spec(directory):
 
 
 def relay_transport(fake: FakeMongrel2, relay_spec: str) -> Transport:
-    return Transport((relay_spec,), (fake.recv_spec,), relay=relay_spec)
+    return Transport((relay_spec,), (fake.recv_spec,), relays=(relay_spec,))
 
 
 def receive(channel: RelayChannel, count: int) -> list[bytes]:
@@ -185,3 +185,30 @@ def test_draining_gives_up_after_the_ack_timeout(monkeypatch, fake, relay_spec):
         ticker.kill()
         router.close(0)  # first: closing the transport terminates the context
         transport.close(linger_ms=0)
+
+
+def test_one_relay_per_front_end_each_channel_grants_its_relay_source_0(tmp_path):
+    """Two front ends (a Mongrel2 and a relay each): the worker's channels keep their own
+    index (the worker's connection tables key on it) and each grants its relay source 0."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    fronts = [FakeMongrel2(tmp_path / name) for name in ("a", "b")]
+    relays = tuple(f"ipc://{tmp_path / name / 'relay.ipc'}" for name in ("a", "b"))
+    transport = Transport(relays, tuple(f.recv_spec for f in fronts), relays=relays)
+    routers = [bound_router(transport, spec) for spec in relays]
+    try:
+        channels = transport.channels
+        assert [(c.index, c.send_spec) for c in channels] == [(0, relays[0]), (1, relays[1])]
+        assert all(c.wait_ready(timeout=5) for c in channels)
+        for router, channel in zip(routers, channels, strict=True):
+            with gevent.Timeout(5):
+                peer, grant = router.recv_multipart()
+            assert grant == wire.encode_grant(wire.WINDOW, 0)
+            router.send_multipart([peer, b"for channel %d" % channel.index])
+            assert gevent.with_timeout(5, channel.recv) == b"for channel %d" % channel.index
+    finally:
+        for router in routers:
+            router.close(0)
+        transport.close(linger_ms=0)
+        for front in fronts:
+            front.close()

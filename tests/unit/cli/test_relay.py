@@ -42,7 +42,7 @@ def test_relay_usage_errors_exit_2(argv, capsys):
 def test_serve_relay_needs_only_recv_specs():
     config = build_config(parse("serve", "a:app", "--relay", "ipc:///tmp/r",
                                 "--recv-spec", "tcp://127.0.0.1:2"))  # fmt: skip
-    assert config.relay == "ipc:///tmp/r"
+    assert config.relay == ("ipc:///tmp/r",)
     assert config.recv_specs == ("tcp://127.0.0.1:2",)
     assert len(config.send_specs) == 1  # one relay source per recv_spec
 
@@ -64,7 +64,25 @@ def test_supervised_children_get_the_relay_and_no_send_spec():
     assert "--send-spec" not in argv
     assert argv[argv.index("--relay") + 1] == "ipc:///tmp/r"
     assert argv[argv.index("--recv-spec") + 1] == "tcp://127.0.0.1:2"
-    assert build_config(parse(*argv[3:-4])).relay == "ipc:///tmp/r"
+    assert build_config(parse(*argv[3:-4])).relay == ("ipc:///tmp/r",)
+
+
+def test_serve_one_relay_per_recv_spec_pairs_them_in_order():
+    front_a, front_b = "tcp://10.0.0.1:9999", "tcp://10.0.0.2:9999"
+    config = build_config(parse("serve", "a:app", "--relay", front_a, "--recv-spec", "tcp://a:1",
+                                "--relay", front_b, "--recv-spec", "tcp://b:1"))  # fmt: skip
+    assert config.relay == (front_a, front_b)
+    assert config.send_specs == (front_a, front_b)
+    argv = child_argv(replace(config, workers=2))
+    assert build_config(parse(*argv[3:-4])).relay == (front_a, front_b)
+
+
+@pytest.mark.parametrize("relays", [2, 3], ids=["two relays, three recv_specs", "three, three"])
+def test_serve_relays_neither_one_nor_one_per_recv_spec_is_a_usage_error(relays):
+    argv = [w for i in range(relays) for w in ("--relay", f"ipc:///tmp/r{i}")]
+    argv += [w for i in range(3 if relays == 2 else 2) for w in ("--recv-spec", f"ipc:///p{i}")]
+    with pytest.raises(UsageError, match="one per --recv-spec"):
+        build_config(parse("serve", "a:app", *argv))
 
 
 DEMO = str(Path(__file__).resolve().parents[3] / "mongrel2_conf" / "examples" / "demo.conf")
@@ -85,7 +103,7 @@ def test_relay_recv_specs_are_optional_one_per_send_spec():
 def test_workers_n_gives_its_relay_the_recv_specs():
     config = build_config(parse("serve", "a:app", "--workers", "2", "--send-spec", "tcp://h:1",
                                 "--recv-spec", "tcp://h:2"))  # fmt: skip
-    argv = relay_argv(replace(config, relay="ipc:///tmp/r"))
+    argv = relay_argv(replace(config, relay=("ipc:///tmp/r",)))
     assert argv[argv.index("--recv-spec") + 1] == "tcp://h:2"
 
 

@@ -276,7 +276,7 @@ SAMPLES: dict[str, tuple[list[str], object]] = {
     "sender_id": (["--sender-id", "my-worker-1"], "my-worker-1"),
     "config": (["--config", "{conf}", "--handler", "/app/"], "{conf}"),
     "handler": (["--config", "{conf}", "--handler", "/app/"], ("/app/",)),
-    "relay": (["--relay", "ipc:///tmp/r"], "ipc:///tmp/r"),
+    "relay": (["--relay", "ipc:///tmp/r"], ("ipc:///tmp/r",)),
     "m2_chroot": (["--m2-chroot", "/srv/m2"], "/srv/m2"),
     "upload_temp_store": (["--upload-temp-store", "/tmp/up.XXXXXX"], "/tmp/up.XXXXXX"),
     "fd": (["--fd", "3"], 3),
@@ -405,7 +405,7 @@ def test_workers_n_starts_a_relay_on_the_send_spec_and_its_workers_connect_to_it
         bound,
     ]
     child = config_of(*[word.replace("$(wid)", "1") for word in argv[4:]])
-    assert (count, child.relay, child.recv_specs, child.workers) == (3, bound, (recv,), 1)
+    assert (count, child.relay, child.recv_specs, child.workers) == (3, (bound,), (recv,), 1)
     assert "--send-spec" not in argv
 
 

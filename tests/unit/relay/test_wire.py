@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from m2bridge.relay.wire import BYE_ACK_FRAMES, Grant, encode_grant, is_bye, parse_grant
+from m2bridge.relay.wire import (
+    BYE_ACK_FRAMES,
+    Grant,
+    encode_grant,
+    is_bye,
+    parse_grant,
+    relay_sources,
+)
 
 
 @pytest.mark.parametrize(
@@ -51,3 +58,27 @@ def test_is_bye_is_one_frame_saying_bye():
 
 def test_bye_ack_starts_with_an_empty_frame_no_mongrel2_message_can_be():
     assert BYE_ACK_FRAMES == (b"", b"bye-ack")
+
+
+def test_relay_sources_one_relay_serves_every_channel_as_its_nth_source():
+    assert relay_sources(("ipc:///r",), 3) == [("ipc:///r", 0), ("ipc:///r", 1), ("ipc:///r", 2)]
+
+
+def test_relay_sources_one_relay_per_front_end_is_each_relays_first_source():
+    fronts = ("tcp://10.0.0.1:9", "tcp://10.0.0.2:9")
+    assert relay_sources(fronts, 2) == [(fronts[0], 0), (fronts[1], 0)]
+
+
+def test_relay_sources_a_relay_named_twice_counts_its_earlier_channels():
+    relays = ("ipc:///a", "ipc:///b", "ipc:///a")
+    assert relay_sources(relays, 3) == [("ipc:///a", 0), ("ipc:///b", 0), ("ipc:///a", 1)]
+
+
+@pytest.mark.parametrize(
+    ("relays", "channels"),
+    [(("ipc:///a", "ipc:///b"), 3), ((), 2), (("ipc:///a",), 0)],
+    ids=["two relays for three channels", "no relay", "no channel"],
+)
+def test_relay_sources_neither_one_nor_one_per_channel_is_refused(relays, channels):
+    with pytest.raises(ValueError, match="one per recv_spec"):
+        relay_sources(relays, channels)
