@@ -58,6 +58,7 @@ class HandlerSpec:
     send_ident: str = field(default_factory=lambda: str(uuid.uuid4()))
     send_port: int = field(default_factory=free_port)
     recv_port: int = field(default_factory=free_port)
+    recv_ident: str = ""
 
     @property
     def send_spec(self) -> str:
@@ -70,7 +71,8 @@ class HandlerSpec:
     def conf(self) -> str:
         return (
             f"Handler(send_spec='{self.send_spec}', send_ident='{self.send_ident}', "
-            f"recv_spec='{self.recv_spec}', recv_ident='', protocol='{self.protocol}')"
+            f"recv_spec='{self.recv_spec}', recv_ident='{self.recv_ident}', "
+            f"protocol='{self.protocol}')"
         )
 
 
