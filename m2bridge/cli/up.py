@@ -29,13 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from m2bridge.errors import ConfigError, ControlError
-from m2bridge.supervisor.stack import (
-    StackConfig,
-    WatcherSpec,
-    check_address,
-    load_stack,
-    m2bridge_command,
-)
+from m2bridge.supervisor.stack import StackConfig, WatcherSpec, check_address, load_stack
+from m2bridge.supervisor.topology import m2bridge_command
 
 if TYPE_CHECKING:
     from m2bridge.supervisor.mongrel2_watcher import ServerRow

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from m2bridge.errors import ConfigError, ControlError
 from m2bridge.supervisor.control import MAX_PROCESSES, Errno
 from m2bridge.supervisor.process import signal_number
-from m2bridge.supervisor.stack import runs_the_relay, topology_error
 from m2bridge.supervisor.stats import self_sample
+from m2bridge.supervisor.topology import runs_the_relay, topology_error
 
 if TYPE_CHECKING:
     from m2bridge.supervisor.arbiter import Supervisor

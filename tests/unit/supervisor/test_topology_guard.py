@@ -17,13 +17,15 @@ from m2bridge.supervisor import commands
 from m2bridge.supervisor.control import Errno
 from m2bridge.supervisor.stack import (
     RELAY_PRIORITY,
-    TOPOLOGY_DECISION,
     WatcherSpec,
     load_stack,
     relay_endpoint,
+    worker_stack,
+)
+from m2bridge.supervisor.topology import (
+    TOPOLOGY_DECISION,
     runs_the_relay,
     serves_straight_from_mongrel2,
-    worker_stack,
 )
 from m2bridge.supervisor.view import ArbiterView
 from m2bridge.supervisor.watcher import Watcher
