@@ -82,6 +82,9 @@ class Supervisor:
         self.server: ControlServer | None = None
         #: Mongrel2 watcher name -> the probe of its control port
         self.probes: dict[str, Mongrel2Probe] = {}
+        #: The server row each Mongrel2 watcher's probe was last set up for (a new row after
+        #: every prepare: only then can the control endpoint change).
+        self._probed: dict[str, object] = {}
         self.http: HttpEndpoint | None = None
         self.statsd: StatsdPusher | None = None
         self.sampler = Sampler()
@@ -178,11 +181,12 @@ class Supervisor:
 
     def _sync_probes(self) -> None:
         """One probe per Mongrel2 watcher, on the control port of the config it runs (a reload
-        may change it); none while it has no process."""
+        may change it: checked once per config read); none while it has no process."""
         for name, watcher in self.watchers.items():
             server = getattr(watcher.launcher, "server", None)
-            if watcher.spec.mongrel2 is None or server is None:
+            if watcher.spec.mongrel2 is None or server is None or self._probed.get(name) is server:
                 continue
+            self._probed[name] = server
             as_root = os.geteuid() == 0  # Mongrel2 chroots only then; else it stays in its cwd
             chroot = str(getattr(watcher.launcher, "chroot", "")) if as_root else ""
             chroot = chroot or str(Path(watcher.spec.working_dir).resolve())

@@ -28,6 +28,7 @@ from tests.helpers.mongrel2 import (
     start_mongrel2,
     stop_process,
 )
+from tests.helpers.stack import RunningStack, running_stack
 
 INTERVAL = 0.5
 TIMEOUT = 1.0
@@ -127,3 +128,30 @@ def test_a_configured_control_port_is_found(base, control_port, where):
             probe.close()
     assert snapshot["tasks"] > 0
     assert isinstance(snapshot["connections"], int)
+
+
+def probed(stack: RunningStack) -> dict[str, Any]:
+    """The supervisor's probe of its one Mongrel2 watcher, as ``status`` reports it."""
+    (probe,) = stack.call("status")["mongrel2"]
+    return dict(probe)
+
+
+def test_a_reload_that_moves_the_control_port_moves_the_supervisors_probe(base):
+    port = free_port()
+    conf = base / "mongrel2.conf"
+    text = make_conf(port, [HandlerSpec("/h")])
+    conf.write_text(text.replace('name="main",', 'name="main", control_port="ipc://run/probe-a",'))
+    stack_text = f'[watchers.m2]\ntype = "mongrel2"\nconfig = "{conf}"\ngraceful_timeout = 5\n'
+    with running_stack(base, stack_text) as stack:
+        stack.wait_until(lambda: probed(stack)["answering"], timeout=15)
+        assert probed(stack)["endpoint"].endswith("/run/probe-a")
+        conf.write_text(
+            text.replace('name="main",', 'name="main", control_port="ipc://run/probe-b",')
+        )
+        assert stack.call("reload", name="m2")
+        stack.wait_until(
+            lambda: (
+                probed(stack)["endpoint"].endswith("/run/probe-b") and probed(stack)["answering"]
+            ),
+            timeout=15,
+        )
