@@ -131,6 +131,8 @@ def build_config(args: argparse.Namespace) -> WorkerConfig:
 
 
 def _send_specs(args: argparse.Namespace) -> tuple[str, ...]:
+    if args.relay and args.config:  # the config names the servers: checked once it is read
+        return tuple(args.relay)
     if args.relay:  # unused: requests come from the relays; one per --recv-spec
         return tuple(relay for relay, _ in _relay_sources(args.relay, args.recv_specs))
     return tuple(args.send_specs or (DEFAULT_SEND_SPEC,))

@@ -35,7 +35,6 @@ CONTROL_SOCKET = "m2bridge.ctl"
 RELAY_SOCKET = "relay.ipc"
 #: ``serve --workers N``: the relay starts after Mongrel2 (10) and before the workers (0).
 RELAY_PRIORITY = 5
-#: The decision the topology guard points to.
 SIGNAL_NAMES = (
     "TERM", "INT", "QUIT", "HUP", "KILL", "USR1", "USR2", "WINCH", "ABRT", "ALRM", "CONT",
     "STOP", "TSTP", "TTIN", "TTOU",

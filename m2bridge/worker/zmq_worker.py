@@ -51,6 +51,8 @@ from m2bridge.worker.wsapp import find_websocket_handler, with_websocket
 from m2bridge.wsgi import speedups
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from m2bridge._types import WSGIApp
     from m2bridge.config import WorkerConfig
     from m2bridge.worker.connection import Sink
@@ -59,9 +61,21 @@ log = logging.getLogger("m2bridge.worker.zmq_worker")
 
 #: Seconds the pool gets to unwind after the graceful timeout, when its greenlets are killed.
 KILL_TIMEOUT = 1.0
-#: Seconds a worker of several Mongrel2 servers (front ends) waits for the others once one is
-#: connected before it reports ready: while one front end is down, it serves the rest.
+#: Seconds a worker of several Mongrel2 servers (front ends, or several servers of one host)
+#: waits for the others once one is connected before it reports ready: while one is down, it
+#: serves the rest.
 READY_GRACE = 2.0
+
+
+def wait_connected(channels: Sequence[Channel], grace: float = READY_GRACE) -> None:
+    """Return once every channel is connected to its Mongrel2, or ``grace`` seconds after the
+    first one is (a worker of one channel: once it is)."""
+    waiting = [gevent.spawn(channel.wait_ready, warn=False) for channel in channels]
+    try:
+        gevent.wait(waiting, count=1)
+        gevent.wait(waiting, timeout=grace)
+    finally:
+        gevent.killall(waiting)
 
 
 def main(config: WorkerConfig) -> int:
@@ -249,16 +263,10 @@ class Worker:
     def _start_publisher(
         self, stats_file: StatsFile | None, channels: list[Channel]
     ) -> gevent.Greenlet[..., None] | None:
-        """Publish the counters once every channel is connected, or ``READY_GRACE`` seconds
-        after the first one is (the supervisor's readiness signal: a worker of several front
-        ends serves those that are up while one is down), then every ``PUBLISH_INTERVAL``."""
+        """Publish the counters once ``wait_connected`` returns (the supervisor's readiness
+        signal), then every ``PUBLISH_INTERVAL``."""
         if stats_file is None:
             return None
-
-        def connected() -> None:
-            waiting = [gevent.spawn(channel.wait_ready, warn=False) for channel in channels]
-            gevent.wait(waiting, count=1)
-            gevent.wait(waiting, timeout=READY_GRACE)
-            gevent.killall(waiting)
-
-        return gevent.spawn(publish_forever, stats_file, gevent.sleep, connected)
+        return gevent.spawn(
+            publish_forever, stats_file, gevent.sleep, lambda: wait_connected(channels)
+        )

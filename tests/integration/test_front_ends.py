@@ -45,7 +45,7 @@ FRONTS = ("fa", "fb")
 #: Answers wanted per front and phase.
 ANSWERS = 200
 #: Longest a client of the front that keeps running may wait for an answer while the other
-#: front end restarts (the load's own timeout is 2 s; 0.01-0.05 s measured, restart or not).
+#: front end restarts (the load's own timeout is 2 s; 0.01-0.07 s measured, restart or not).
 UNDISTURBED_WAIT = 1.0
 #: Seconds a worker host may take from `m2bridge up` to ready (as ``test_hosts.JOIN_BOUND``),
 #: though one front end is down: far below the supervisor's ``ready_timeout`` (30 s).
@@ -149,7 +149,9 @@ def test_each_worker_host_serves_both_front_ends_and_every_reply_returns_to_its_
         assert counts["sent"] == counts["answered"], counts["errors"][:5]
 
 
-def test_a_front_end_restarting_under_load_loses_none_of_the_other_fronts_requests(front_ends):
+def test_a_front_end_restarting_leaves_the_other_losing_none_waiting_under_1_s_then_serves(
+    front_ends,
+):
     deployment, fronts = front_ends
     with tagged_load(deployment, "fb", seconds=60.0) as on_b:
         on_b.wait_answered(ANSWERS)
@@ -158,15 +160,17 @@ def test_a_front_end_restarting_under_load_loses_none_of_the_other_fronts_reques
         on_b.wait_answered(ANSWERS)  # fb serves on while fa is down
         fronts.start("fa")
         restarted = time.monotonic() - started
-        with tagged_load(deployment, "fa") as on_a:  # fa serves again, from both worker hosts
-            on_a.wait_answered(ANSWERS)
-            after = on_a.finish()
-        on_b.wait_answered(ANSWERS)
+        on_b.wait_answered(ANSWERS)  # and after fa is back
         counts = on_b.finish()
     log.warning(report(f"fb while fa restarted ({restarted:.2f} s)", counts))
-    log.warning(report("fa after its restart", after))
     assert counts["sent"] == counts["answered"], counts["errors"][:5]
     assert counts["longest"] < UNDISTURBED_WAIT, f"an fb client waited {counts['longest']:.2f} s"
+    with tagged_load(deployment, "fa") as on_a:  # fa alone: both worker hosts serve it again
+        for stack in deployment.workers.values():
+            serves_more(stack)
+        on_a.wait_answered(ANSWERS)
+        after = on_a.finish()
+    log.warning(report("fa after its restart", after))
     assert after["sent"] == after["answered"], after["errors"][:5]
 
 

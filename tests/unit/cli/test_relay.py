@@ -77,7 +77,9 @@ def test_serve_one_relay_per_recv_spec_pairs_them_in_order():
     assert build_config(parse(*argv[3:-4])).relay == (front_a, front_b)
 
 
-@pytest.mark.parametrize("relays", [2, 3], ids=["two relays, three recv_specs", "three, three"])
+@pytest.mark.parametrize(
+    "relays", [2, 3], ids=["two relays, three recv_specs", "three relays, two recv_specs"]
+)
 def test_serve_relays_neither_one_nor_one_per_recv_spec_is_a_usage_error(relays):
     argv = [w for i in range(relays) for w in ("--relay", f"ipc:///tmp/r{i}")]
     argv += [w for i in range(3 if relays == 2 else 2) for w in ("--recv-spec", f"ipc:///p{i}")]

@@ -252,6 +252,20 @@ def test_handlers_of_several_servers_in_one_config_become_several_channels(tmp_p
     assert argv.count("--send-spec") == 2
 
 
+def test_handlers_of_several_servers_take_one_relay_each_in_order(tmp_path, monkeypatch):
+    monkeypatch.delenv(STATS_ENV, raising=False)
+    conf = tmp_path / "mongrel2.conf"
+    conf.write_text(two_servers_conf("./"))
+    handlers = ("--config", str(conf), "--handler", "/app/@alpha", "--handler", "/app/@beta")
+    config = config_of("a:b", *handlers, "--relay", "tcp://h:1", "--relay", "tcp://h:2")
+    assert config.relay == ("tcp://h:1", "tcp://h:2")
+    assert config.recv_specs == ("tcp://127.0.0.1:8802", "tcp://127.0.0.1:8804")
+    child = config_of(*child_argv(replace(config, workers=2))[4:-4])
+    assert (child.relay, child.recv_specs) == (config.relay, config.recv_specs)
+    with pytest.raises(UsageError, match="one per --recv-spec"):
+        config_of("a:b", *handlers, *[w for n in (1, 2, 3) for w in ("--relay", f"tcp://h:{n}")])
+
+
 def test_handlers_of_servers_with_different_chroots_are_refused(tmp_path, capsys):
     conf = tmp_path / "mongrel2.conf"
     conf.write_text(two_servers_conf("/srv/other/"))

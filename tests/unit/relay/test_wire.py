@@ -76,9 +76,14 @@ def test_relay_sources_a_relay_named_twice_counts_its_earlier_channels():
 
 @pytest.mark.parametrize(
     ("relays", "channels"),
-    [(("ipc:///a", "ipc:///b"), 3), ((), 2), (("ipc:///a",), 0)],
-    ids=["two relays for three channels", "no relay", "no channel"],
+    [(("ipc:///a", "ipc:///b"), 3), ((), 2)],
+    ids=["two relays for three channels", "no relay"],
 )
 def test_relay_sources_neither_one_nor_one_per_channel_is_refused(relays, channels):
     with pytest.raises(ValueError, match="one per recv_spec"):
         relay_sources(relays, channels)
+
+
+def test_relay_sources_for_no_channel_is_refused():
+    with pytest.raises(ValueError, match="one per recv_spec"):
+        relay_sources(("ipc:///a",), 0)
