@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -42,8 +43,28 @@ def _which(name: str) -> bool:
     return True
 
 
+#: Ports ``free_port`` draws from: below the kernel's ephemeral range, so that no outgoing
+#: connection (thousands a second in the load tests) takes the port between the draw and the
+#: bind of whoever it is for (Mongrel2's handler sockets, say).
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_DRAWN = 10_000
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing is bound to right now, outside the ephemeral range
+    when there is room below it (else one the kernel picks)."""
+    try:
+        first_ephemeral = int(_EPHEMERAL.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        first_ephemeral = 0
+    for _ in range(100 if first_ephemeral > _LOWEST_DRAWN + 1000 else 0):
+        port = random.randrange(_LOWEST_DRAWN, first_ephemeral)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

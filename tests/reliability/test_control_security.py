@@ -138,11 +138,14 @@ def test_hostile_control_arguments_are_refused_and_run_nothing(base: Path) -> No
 
 def _running_cmdlines(pids: list[int]) -> set[tuple[str, ...]]:
     """The argv of each process still running: an old worker the reload just stopped may be a
-    zombie the supervisor has not reaped yet (it runs nothing)."""
+    zombie the supervisor has not reaped yet, or still exiting (its argv already gone, an
+    empty one): either runs nothing."""
     cmdlines = set()
     for pid in pids:
         try:
-            cmdlines.add(tuple(psutil.Process(pid).cmdline()))
+            cmdline = tuple(psutil.Process(pid).cmdline())
         except (psutil.ZombieProcess, psutil.NoSuchProcess):
             continue
+        if cmdline:
+            cmdlines.add(cmdline)
     return cmdlines
