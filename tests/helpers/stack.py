@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -160,8 +161,16 @@ class RunningStack:
 
 
 def write_stack(base: Path, text: str) -> Path:
+    """``text`` as ``base/stack.toml``, its run directory ``base/run`` (added to its own
+    ``[stack]`` table when it has one)."""
     stack_file = base / "stack.toml"
-    stack_file.write_text(f'[stack]\nrundir = "{base / "run"}"\n' + textwrap.dedent(text))
+    text = textwrap.dedent(text)
+    rundir = f'rundir = "{base / "run"}"\n'
+    if re.search(r"^\[stack\]\s*$", text, re.MULTILINE):
+        text = re.sub(r"^\[stack\]\s*$\n?", "[stack]\n" + rundir, text, count=1, flags=re.M)
+    else:
+        text = "[stack]\n" + rundir + text
+    stack_file.write_text(text)
     return stack_file
 
 

@@ -1,11 +1,13 @@
 """Two Mongrel2 front ends share one pool of worker hosts, each host its own network namespace.
 
-Topology (docs/deployment.md, "Several front ends"): the front hosts fa and fb each run
-``m2bridge up`` with Mongrel2 and a relay, exactly as the front of ``test_hosts.py`` (the same
-Mongrel2 config, server uuid included, on each front's own address); the worker hosts w1 and w2
-each run ``WORKERS`` echo workers with one ``--relay``/``--recv-spec`` pair per front end; the
-clients run on a fifth host. A worker keeps one channel per front end (its relay's DEALER and
-an XPUB to that front's Mongrel2), so a reply leaves on the channel its request came in on.
+Topology (docs/deployment.md, "Several front ends"): the deployment of ``examples/deployment``,
+its example addresses replaced by the namespaces' own. The front hosts fa and fb each run
+``m2bridge up front.toml`` (Mongrel2 and its relay; the same config, server uuid included, on
+each front's own address); the worker hosts w1 and w2 each run ``m2bridge up worker.toml``,
+``WORKERS`` workers with one ``--relay``/``--recv-spec`` pair per front end, serving the echo
+app instead of hello; the clients run on a fifth host. A worker keeps one channel per front
+end (its relay's DEALER and an XPUB to that front's Mongrel2), so a reply leaves on the
+channel its request came in on.
 
 Each front's load tags its query strings with the front's name and checks every answer is the
 echo of its own request: a reply delivered through the other Mongrel2 (whose connection ids
@@ -32,7 +34,6 @@ from tests.integration.test_hosts import (
     Deployment,
     Load,
     all_ready,
-    front_stack_text,
     host_stack,
     load,
     report,
@@ -42,6 +43,9 @@ from tests.integration.test_hosts import (
 log = logging.getLogger(__name__)
 
 FRONTS = ("fa", "fb")
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "deployment"
+#: The fronts' private addresses in the example files, in the order of FRONTS.
+EXAMPLE_ADDRESSES = ("10.0.0.1", "10.0.0.2")
 #: Answers wanted per front and phase.
 ANSWERS = 200
 #: Longest a client of the front that keeps running may wait for an answer while the other
@@ -65,12 +69,15 @@ class FrontEnds:
 
     def start(self, name: str) -> RunningStack:
         """Run front ``name``'s Mongrel2 and relay until every watcher is active."""
-        host, workdir = self.hosts[name], self.workdir
-        conf_dir = workdir / f"{name}-conf"
-        conf_dir.mkdir(exist_ok=True)
+        address = self.hosts[name].address
+        text, conf = (
+            (EXAMPLE / file).read_text().replace(EXAMPLE_ADDRESSES[0], address)
+            for file in ("front.toml", "front.conf")
+        )
         exit_stack = contextlib.ExitStack()
-        base = workdir / f"{name}-{time.monotonic_ns()}"
-        stack = exit_stack.enter_context(host_stack(host, base, front_stack_text(conf_dir, host)))
+        base = self.workdir / f"{name}-{time.monotonic_ns()}"
+        running = host_stack(self.hosts[name], base, text, {"front.conf": conf})
+        stack = exit_stack.enter_context(running)
         self._exits[name], self.stacks[name] = exit_stack, stack
         stack.wait_until(lambda: all_ready(stack, WORKERS), timeout=20)
         return stack
@@ -85,6 +92,14 @@ class FrontEnds:
             self.stop(name)
 
 
+def worker_text(hosts: dict[str, Host]) -> str:
+    """``examples/deployment/worker.toml`` for these hosts, serving the echo app."""
+    text = (EXAMPLE / "worker.toml").read_text().replace("hello", "echo")
+    for example, front in zip(EXAMPLE_ADDRESSES, FRONTS, strict=True):
+        text = text.replace(example, hosts[front].address)
+    return text
+
+
 @contextlib.contextmanager
 def deployed_front_ends() -> Iterator[tuple[Deployment, FrontEnds]]:
     """The LAN (fa, fb, w1, w2, client) with both fronts and both worker hosts serving;
@@ -96,7 +111,9 @@ def deployed_front_ends() -> Iterator[tuple[Deployment, FrontEnds]]:
             try:
                 for name in FRONTS:
                     fronts.start(name)
-                deployment = Deployment(hosts, workdir, fronts.stacks["fa"], fronts=FRONTS)
+                deployment = Deployment(
+                    hosts, workdir, fronts.stacks["fa"], worker_text=worker_text(hosts)
+                )
                 try:
                     for name in ("w1", "w2"):
                         deployment.start(name)

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,9 +187,14 @@ graceful_timeout = 10
 
 
 @contextlib.contextmanager
-def host_stack(host: Host, base: Path, text: str) -> Iterator[RunningStack]:
-    """``m2bridge up`` in ``host``; always stopped afterwards (and every child, by PID)."""
+def host_stack(
+    host: Host, base: Path, text: str, files: Mapping[str, str] | None = None
+) -> Iterator[RunningStack]:
+    """``m2bridge up`` in ``host`` (``files``: more files written beside the stack file, by
+    name); always stopped afterwards (and every child, by PID)."""
     base.mkdir()
+    for name, content in (files or {}).items():
+        (base / name).write_text(content)
     stack_file = write_stack(base, text)
     log_file = base / "up.log"
     with open(log_file, "wb") as out:
@@ -228,15 +233,15 @@ def served_by(stack: RunningStack) -> int:
 
 @dataclass
 class Deployment:
-    """The LAN, the front's stack, and the worker hosts' stacks started so far (their
-    workers serve every host named in ``fronts``)."""
+    """The LAN, the front's stack, and the worker hosts' stacks started so far (each runs
+    ``worker_text``, by default ``worker_stack_text`` of the front)."""
 
     hosts: dict[str, Host]
     workdir: Path
     front: RunningStack
     workers: dict[str, RunningStack] = field(default_factory=dict)
     exits: dict[str, contextlib.ExitStack] = field(default_factory=dict)
-    fronts: tuple[str, ...] = ("front",)
+    worker_text: str = ""
 
     def start(self, name: str, wait: bool = True) -> RunningStack:
         """Start worker host ``name``'s stack (if it is not running); with ``wait``, until its
@@ -246,7 +251,7 @@ class Deployment:
         if name not in self.workers:
             exit_stack = contextlib.ExitStack()
             base = self.workdir / f"{name}-{time.monotonic_ns()}"
-            text = worker_stack_text(*(self.hosts[front] for front in self.fronts))
+            text = self.worker_text or worker_stack_text(self.hosts["front"])
             self.workers[name] = exit_stack.enter_context(host_stack(self.hosts[name], base, text))
             self.exits[name] = exit_stack
         stack = self.workers[name]

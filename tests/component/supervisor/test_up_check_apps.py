@@ -1,10 +1,13 @@
 """``m2bridge up --check`` imports each ``m2bridge serve`` app in a subprocess, in the
-watcher's directory, and reads its ``--config``/``--handler``: each failure names the watcher."""
+watcher's directory, and reads its ``--config``/``--handler``: each failure names the watcher.
+Every stack file shipped in ``examples/`` passes it."""
 
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+import pytest
 
 from m2bridge.cli import main
 from tests.helpers.stack import write_stack
@@ -38,3 +41,13 @@ def test_apps_that_import_pass_and_each_failure_names_its_watcher(tmp_path, caps
     assert nohandler.startswith("error: watchers.nohandler.cmd: app goodapp:app: ")
     assert "/nope" in nohandler
     assert not (tmp_path / "run").exists()
+
+
+EXAMPLES = Path(__file__).parents[3] / "examples"
+
+
+@pytest.mark.parametrize(
+    "stack", ["stack.toml", "fd_stack.toml", "deployment/front.toml", "deployment/worker.toml"]
+)
+def test_every_example_stack_passes_up_check_as_shipped(stack, capsys):
+    assert main(["up", "--check", str(EXAMPLES / stack)]) == 0, capsys.readouterr().out
