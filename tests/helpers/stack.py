@@ -190,7 +190,16 @@ def running_stack(
         output = base / "up.out"
     with open(output, "wb") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    stack = RunningStack(proc, stack_file, base / "run", log_file or output)
+    with supervised(
+        RunningStack(proc, stack_file, base / "run", log_file or output), wait
+    ) as stack:
+        yield stack
+
+
+@contextlib.contextmanager
+def supervised(stack: RunningStack, wait: bool = True) -> Iterator[RunningStack]:
+    """``stack``, whose supervisor was just started: yielded once it answers (with ``wait``),
+    then always stopped, and every child it had, by PID."""
     children: set[int] = set()
     try:
         if wait:
@@ -199,7 +208,7 @@ def running_stack(
         children.update(stack.descendants())
     finally:
         children.update(stack.descendants())
-        stop_by_pid(proc.pid, proc)
+        stop_by_pid(stack.proc.pid, stack.proc)
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 import signal
-import textwrap
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -45,97 +44,12 @@ DETECTED_BY = HEARTBEAT_TIMEOUT_MS / 1000 + 1.0
 #: Answers wanted before the loss (both hosts serving) and after it (w2 alone).
 BEFORE, AFTER = 100, 200
 
-#: ``argv = HOST PORT THREADS PROGRESS_FILE MAX_SECONDS PER_CONNECTION TIMEOUT``: runs until
-#: stdin closes, then prints the counts (answered, closed, timed_out, errors, longest wait,
-#: and the wall-clock times of the closes).
-CLIENT = textwrap.dedent(
-    """
-    import http.client, json, os, socket, sys, threading, time
-    host, port, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    progress, limit, per_connection = sys.argv[4], float(sys.argv[5]), int(sys.argv[6])
-    timeout = float(sys.argv[7])
-    stop, lock = threading.Event(), threading.Lock()
-    counts = {"sent": 0, "answered": 0, "closed": 0, "timed_out": 0, "errors": [],
-              "longest": 0.0, "closed_at": []}
-
-    def one(conn, query):
-        conn.request("GET", "/?" + query)
-        response = conn.getresponse()
-        body = response.read()
-        if response.status != 200:
-            return f"status {response.status}: {body[:80]!r}"
-        echoed = json.loads(body)["environ"]["QUERY_STRING"]
-        return "" if echoed == query else f"echoed {echoed!r} for {query!r}"
-
-    def client(n):
-        conn, i = None, 0
-        while not stop.is_set():
-            if conn is None or i % per_connection == 0:
-                if conn is not None:
-                    conn.close()
-                conn = http.client.HTTPConnection(host, port, timeout=timeout)
-            i += 1
-            with lock:
-                counts["sent"] += 1
-            started = time.monotonic()
-            kind, error = "answered", ""
-            try:
-                error = one(conn, f"c={n}&i={i}")
-                kind = "errors" if error else "answered"
-            except (socket.timeout, TimeoutError):
-                kind = "timed_out"
-            except (OSError, http.client.HTTPException) as exc:
-                kind, error = "closed", repr(exc)
-            except (ValueError, KeyError) as exc:
-                kind, error = "errors", repr(exc)
-            waited = time.monotonic() - started
-            if kind != "answered":
-                conn.close()
-                conn = None
-            with lock:
-                counts["longest"] = max(counts["longest"], waited)
-                if kind == "errors":
-                    counts["errors"].append(error)
-                else:
-                    counts[kind] += 1
-                if kind == "closed":
-                    counts["closed_at"].append(time.time())
-        if conn is not None:
-            conn.close()
-
-    def publish():
-        with lock:
-            text = str(counts["answered"])
-        with open(progress + ".tmp", "w") as out:
-            out.write(text)
-        os.replace(progress + ".tmp", progress)
-
-    def watch_stdin():
-        sys.stdin.read()
-        stop.set()
-
-    workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
-    for thread in workers:
-        thread.start()
-    threading.Thread(target=watch_stdin, daemon=True).start()
-    waited = 0.0
-    while not stop.wait(0.05) and waited < limit:
-        waited += 0.05
-        publish()
-    stop.set()
-    for thread in workers:
-        thread.join(timeout + 1)
-    publish()
-    print(json.dumps(counts))
-    """
-)
-
 
 def timed_load(
     deployment: Deployment, seconds: float = 30.0
 ) -> contextlib.AbstractContextManager[Load]:
     """``CLIENTS`` clients in the client host, each request with ``REQUEST_TIMEOUT``."""
-    return load(deployment, seconds, client=CLIENT, extra=[str(REQUEST_TIMEOUT)])
+    return load(deployment, seconds, timeout=REQUEST_TIMEOUT)
 
 
 def lose_w1(deployment: Deployment, vanish: Any) -> dict[str, Any]:
