@@ -8,7 +8,8 @@ The relay holds Mongrel2's requests until a worker asks for them, so stopping a 
 (``decr``, rolling ``reload``) loses none (docs/relay.md). Given Mongrel2's recv_specs too
 (``--recv-spec``, or read with ``--config``/``--handler``), it closes the connections a worker
 held when that worker is killed (a crash, or hung and replaced), so their clients are not left
-waiting.
+waiting. With ``--resend``, the requests such a worker had not started go to another worker
+instead, and only the connections of which it started a request are closed (docs/relay.md).
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ def add_parser(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--bind", required=True, type=endpoint, metavar="ENDPOINT", help="where workers connect"
     )
+    parser.add_argument(
+        "--resend",
+        action="store_true",
+        help="send the requests a lost worker had not started to another worker (workers then "
+        "wait for the relay's go before they run what they read: one round trip per batch)",
+    )
     parser.add_argument("--log-level", default="info", choices=LOG_LEVELS, type=str.lower)
     parser.set_defaults(run=run, parser=parser)
 
@@ -108,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     from m2bridge.relay import router as relay
 
     try:
-        return relay.main(specs, args.bind, recv_specs)
+        return relay.main(specs, args.bind, recv_specs, resend=args.resend)
     except KeyboardInterrupt:
         return 1
 

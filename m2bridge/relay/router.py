@@ -7,13 +7,12 @@ between relay and worker are ``relay.wire``.
 
 A worker that vanished is found by the ROUTER's monitor (its connection's fd, learnt from the
 messages it sent, is disconnected; ZMTP heartbeats close a silent host's connection) or by
-``ROUTER_MANDATORY`` (sending to it fails): it is dropped and a message for it goes to
-another worker. Given Mongrel2's recv_specs, the relay also closes the connections a worker
-held when it vanished without ``bye`` (killed: a crash, hung and killed by the supervisor, or
-its host lost), so their clients get an EOF at once rather than after
-Mongrel2's idle reaper (about 2 minutes); it cannot tell a connection waiting for an answer
-from an idle keep-alive one (replies bypass the relay), so it closes both and answers neither
-with a status.
+``ROUTER_MANDATORY`` (sending to it fails): it is dropped, and what it had not started (a
+worker runs nothing the relay has not answered ``go`` to, ``relay.wire``) goes to other
+workers. Given Mongrel2's recv_specs, the relay also closes the connections of which it had
+started a request (killed: a crash, hung and killed by the supervisor, or its host lost), so
+their clients get an EOF at once rather than after Mongrel2's idle reaper (about 2 minutes):
+such a request may have run, so it is never sent again, and its answer may be half written.
 Plain zmq, no gevent: one thread, one poller, batches read with NOBLOCK, no per-message logging.
 """
 
@@ -70,13 +69,19 @@ class Relay:
         bind: str,
         context: zmq.Context[Any],
         recv_specs: Sequence[str] = (),
+        *,
+        resend: bool = False,
     ) -> None:
         if not send_specs:
             raise ValueError("a relay needs at least one --send-spec")
         if recv_specs and len(recv_specs) != len(send_specs):
             raise ValueError("give one recv_spec per send_spec, or none")
-        self.state = RelayState(len(send_specs))
+        self.state = RelayState(len(send_specs), resend=resend)
+        self._count_frames = wire.count_frames(resend)
         self.forwarded = 0
+        #: Requests sent again because the worker they were sent to vanished before it
+        #: started them.
+        self.resent = 0
         self.stopping = False
         self._held: list[collections.deque[bytes]] = [collections.deque() for _ in send_specs]
         self.router = context.socket(zmq.ROUTER)
@@ -152,12 +157,18 @@ class Relay:
             targets = self.state.route(source, frame)
             if targets is None:
                 return False
-            sent = [self._send(peer, frame) for peer in targets]  # every one, even after a failure
-            if all(sent) or len(targets) != 1:
+            failed = [peer for peer in targets if not self._send(peer, frame)]  # every one
+            if not failed:
                 self.forwarded += 1
-                return True  # a lost copy of a broadcast notice is not re-sent
+                return True
+            words = frame.split(b" ", 3)  # the message to route elsewhere: spare its conn
+            spare = words[1] if len(words) == 4 else None
+            resent = [copy for peer in failed for _, copy in self._vanished(peer, "gone", spare)]
+            if len(targets) != 1 or any(copy is frame for copy in resent):
+                return True  # sent again with its peer's other copies; a lost broadcast is not
 
     def _send(self, peer: bytes, *frames: bytes) -> bool:
+        """Send ``frames`` to ``peer``; False if it is gone (the caller drops it)."""
         try:
             _raw_send(self.router, peer, _MORE)
             for frame in frames[:-1]:
@@ -166,27 +177,51 @@ class Relay:
         except zmq.ZMQError as exc:
             if exc.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
                 raise
-            words = frames[-1].split(b" ", 2)  # the message to route elsewhere: spare its conn
-            self._vanished(peer, str(exc), words[1] if len(words) == 3 else None)
             return False
         return True
 
-    def _vanished(self, peer: bytes, how: str, spare: bytes | None = None) -> None:
-        """``peer`` is gone without ``bye``: drop it and close the connections it held (but
-        ``spare``'s, see ``RelayState.vanish``)."""
+    def _send_control(self, peer: bytes, *frames: bytes) -> None:
+        """Send a control message to ``peer``; one that is gone is dropped."""
+        if not self._send(peer, *frames):
+            self._vanished(peer, "unreachable")
+
+    def _vanished(
+        self, peer: bytes, how: str, spare: bytes | None = None
+    ) -> list[tuple[int, bytes]]:
+        """``peer`` is gone without ``bye``: drop it, close the connections of which it may
+        have run a request, and send again the requests it had not started (see
+        ``RelayState.vanish``; ``spare``'s connection is not closed); returns those."""
         if peer not in self.state.peers:
-            return  # it said bye (its requests were served), or was dropped before
-        held = self.state.vanish(peer, spare)
+            return []  # it said bye (its requests were served), or was dropped before
+        lost = self.state.vanish(peer, spare)
         closed = 0
-        for source, (sender, conn_ids) in held.items():
+        for source, (sender, conn_ids) in lost.close.items():
             if source < len(self.pubs):
                 closed += self._close(source, sender, conn_ids)
+        self.resent += len(lost.resend)
+        self._resend(lost.resend)
         log.warning(
-            "worker %s is gone (%s): its credit is dropped, %d connection(s) it held closed",
+            "worker %s is gone (%s): its credit is dropped, %d request(s) it had not started"
+            " sent again, %d connection(s) with a request it had started closed",
             peer.hex(),
             how,
+            len(lost.resend),
             closed,
         )
+        return lost.resend
+
+    def _resend(self, copies: list[tuple[int, bytes]]) -> None:
+        """Route ``copies`` again, ahead of the messages held for want of credit."""
+        late: list[collections.deque[bytes]] = [collections.deque() for _ in self._held]
+        for source, frame in copies:
+            if late[source] or not self._forward(source, frame):
+                late[source].append(frame)  # the rest of it keeps its order: held too
+        for source, frames in enumerate(late):
+            if frames:
+                if not self._held[source]:
+                    self.poller.unregister(self.pulls[source])
+                frames.extend(self._held[source])
+                self._held[source] = frames
 
     def _close(self, source: int, sender: bytes, conn_ids: list[int]) -> int:
         """Have Mongrel2 close ``conn_ids``; returns how many (0 for a sender it cannot take)."""
@@ -253,8 +288,11 @@ class Relay:
     def _on_worker(self, peer: bytes, frames: list[bytes]) -> None:
         if wire.is_bye(frames):
             known = self.state.remove(peer)
-            self._send(peer, *wire.BYE_ACK_FRAMES)
+            self._send_control(peer, *wire.BYE_ACK_FRAMES)
             log.info("worker %s drains (%s)", peer.hex(), "known" if known else "unknown")
+            return
+        if len(frames) == 1 and frames[0].startswith(wire.START):
+            self._on_start(peer, frames[0])
             return
         grant = wire.parse_grant(frames[0]) if len(frames) == 1 else None
         if grant is None or not self._apply(peer, grant):
@@ -262,9 +300,26 @@ class Relay:
             return
         self._release(grant.source)
 
+    def _on_start(self, peer: bytes, frame: bytes) -> None:
+        start = wire.parse_start(frame)
+        if start is None:
+            log.warning("worker %s sent a bad message %r: ignored", peer.hex(), frame[:40])
+        elif self.state.start(peer, start.read, start.finished):
+            if self.state.resend:
+                self._send_control(peer, *wire.encode_go(start.read))
+        elif peer not in self.state.peers:
+            # numbered for a relay before this one (restarted), or for this one before it
+            # dropped that worker: it numbers from here, and does not run what it read
+            self._send_control(peer, *self._count_frames)
+
     def _apply(self, peer: bytes, grant: wire.Grant) -> bool:
+        new = peer not in self.state.peers
         apply = self.state.refresh if grant.idle else self.state.ready
-        return apply(peer, grant.source, grant.credits)
+        if not apply(peer, grant.source, grant.credits):
+            return False
+        if new:  # before any message: the worker numbers what it reads from here, as we do
+            self._send_control(peer, *self._count_frames)
+        return True
 
     def _release(self, source: int) -> None:
         held = self._held[source]
@@ -284,12 +339,15 @@ def _source_fd(frame: zmq.Frame) -> int | None:
         return None
 
 
-def main(send_specs: Sequence[str], bind: str, recv_specs: Sequence[str] = ()) -> int:
+def main(
+    send_specs: Sequence[str], bind: str, recv_specs: Sequence[str] = (), *, resend: bool = False
+) -> int:
     """Run a relay until SIGTERM or SIGINT; return the exit status. With ``recv_specs``, the
-    connections of a worker that vanishes are closed."""
+    connections of a worker that vanishes are closed; with ``resend``, those of which it
+    started nothing are not: their requests go to another worker."""
     context = zmq.Context()
     try:
-        relay = Relay(send_specs, bind, context, recv_specs)
+        relay = Relay(send_specs, bind, context, recv_specs, resend=resend)
     except zmq.ZMQError as exc:
         log.error("cannot start the relay on %s: %s", bind, exc)
         context.destroy(linger=0)  # closes the sockets made before the failure
@@ -302,7 +360,7 @@ def main(send_specs: Sequence[str], bind: str, recv_specs: Sequence[str] = ()) -
         signal.signal(signum, stop)
     # USR1 reopens log files across a stack; the relay logs to stderr only: nothing to reopen.
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
-    log.info("relay: %s -> %s", ", ".join(send_specs), bind)
+    log.info("relay: %s -> %s%s", ", ".join(send_specs), bind, " (re-sending)" if resend else "")
     try:
         relay.run()
     finally:

@@ -6,8 +6,15 @@ asked for work; this module decides which, without any I/O. Rules:
 - A worker (a *peer*, named by its ROUTER identity) serves one source (the index of the
   Mongrel2 ``send_spec``) and grants *credit*: how many more messages it takes. Every
   message forwarded to it costs one credit; it grants more as it reads them.
-- A request of a connection some live worker already served goes to that worker again
-  (pipelined requests, upload pieces and WebSocket frames stay in order on one worker).
+- The relay numbers what it sends each worker (1, 2, ...), as the worker numbers what it
+  reads (``relay.wire``). A worker runs a message only once it has said ``start K`` for it
+  (``start``, answered ``go K``); until then the relay keeps a copy of it (``Peer.unstarted``).
+- A request of a connection some live worker holds goes to that worker again (pipelined
+  requests, upload pieces and WebSocket frames stay in order on one worker). A worker lets a
+  connection go by reporting it finished (everything of it answered, nothing held) with the
+  number of the last message of it that it read; the report counts only if nothing of that
+  connection was routed there since (``release``). The connection's next request is then
+  placed like a new one.
 - A request of a new connection goes to the live worker with the most credit (ties taken in
   turn); with no credit anywhere it is held (``route`` returns None) until a worker grants.
 - Notices (path ``@*``): a ``Disconnect`` goes to every live worker that served the connection
@@ -15,16 +22,20 @@ asked for work; this module decides which, without any I/O. Rules:
   connection no live worker holds goes to all workers of its source.
 - ``bye`` (a draining worker) and ``drop`` (a vanished one) remove the worker at once: no
   message is routed to it afterwards; its connections move to others with their next message.
-- A worker that vanished without ``bye`` (killed: crashed, or hung and killed by the
-  supervisor) took its requests with it: ``vanish`` also forgets the connections it held last
-  and returns their ids, with the ``sender`` of their source, for the relay to close.
+- A worker that vanished without ``bye`` (killed: crashed, hung and killed by the supervisor,
+  or its host lost) took what it had started with it. ``vanish`` forgets the connections it
+  held and sorts them: one it had let go has nothing in flight; one of which it started
+  nothing gets its messages sent again, to another worker (``Lost.resend``); one of which it
+  started something may have run it, and is closed (``Lost.close``, with the ``sender`` of its
+  source): a request is never sent twice.
 
 Must not import zmq, gevent, socket, subprocess.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 
 from m2bridge.wire.notice import is_raw_disconnect, is_raw_notice
 
@@ -42,17 +53,42 @@ class Peer:
 
     source: int
     credit: int = 0
+    #: Messages sent to it so far: the number of the last one.
+    sent: int = 0
+    #: The number of the last message it may have started (its last ``start``).
+    started: int = 0
+    #: The requests sent to it and not started yet: ``(number, connection key, message)``.
+    unstarted: deque[tuple[int, tuple[int, bytes], bytes]] = field(default_factory=deque)
+
+
+@dataclass
+class Lost:
+    """What to do about a vanished worker's connections (``RelayState.vanish``)."""
+
+    #: ``{source: (sender, conn ids)}``: connections with a request that may have run.
+    close: dict[int, tuple[bytes, list[int]]] = field(default_factory=dict)
+    #: ``(source, message)``, in the order they were routed: requests that never started.
+    resend: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 class RelayState:
     """Workers, their credit, and which worker holds which connection."""
 
-    def __init__(self, sources: int, max_connections: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self, sources: int, max_connections: int = MAX_CONNECTIONS, *, resend: bool = False
+    ) -> None:
         if sources < 1:
             raise ValueError("a relay needs at least one source")
+        #: Workers wait for ``go`` (``relay.wire``): copies are kept, and what a lost worker
+        #: had not started is sent again; otherwise a lost worker's connections are all closed.
+        self.resend = resend
         self.peers: dict[bytes, Peer] = {}
         self._by_source: list[list[bytes]] = [[] for _ in range(sources)]
         self._holders: dict[tuple[int, bytes], list[bytes]] = {}
+        #: The connections held (not let go): the number of the first and of the last
+        #: message routed to the holder since it took the connection.
+        self._first: dict[tuple[int, bytes], int] = {}
+        self._last: dict[tuple[int, bytes], int] = {}
         self._turn = 0
         self._max_connections = max_connections
         #: the last sender (Mongrel2 server uuid) seen per source: a close needs it
@@ -94,24 +130,67 @@ class RelayState:
         self._by_source[known.source].remove(peer)
         return True
 
-    def vanish(self, peer: bytes, spare: bytes | None = None) -> dict[int, tuple[bytes, list[int]]]:
-        """Remove ``peer``, which vanished without ``bye``, and forget the connections it held
-        last (it took their requests with it): ``{source: (sender, conn ids)}`` to close, empty
-        for an unknown peer (it said ``bye``, or vanished before).
+    def vanish(self, peer: bytes, spare: bytes | None = None) -> Lost:
+        """Remove ``peer``, which vanished without ``bye``, and sort the connections it held
+        (see the module's rules); nothing for an unknown peer (it said ``bye``, or vanished
+        before).
 
         ``spare`` is the id of a connection whose new message is being routed now: its client
-        waits for that one only, which another worker answers, so it is not closed.
+        waits for that one only, so it is not closed; its requests not started are sent again.
         """
-        if not self.remove(peer):
-            return {}
-        held: dict[int, tuple[bytes, list[int]]] = {}
+        known = self.peers.get(peer)
+        lost = Lost()
+        if known is None or not self.remove(peer):
+            return lost
+        again: dict[tuple[int, bytes], int] = {}  # the connections to send again: their first
         for key in [key for key, seen in self._holders.items() if seen[-1] == peer]:
             del self._holders[key]
+            first = self._first.pop(key, None)
+            self._last.pop(key, None)
             source, conn_id = key
+            if first is None:
+                continue  # let go: nothing of it was in flight there
+            if conn_id == spare or (self.resend and first > known.started):
+                again[key] = first
+                continue
             sender = self.senders[source]
-            if sender is not None and conn_id.isdigit() and conn_id != spare:
-                held.setdefault(source, (sender, []))[1].append(int(conn_id))
-        return held
+            if sender is not None and conn_id.isdigit():
+                lost.close.setdefault(source, (sender, []))[1].append(int(conn_id))
+        lost.resend = [  # not a copy from before a Disconnect and a reuse of the id
+            (key[0], frame)
+            for number, key, frame in known.unstarted
+            if number >= again.get(key, number + 1)
+        ]
+        return lost
+
+    def start(self, peer: bytes, read: int, finished: tuple[tuple[bytes, int], ...]) -> bool:
+        """``peer`` may run its messages up to number ``read`` (their copies are dropped) and
+        has finished the connections in ``finished``; whether to answer ``go``: False for a
+        ``read`` already covered, or one past what was sent (a report meant for the relay
+        before a restart: it gets ``count`` instead, see ``known``)."""
+        known = self.peers.get(peer)
+        if known is None or read > known.sent:
+            return False
+        for conn_id, seq in finished:
+            self.release(peer, known.source, conn_id, seq)
+        if read <= known.started:
+            return False
+        known.started = read
+        unstarted = known.unstarted
+        while unstarted and unstarted[0][0] <= read:
+            unstarted.popleft()
+        return True
+
+    def release(self, peer: bytes, source: int, conn_id: bytes, seq: int) -> bool:
+        """``peer`` has answered everything of this connection up to its message ``seq``: let
+        the connection go if that was the last message routed there (else a later one is on
+        its way, or the report predates a reuse of the id); whether it was let go."""
+        key = (source, conn_id)
+        if self._last.get(key) != seq or self._holder(key) != peer:
+            return False
+        del self._last[key]
+        del self._first[key]
+        return True
 
     def route(self, source: int, frame: bytes) -> list[bytes] | None:
         """The workers to send ``frame`` to (charged one credit each); None: hold it for now.
@@ -131,8 +210,15 @@ class RelayState:
             holder = self._pick(source)
             if holder is None:
                 return None
+            self._first[key] = self.peers[holder].sent + 1
         self._remember(key, holder)
-        return self._charge([holder])
+        known = self.peers[holder]
+        known.credit -= 1
+        known.sent = sent = known.sent + 1
+        self._last[key] = sent
+        if self.resend:
+            known.unstarted.append((sent, key, frame))
+        return [holder]
 
     def holders(self, source: int, conn_id: bytes) -> list[bytes]:
         """The live workers that served this connection, the current holder last."""
@@ -142,15 +228,23 @@ class RelayState:
         live = self.holders(*key)
         if disconnect:
             self._holders.pop(key, None)
+            self._first.pop(key, None)
+            self._last.pop(key, None)
         if not live:
             return list(self._by_source[source])
-        return live if disconnect else live[-1:]
+        if disconnect:
+            return live
+        holder = self._holder(key)
+        if holder is not None:  # it reads the notice: the last message of the connection there
+            self._last[key] = self.peers[holder].sent + 1
+        return live[-1:]
 
     def _holder(self, key: tuple[int, bytes]) -> bytes | None:
-        for peer in reversed(self._holders.get(key, ())):
-            if peer in self.peers:
-                return peer
-        return None
+        """The live worker holding this connection (not let go), or None."""
+        if key not in self._last:
+            return None
+        peer = self._holders[key][-1]
+        return peer if peer in self.peers else None
 
     def _pick(self, source: int) -> bytes | None:
         candidates = self._by_source[source]
@@ -169,7 +263,10 @@ class RelayState:
         seen = self._holders.get(key)
         if seen is None:
             if len(self._holders) >= self._max_connections:
-                del self._holders[next(iter(self._holders))]
+                oldest = next(iter(self._holders))
+                del self._holders[oldest]
+                self._first.pop(oldest, None)
+                self._last.pop(oldest, None)
             self._holders[key] = [peer]
         elif seen[-1] != peer:
             if peer in seen:
@@ -179,5 +276,7 @@ class RelayState:
 
     def _charge(self, targets: list[bytes]) -> list[bytes]:
         for peer in targets:
-            self.peers[peer].credit -= 1
+            known = self.peers[peer]
+            known.credit -= 1
+            known.sent += 1
         return targets

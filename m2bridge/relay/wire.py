@@ -2,11 +2,26 @@
 
 - worker -> relay: ``ready N SOURCE`` (N more messages of the relay's SOURCE-th send_spec),
   ``idle N SOURCE`` (sent after a second without messages: my credit is at least N; a
-  restarted relay learns its workers again this way) and ``bye`` (draining: route nothing
-  more to me);
-- relay -> worker: a Mongrel2 message unchanged, or the two frames ``""`` + ``bye-ack``, sent
-  right after ``bye`` is read, so it follows the last message routed to that worker (an ipc
-  pipe is FIFO): a worker that reads until the ack has received everything.
+  restarted relay learns its workers again this way), ``start K ID:SEQ ...`` and ``bye``
+  (draining: route nothing more to me);
+- relay -> worker: a Mongrel2 message unchanged, or two frames: ``""`` (never a Mongrel2
+  message) and a control word: ``bye-ack``, ``count`` or ``go K``.
+
+Numbering: the relay sends ``count`` (or ``count start``) when it first hears from a worker,
+before any message; from there both count the messages it sends that worker, 1, 2, ...
+``start K ID:SEQ ...`` says the worker has read up to message K, and reports the connections
+it has finished (``ID:SEQ``: nothing of connection ID is in flight there, SEQ numbering the
+last message of it read); the relay lets such a connection go if the last message of it
+routed there is SEQ (``relay.state``).
+
+After ``count start`` (a relay started with ``--resend``), a worker runs nothing before the
+relay knows it may have: it reads a batch, sends ``start K`` and runs the batch once ``go K``
+(or a later one) comes back. The relay keeps a copy of every message until a ``start`` covers
+it: when a worker is lost, the messages not covered never ran, and the relay sends them to
+another worker. A ``start`` whose K was sent before (nothing new read) gets no ``go``.
+
+``bye-ack`` is sent right after ``bye`` is read, so it follows the last message routed to that
+worker (a pipe is FIFO): a worker that reads until the ack has received everything.
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -22,9 +37,19 @@ BYE = b"bye"
 BYE_ACK = b"bye-ack"
 #: What the relay sends after ``bye``: an empty frame (never a Mongrel2 message) then the ack.
 BYE_ACK_FRAMES = (b"", BYE_ACK)
+#: What the relay sends a worker it did not know, before any message: number from here; and
+#: with ``start``, run nothing before the relay answers ``go`` (it sends what a lost worker
+#: had not started to another worker: ``m2bridge relay --resend``).
+COUNT = b"count"
+COUNT_GATED = b"count start"
+START = b"start"
+GO = b"go"
+#: Finished connections one ``start`` carries at most (a worker sends several if it must).
+MAX_DONE = 256
 READY = b"ready"
 IDLE = b"idle"
 _MAX_CREDIT_DIGITS = 9
+_MAX_SEQ_DIGITS = 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +74,59 @@ def parse_grant(frame: bytes) -> Grant | None:
     if not (words[1].isdigit() and words[2].isdigit()) or len(words[1]) > _MAX_CREDIT_DIGITS:
         return None
     return Grant(int(words[1]), int(words[2]), words[0] == IDLE)
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """``start`` from a worker: it may run its messages up to number ``read`` once the relay
+    answers; the connections in ``finished`` have nothing in flight there, each with the
+    number of the last message of it the worker read."""
+
+    read: int
+    finished: tuple[tuple[bytes, int], ...]
+
+
+def encode_start(read: int, finished: list[tuple[int, int]]) -> bytes:
+    """The frame a worker sends once it has read messages up to number ``read``, reporting
+    the ``(conn id, seq)`` pairs in ``finished``."""
+    return b" ".join([START, b"%d" % read, *(b"%d:%d" % pair for pair in finished)])
+
+
+def parse_start(frame: bytes) -> Start | None:
+    """``start K ID:SEQ ...`` -> a ``Start``; anything else (a bad pair too) -> None."""
+    words = frame.split()
+    if len(words) < 2 or words[0] != START or not _is_number(words[1]):
+        return None
+    if len(words) - 2 > MAX_DONE:
+        return None
+    finished = []
+    for word in words[2:]:
+        conn_id, sep, seq = word.partition(b":")
+        if not (sep and conn_id.isdigit() and _is_number(seq)):
+            return None
+        finished.append((conn_id, int(seq)))
+    return Start(int(words[1]), tuple(finished))
+
+
+def count_frames(gated: bool) -> tuple[bytes, bytes]:
+    """What the relay sends a worker it did not know: ``count``, or ``count start`` when the
+    worker must wait for ``go`` before it runs what it read."""
+    return (b"", COUNT_GATED if gated else COUNT)
+
+
+def encode_go(read: int) -> tuple[bytes, bytes]:
+    """The frames the relay answers ``start K`` with: the worker may run up to message K."""
+    return (b"", b"%s %d" % (GO, read))
+
+
+def parse_go(control: bytes) -> int | None:
+    """The K of a ``go K`` control word, or None for another word."""
+    word, _, number = control.partition(b" ")
+    return int(number) if word == GO and _is_number(number) else None
+
+
+def _is_number(word: bytes) -> bool:
+    return word.isdigit() and len(word) <= _MAX_SEQ_DIGITS
 
 
 def relay_sources(relays: tuple[str, ...], channels: int) -> list[tuple[str, int]]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Container
 from typing import Any, cast
 
 import gevent
@@ -83,6 +84,12 @@ class Channel:
             must start with it.
     """
 
+    #: Straight on Mongrel2 no message is numbered and no connection reported finished (see
+    #: ``relay_channel.RelayChannel``, which does).
+    read_seq = 0
+    done: list[tuple[int, int]] | None = None
+    kept: Container[tuple[int, int]] = ()
+
     def __init__(
         self,
         context: zmq.Context[Any],
@@ -114,6 +121,9 @@ class Channel:
         self._pub.setsockopt(zmq.XPUB_NODROP, 1)
         self._pub.connect(self.recv_spec)
         self._watcher = gevent.spawn(self._watch_subscriptions)
+
+    def done_pending(self) -> None:
+        """Nothing to report straight on Mongrel2 (``done`` is None)."""
 
     def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
         # A plain socket, read by ``recv`` below: zmq.green's reading costs a timer, an

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from functools import partial
 from time import monotonic
 from typing import Any, Protocol
@@ -73,6 +73,17 @@ class Sink(Protocol):
 
     @property
     def reply_ident(self) -> bytes | None: ...
+
+    @property
+    def read_seq(self) -> int: ...
+
+    #: Behind the relay: the connections finished, ``(conn id, read_seq of its last
+    #: message)``, for the relay to let go (``relay_channel``); None where nothing is reported.
+    done: list[tuple[int, int]] | None
+    #: Connections never reported finished: their state lives here (open WebSockets).
+    kept: Container[tuple[int, int]]
+
+    def done_pending(self) -> None: ...
 
     def send(self, message: bytes) -> None: ...
 
@@ -110,6 +121,7 @@ class Connection:
         "conn_id",
         "greenlet",
         "jobs",
+        "last_seq",
         "sender",
         "window",
     )
@@ -117,6 +129,9 @@ class Connection:
     def __init__(self, table: ConnectionTable, channel: Sink, conn_id: int, sender: bytes) -> None:
         self.conn_id = conn_id
         self.channel = channel
+        #: The channel's ``read_seq`` when the last job was queued: the number of the last
+        #: message of this connection that this worker read.
+        self.last_seq = channel.read_seq
         self.sender = sender
         self.closed = False
         self.jobs: deque[Job] = deque()
@@ -352,6 +367,7 @@ class ConnectionTable:
         conn = self._conns.get((channel.index, conn_id))
         if conn is not None:
             conn.jobs.append(job)
+            conn.last_seq = channel.read_seq
             return
         conn = self.open(channel, conn_id, sender)
         conn.jobs.append(job)
@@ -498,3 +514,8 @@ class ConnectionTable:
         key = (conn.channel.index, conn.conn_id)
         if self._conns.get(key) is conn:
             del self._conns[key]
+            done = conn.channel.done
+            if done is not None:  # behind the relay: report it finished
+                done.append((conn.conn_id, conn.last_seq))
+                if len(done) == 1:
+                    conn.channel.done_pending()

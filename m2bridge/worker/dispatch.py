@@ -232,6 +232,7 @@ class Dispatcher:
             return
         self.table.open_window(channel.index, conn_id, credits)
         self._flow_channels.add(channel.index)
+        channel.done = None  # credit windows live here: its connections are never let go
 
     def _on_credits(self, channel: Sink, event: Credits) -> None:
         if not self.table.credit(channel.index, event.conn_id, event.credits):
@@ -304,6 +305,7 @@ class Dispatcher:
 
     def _on_websocket(self, channel: Sink, event: WebSocketHandshake | WebSocketFrame) -> None:
         if self.websockets.enabled:
+            channel.kept = self.websockets.sockets  # an open WebSocket is never let go
             self.websockets.handle(channel, event)
         elif isinstance(event, WebSocketHandshake):
             self._on_unsupported(channel, event)

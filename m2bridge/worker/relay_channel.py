@@ -8,6 +8,8 @@ persistent ZMQ_FD watcher as the PULL.
 from __future__ import annotations
 
 import logging
+from collections import deque
+from collections.abc import Container
 from time import monotonic
 from typing import Any, cast
 
@@ -27,6 +29,11 @@ BYE_ACK_TIMEOUT = 5.0
 #: Seconds between a ``RelayChannel``'s checks for a missed wake-up, the idle grant and the
 #: ``bye-ack`` deadline (the idle grant leaves after IDLE_REGRANT to IDLE_REGRANT + this).
 RELAY_TICK = WATCH_INTERVAL_MS / 1000
+#: Seconds at least between two ``done`` reports. A report leaves with a grant, or when the
+#: worker has nothing left to read (then it reaches the relay before the client's next request
+#: can); one every 10 ms lets a busy connection go every few dozen requests, enough to spread
+#: connections over workers that join, for one message per 10 ms at most.
+REPORT_INTERVAL = 0.01
 #: ZMTP heartbeats on the DEALER (ms), as on the relay's ROUTER (``relay.router``): a PING
 #: every HEARTBEAT_IVL_MS; a relay silent for HEARTBEAT_TIMEOUT_MS (host lost) has its
 #: connection closed and reconnected; HEARTBEAT_TTL_MS tells the relay to close ours after as
@@ -60,6 +67,10 @@ class RelayChannel(Channel):
     _deadline = 0.0
     #: When the receiver last started waiting for messages (for the idle grant).
     _idle_since = 0.0
+    #: A ``start`` was sent since the DEALER was last read (see ``_wait_readable``).
+    _sent = False
+    #: Run nothing before the relay's ``go`` (it said ``count start``: ``relay_wire``).
+    _gated = False
 
     def __init__(
         self,
@@ -72,6 +83,24 @@ class RelayChannel(Channel):
         #: Which of the relay's sources (its send_specs, in order) this channel serves: its
         #: ``index`` unless given (one relay per front end: ``relay_wire.relay_sources``).
         self.source = index if source is None else source
+        #: Numbering (``relay_wire``): messages read (``_read``), the number of the last one
+        #: handed out by ``recv``/``recv_nowait`` (``read_seq``), the number of the last one
+        #: named in a ``start`` (``_asked``) and the count at the relay's ``count`` (``_base``:
+        #: the relay's numbers are ours minus it). Numbers only grow; the relay's restart.
+        self._read = 0
+        self.read_seq = 0
+        self._asked = 0
+        self._base = 0
+        #: Messages read, cleared by the relay's ``go`` (``_cleared``) or not yet (``_waiting``):
+        #: ``read_seq + len(_cleared) + len(_waiting) == _read``.
+        self._cleared: deque[bytes] = deque()
+        self._waiting: deque[bytes] = deque()
+        #: Connections finished here (``(conn id, read_seq of its last message)``, appended by
+        #: the connection table), reported with the next ``start``; ``kept``: those not to
+        #: report, as their state lives here (open WebSockets, set by the dispatcher).
+        self.done: list[tuple[int, int]] | None = None  # a list once gated
+        self.kept: Container[tuple[int, int]] = ()
+        self._reported_at = 0.0
         super().__init__(context, index, specs, identity)
 
     def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
@@ -90,6 +119,18 @@ class RelayChannel(Channel):
         self._reader.start(self._fd_signalled)
         self._safety: Any = self._loop.timer(RELAY_TICK, RELAY_TICK, ref=False)
         self._safety.start(self._recheck)
+
+    def _wait_readable(self) -> None:
+        # Nothing is left to read: the connections finished meanwhile are reported now. A
+        # ``start`` sent since the last read (this report too) may have taken the FD's edge of
+        # a message just in: then return, and the caller reads.
+        if self.done:
+            self._report_due()
+        if self._sent:
+            self._sent = False
+            if cast(int, self._pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                return
+        super()._wait_readable()
 
     def _fd_signalled(self) -> None:
         if self._receiver is not None:
@@ -116,14 +157,15 @@ class RelayChannel(Channel):
         self._grant(relay_wire.WINDOW)
 
     def recv(self) -> bytes:
-        """Return the next message the relay routed here; block while Mongrel2 is away."""
+        """Return the next message the relay routed here and cleared to run; block while
+        Mongrel2 is away."""
         self.wait_ready()
         self._idle_since = monotonic()
-        if self._drained:  # the last read found it empty: wait before reading again
+        if self._drained and not self._cleared:  # the last read found it empty: wait first
             self._drained = False
             self._wait_readable()
         while True:
-            frame = self._take()
+            frame = self._next()
             if frame is not None:
                 if not self._ready.is_set():
                     self.wait_ready()
@@ -135,18 +177,21 @@ class RelayChannel(Channel):
             self._wait_readable()
 
     def recv_nowait(self) -> bytes | None:
-        """A queued message or None; once draining, waits for each message up to the ack."""
+        """A message read and cleared, or None; once draining, waits for each message up to
+        the ack."""
         if not self._pull_connected:
             return None
         if self._draining:
             return self._drain_one()
-        return self._take() if self._ready.is_set() else None
+        return self._next() if self._ready.is_set() else None
 
     def start_draining(self) -> None:
-        """Tell the relay ``bye``: it routes nothing more here and answers ``bye-ack``."""
+        """Tell the relay ``bye``: it routes nothing more here and answers ``bye-ack``. It
+        forgets this worker, so what was read runs without its ``go``."""
         if not self._pull_connected or self._draining:
             return
         self._draining = True
+        self._clear(len(self._waiting))
         self._deadline = monotonic() + BYE_ACK_TIMEOUT
         if not self._send_control(relay_wire.BYE):
             log.warning("relay at %s unreachable: not draining it", self.send_spec)
@@ -154,10 +199,10 @@ class RelayChannel(Channel):
 
     def _drain_one(self) -> bytes | None:
         while not self._acked:
-            frame = self._take()
+            frame = self._next()
             if frame is not None:
                 return frame
-            if self._acked:
+            if self._acked or self._cleared:
                 break
             if monotonic() > self._deadline:
                 log.warning(
@@ -166,21 +211,42 @@ class RelayChannel(Channel):
                 self._acked = True
                 break
             self._wait_readable()  # the tick wakes it at least every RELAY_TICK
-        return None
+        return self._next() if self._cleared else None
+
+    def _next(self) -> bytes | None:
+        """The next message cleared to run, or None. Gated (``count start``): read what the
+        DEALER holds first if none is cleared, and ask the relay to clear it (``start``);
+        otherwise a message is cleared once read."""
+        cleared = self._cleared
+        if not cleared:
+            if not self._gated or self._draining:
+                return self._take()
+            self._read_all()
+            if self._read > self._asked:
+                self._ask()
+            if not cleared:
+                return None
+        self.read_seq += 1
+        return cleared.popleft()
 
     def _take(self) -> bytes | None:
-        frame = read_nowait(self._pull)
-        if frame is None:
-            self._drained = True
-            return None
+        """Read one message, cleared at once (not gated); None if there is none now, or a
+        control word made the channel gated. The DEALER is read until a message or EAGAIN:
+        its FD signals nothing new until then."""
+        while not (frame := read_nowait(self._pull)):
+            if frame is None:
+                self._drained = True
+                return None
+            self._on_control(_raw_recv(self._pull, zmq.NOBLOCK))  # ["", word]
+            if self._gated and not self._draining:
+                return self._next()
         self._drained = False
-        if not frame:  # a control message: ["", "bye-ack"]
-            control = _raw_recv(self._pull, zmq.NOBLOCK)
-            if control == relay_wire.BYE_ACK and self._draining:
-                self._acked = True
-            else:
-                log.warning("unexpected control message from the relay: %r", control[:40])
-            return None
+        self.read_seq = self._read = self._read + 1
+        self._count_read()
+        return frame
+
+    def _count_read(self) -> None:
+        """One more message read: grant the relay a batch of credit once a batch is read."""
         self._unacked += 1
         if (
             self._unacked >= relay_wire.GRANT_BATCH
@@ -188,7 +254,90 @@ class RelayChannel(Channel):
             and self._grant(self._unacked)
         ):
             self._unacked = 0
-        return frame
+
+    def _read_all(self) -> None:
+        """Gated: read every message the DEALER holds; they wait for the relay's ``go``
+        (control words are acted on at once: a ``count`` may end the gating)."""
+        while (frame := read_nowait(self._pull)) is not None:
+            if not frame:  # a control message: ["", word]
+                self._on_control(_raw_recv(self._pull, zmq.NOBLOCK))
+                continue
+            self._read += 1
+            (self._waiting if self._gated and not self._draining else self._cleared).append(frame)
+            self._count_read()
+        self._drained = True
+
+    def _on_control(self, control: bytes) -> None:
+        cleared = relay_wire.parse_go(control)
+        if cleared is not None:
+            self._clear(cleared + self._base - (self._read - len(self._waiting)))
+        elif control == relay_wire.BYE_ACK and self._draining:
+            self._acked = True
+        elif control in (relay_wire.COUNT, relay_wire.COUNT_GATED):
+            self._recount(gated=control == relay_wire.COUNT_GATED)
+        else:
+            log.warning("unexpected control message from the relay: %r", control[:40])
+
+    def _clear(self, count: int) -> None:
+        """The first ``count`` messages waiting may run."""
+        waiting, ready = self._waiting, self._cleared
+        for _ in range(min(count, len(waiting))):
+            ready.append(waiting.popleft())
+
+    def _recount(self, *, gated: bool) -> None:
+        """The relay does not know this worker (it restarted, or it dropped us as gone): it
+        numbers from here, and with ``gated`` clears what we read before we run it. What it
+        has not cleared is dropped: it may have sent it to another worker, and a request
+        never runs twice."""
+        self._gated = gated
+        self.done = [] if gated else None
+        if self._waiting:
+            log.warning(
+                "%d message(s) from the relay at %s dropped: it may have sent them elsewhere",
+                len(self._waiting),
+                self.send_spec,
+            )
+            self._read -= len(self._waiting)
+            self._waiting.clear()
+        self._base = self._asked = self._read
+
+    def _ask(self) -> None:
+        """``start``: the relay may clear what was read, and lets the finished connections go."""
+        self._sent = True  # after the last read (a grant is sent before it: no need there)
+        if self._send_control(relay_wire.encode_start(self._read - self._base, self._finished())):
+            self._asked = self._read
+
+    def _finished(self) -> list[tuple[int, int]]:
+        """The finished connections to report (at most ``MAX_DONE``; the rest wait), numbered
+        as the relay numbers them; those from before its ``count`` are dropped."""
+        done = self.done
+        if not done:
+            return []
+        base, kept, index = self._base, self.kept, self.index
+        report = [
+            (conn_id, seq - base)
+            for conn_id, seq in done[: relay_wire.MAX_DONE]
+            if seq > base and (index, conn_id) not in kept
+        ]
+        del done[: relay_wire.MAX_DONE]
+        return report
+
+    def done_pending(self) -> None:
+        """A connection finished while nothing else was: report it now if the receiver waits
+        (nothing is left to read, so the report reaches the relay before the client's next
+        request can), unless one left less than ``REPORT_INTERVAL`` ago."""
+        if self._receiver is not None:
+            self._report_due()
+
+    def _report_due(self) -> bool:
+        """Report the finished connections unless a report left less than
+        ``REPORT_INTERVAL`` ago; whether it sent one."""
+        now = monotonic()
+        if now - self._reported_at < REPORT_INTERVAL or self._pull.closed or self._draining:
+            return False
+        self._reported_at = now
+        self._ask()
+        return True
 
     def _grant(self, credits: int, *, idle: bool = False) -> bool:
         return self._send_control(relay_wire.encode_grant(credits, self.source, idle=idle))

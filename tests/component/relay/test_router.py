@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 import zmq
 
+from m2bridge.relay import wire
 from m2bridge.relay.router import Relay
 from m2bridge.testing import FakeMongrel2
+from m2bridge.worker.relay_channel import REPORT_INTERVAL
 from tests.helpers.mongrel2 import stop_process
 from tests.helpers.worker import APPS, REPO_ROOT, WorkerProcess
 
@@ -34,10 +36,10 @@ def running(argv: list[str], log_path: Path) -> Iterator[subprocess.Popen[bytes]
 
 
 @contextlib.contextmanager
-def relay(tmp_path: Path, fake: FakeMongrel2) -> Iterator[str]:
+def relay(tmp_path: Path, fake: FakeMongrel2, *options: str) -> Iterator[str]:
     """A relay process reading ``fake``; yields the endpoint workers connect to."""
     bind = f"ipc://{tmp_path / 'relay.ipc'}"
-    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", fake.send_spec]
+    argv = [sys.executable, "-m", "m2bridge", "relay", "--send-spec", fake.send_spec, *options]
     with running([*argv, "--bind", bind], tmp_path / "relay.log"):
         yield bind
 
@@ -75,6 +77,26 @@ def test_two_workers_share_new_connections(tmp_path, fake):
         time.sleep(1.2)  # stats files are rewritten about once a second
         assert served(w1) > 20, (served(w1), served(w2))
         assert served(w2) > 20, (served(w1), served(w2))
+
+
+def test_a_keep_alive_connection_reaches_a_worker_that_joined_after_its_first_request(
+    tmp_path, fake
+):
+    """With ``--resend``, each answered request is reported finished, so the connection's next
+    one is placed by credit like a new one: a long keep-alive connection does not stay on its
+    first worker."""
+    conn_id = 42
+    with relay(tmp_path, fake, "--resend") as bind, worker(tmp_path, fake, bind, "w1") as w1:
+        for _ in range(20):
+            fake.request("/hello/", conn_id=conn_id)
+            assert fake.response(conn_id).status == 200
+        with worker(tmp_path, fake, bind, "w2") as w2:
+            for n in range(100):  # one at a time, a moment after the answer to the last
+                fake.request("/hello/", conn_id=conn_id, query=f"n={n}")
+                assert fake.response(conn_id).status == 200
+                time.sleep(REPORT_INTERVAL * 1.5)
+            time.sleep(1.2)  # stats files are rewritten about once a second
+            assert served(w2) > 20, (served(w1), served(w2))
 
 
 def test_sigterm_of_a_worker_in_a_burst_loses_no_request(tmp_path, fake):
@@ -191,9 +213,12 @@ def pump(relay: Relay, seconds: float = 0.3) -> None:
 
 
 def received(dealer: zmq.Socket[bytes], timeout_ms: int = 300) -> list[list[bytes]]:
+    """What the relay sent ``dealer``, but the ``count`` it sends a worker it did not know."""
     frames = []
     while dealer.poll(timeout_ms):
-        frames.append(dealer.recv_multipart())
+        message = dealer.recv_multipart()
+        if message[0] != b"" or not message[1].startswith(wire.COUNT):
+            frames.append(message)
     return frames
 
 
@@ -258,6 +283,64 @@ def test_a_worker_that_vanishes_without_bye_has_its_connections_closed(tmp_path,
         assert fake.wait_for(lambda: all(fake.is_closed(c) for c in held), timeout=2)
     finally:
         dealer.close(0)
+        relay.router.setsockopt(zmq.LINGER, 0)
+        relay.close()
+        context.term()
+
+
+def test_a_worker_lost_with_requests_it_never_started_has_them_answered_by_another(tmp_path, fake):
+    """With ``--resend``: w1 is frozen (SIGSTOP), so what the relay sends it meanwhile is never
+    started; killed then, it leaves those to w2, which answers every one."""
+    with (
+        relay(tmp_path, fake, "--resend", "--recv-spec", fake.recv_spec) as bind,
+        worker(tmp_path, fake, bind, "w1") as w1,
+    ):
+        assert fake.response(fake.request("/hello/")).status == 200
+        os.kill(w1.proc.pid, signal.SIGSTOP)
+        try:
+            held = [fake.request("/hello/", query=f"n={n}") for n in range(10)]
+            time.sleep(0.3)  # routed to w1: the only worker, with credit
+            with worker(tmp_path, fake, bind, "w2") as w2:
+                os.kill(w1.proc.pid, signal.SIGKILL)
+                assert all(_answered(fake, conn_id) for conn_id in held)
+                time.sleep(1.2)  # stats files are rewritten about once a second
+                assert served(w2) >= len(held)
+        finally:
+            os.kill(w1.proc.pid, signal.SIGCONT)
+        log = (tmp_path / "relay.log").read_text()
+        assert f"{len(held)} request(s) it had not started sent again" in log, log
+
+
+def test_a_resending_relay_closes_only_the_connections_a_lost_worker_started(tmp_path, fake):
+    context = zmq.Context()
+    relay = Relay(
+        [fake.send_spec], f"ipc://{tmp_path}/relay.ipc", context, [fake.recv_spec], resend=True
+    )
+    lost, other = (context.socket(zmq.DEALER) for _ in range(2))
+    try:
+        for dealer in (lost, other):
+            dealer.setsockopt(zmq.LINGER, 0)
+            dealer.connect(f"ipc://{tmp_path}/relay.ipc")
+        lost.send(b"ready 10 0")
+        pump(relay, 0.2)
+        assert lost.recv_multipart() == [b"", b"count start"]
+        ids = [fake.request("/spin", query=f"n={n}") for n in range(3)]
+        pump(relay, 0.2)
+        assert len(received(lost, 100)) == 3
+        lost.send(b"start 1")  # it runs the first only
+        pump(relay, 0.2)
+        assert received(lost, 100) == [[b"", b"go 1"]]
+        other.send(b"ready 10 0")
+        pump(relay, 0.2)
+        lost.close(0)  # killed
+        pump(relay, 0.3)
+        assert fake.wait_for(lambda: fake.is_closed(ids[0]), timeout=2)
+        again = [message[0] for message in received(other)]
+        assert [frame.split(b" ", 2)[1] for frame in again] == [b"%d" % c for c in ids[1:]]
+        assert not any(fake.is_closed(conn_id) for conn_id in ids[1:])
+    finally:
+        for dealer in (lost, other):
+            dealer.close(0)
         relay.router.setsockopt(zmq.LINGER, 0)
         relay.close()
         context.term()

@@ -9,10 +9,11 @@ from gevent.pool import Pool
 from m2bridge.testing import parse_reply
 from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.pacing import BURST, MERGE_INTERVAL
+from tests.helpers.sink import NotRelayed
 from tests.helpers.waiting import wait_until
 
 
-class ListSink:
+class ListSink(NotRelayed):
     """A channel that records what would have been published."""
 
     index = 0

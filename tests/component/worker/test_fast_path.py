@@ -30,6 +30,7 @@ from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.dispatch import Dispatcher
 from m2bridge.worker.stats import WorkerStats
 from tests.helpers.messages import CORPUS, MESSAGES
+from tests.helpers.sink import NotRelayed
 from tests.helpers.waiting import wait_until
 
 DATE_RE = re.compile(rb"Date: [^\r]*\r\n")
@@ -37,7 +38,7 @@ CLOSED = b"<closed>"
 ACCESS_TIME_RE = re.compile(r"\[[^]]*\]| [0-9.]+ms")
 
 
-class ListChannel:
+class ListChannel(NotRelayed):
     """A channel that records what each connection was sent, as one byte stream.
 
     How the bytes of a streamed response are split into messages depends on timing (pacing

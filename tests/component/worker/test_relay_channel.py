@@ -20,7 +20,7 @@ from m2bridge.relay import wire
 from m2bridge.testing import FakeMongrel2
 from m2bridge.worker import relay_channel as relay_channel_module
 from m2bridge.worker.channel import READ_RECHECK
-from m2bridge.worker.relay_channel import IDLE_REGRANT, RelayChannel
+from m2bridge.worker.relay_channel import IDLE_REGRANT, REPORT_INTERVAL, RelayChannel
 from m2bridge.worker.transport import Transport
 
 #: Far below READ_RECHECK and the tick (raised in these tests): a lost wake-up shows.
@@ -212,3 +212,169 @@ def test_one_relay_per_front_end_each_channel_grants_its_relay_source_0(tmp_path
         transport.close(linger_ms=0)
         for front in fronts:
             front.close()
+
+
+def grant_and_count(router, *, gated: bool = True) -> bytes:
+    """The worker's first grant, answered with the relay's ``count`` (``count start`` when
+    ``gated``): the worker's identity."""
+    with gevent.Timeout(5):
+        peer, grant = router.recv_multipart()
+    assert grant == wire.encode_grant(wire.WINDOW, 0)
+    router.send_multipart([peer, *wire.count_frames(gated)])
+    return bytes(peer)
+
+
+def next_start(router) -> bytes:
+    """The next ``start`` the worker sends (grants skipped)."""
+    with gevent.Timeout(5):
+        while True:
+            _, frame = router.recv_multipart()
+            if frame.startswith(wire.START):
+                return bytes(frame)
+
+
+@pytest.fixture
+def gated(fake, relay_spec):
+    """A worker's relay channel, a fake relay's ROUTER, and the worker's identity there after
+    ``count start``."""
+    transport = relay_transport(fake, relay_spec)
+    channel = transport.channels[0]
+    assert isinstance(channel, RelayChannel)
+    router = bound_router(transport, relay_spec)
+    try:
+        assert channel.wait_ready(timeout=5)
+        yield channel, router, grant_and_count(router)
+    finally:
+        router.close(0)
+        transport.close(linger_ms=0)
+
+
+def conn_of(frame: bytes | None) -> bytes | None:
+    return None if frame is None else frame.split()[1]
+
+
+def test_a_gated_worker_runs_nothing_before_the_relays_go(gated):
+    channel, router, peer = gated
+    for conn_id in (1, 2, 3):
+        router.send_multipart([peer, b"uuid %d / 2:{},0:," % conn_id])
+    receiver = gevent.spawn(channel.recv)
+    assert next_start(router) == b"start 3"
+    gevent.sleep(0.2)
+    assert not receiver.ready()  # read, not cleared
+    router.send_multipart([peer, *wire.encode_go(2)])
+    assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"1"
+    assert conn_of(channel.recv_nowait()) == b"2"
+    assert channel.recv_nowait() is None  # the third waits for its go
+    router.send_multipart([peer, *wire.encode_go(3)])
+    assert conn_of(gevent.with_timeout(WAKE_BOUND, channel.recv)) == b"3"
+    assert channel.read_seq == 3
+
+
+def test_a_go_sent_right_after_each_start_is_read_at_once(monkeypatch, fake, relay_spec):
+    """The relay answers each ``start`` at once, racing the worker's next wait on the FD (the
+    start's send may take the FD's edge): with the periodic recheck out of the way, every
+    message must still come out well within WAKE_BOUND."""
+    monkeypatch.setattr(relay_channel_module, "RELAY_TICK", 30.0)  # only the FD wakes the reader
+    transport = relay_transport(fake, relay_spec)
+    channel = transport.channels[0]
+    assert isinstance(channel, RelayChannel)
+    router = bound_router(transport, relay_spec)
+    try:
+        assert channel.wait_ready(timeout=5)
+        peer = grant_and_count(router)
+        for n in range(ROUNDS // 3):
+            receiver = gevent.spawn(channel.recv)
+            gevent.sleep(0.001 * (n % 3))  # the message comes while it waits, or before
+            started = time.monotonic()
+            router.send_multipart([peer, b"uuid %d / 2:{},0:," % n])
+            assert next_start(router) == b"start %d" % (n + 1)
+            router.send_multipart([peer, *wire.encode_go(n + 1)])
+            assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"%d" % n
+            assert time.monotonic() - started < WAKE_BOUND
+    finally:
+        router.close(0)
+        transport.close(linger_ms=0)
+
+
+def test_finished_connections_are_reported_with_the_relays_numbers_when_nothing_is_left(
+    gated,
+):
+    channel, router, peer = gated
+    for conn_id in (5, 7):
+        router.send_multipart([peer, b"uuid %d / 2:{},0:," % conn_id])
+    receiver = gevent.spawn(channel.recv)
+    assert next_start(router) == b"start 2"
+    router.send_multipart([peer, *wire.encode_go(2)])
+    assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"5"
+    assert conn_of(channel.recv_nowait()) == b"7"
+    receiver = gevent.spawn(channel.recv)  # waits: nothing is left to read
+    gevent.sleep(REPORT_INTERVAL * 2)
+    assert channel.done is not None
+    channel.done.append((7, 2))  # as the connection table does
+    channel.done_pending()
+    assert next_start(router) == b"start 2 7:2"  # at once, nothing new read
+    channel.kept = {(0, 5)}  # an open WebSocket: never reported
+    gevent.sleep(REPORT_INTERVAL * 2)
+    channel.done.append((5, 1))
+    channel.done_pending()
+    assert next_start(router) == b"start 2"
+    receiver.kill()
+
+
+def test_the_relays_count_drops_what_it_had_not_cleared_and_numbers_from_there(gated):
+    channel, router, peer = gated
+    router.send_multipart([peer, b"uuid 1 / 2:{},0:,"])
+    receiver = gevent.spawn(channel.recv)
+    assert next_start(router) == b"start 1"
+    router.send_multipart([peer, *wire.encode_go(1)])
+    assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"1"
+    router.send_multipart([peer, b"uuid 2 / 2:{},0:,"])  # read, then the relay forgets us
+    receiver = gevent.spawn(channel.recv)
+    assert next_start(router) == b"start 2"
+    router.send_multipart([peer, *wire.count_frames(True)])
+    router.send_multipart([peer, b"uuid 3 / 2:{},0:,"])
+    assert next_start(router) == b"start 1"  # numbered from the count
+    router.send_multipart([peer, *wire.encode_go(1)])
+    assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"3"  # 2 never runs here
+    assert channel.done is not None
+    channel.done.extend([(1, 1), (3, channel.read_seq)])  # 1 was numbered before the count
+    channel.done_pending()
+    receiver = gevent.spawn(channel.recv)
+    gevent.sleep(REPORT_INTERVAL * 2)
+    channel.done_pending()
+    assert next_start(router) == b"start 1 3:1"
+    receiver.kill()
+
+
+def test_draining_runs_what_was_read_without_waiting_for_go(gated):
+    channel, router, peer = gated
+    for conn_id in (1, 2):
+        router.send_multipart([peer, b"uuid %d / 2:{},0:," % conn_id])
+    receiver = gevent.spawn(channel.recv)
+    assert next_start(router) == b"start 2"
+    receiver.kill()  # stopping: the receiver is killed while it waits for go
+    channel.start_draining()
+    with gevent.Timeout(5):
+        assert router.recv_multipart()[1] == wire.BYE
+    router.send_multipart([peer, b"uuid 3 / 2:{},0:,"])  # routed before the bye was read
+    router.send_multipart([peer, *wire.BYE_ACK_FRAMES])
+    drained = []
+    while (frame := gevent.with_timeout(5, channel.recv_nowait)) is not None:
+        drained.append(conn_of(frame))
+    assert drained == [b"1", b"2", b"3"]
+
+
+def test_a_worker_told_plain_count_runs_at_once_and_reports_nothing(fake, relay_spec):
+    transport = relay_transport(fake, relay_spec)
+    channel = transport.channels[0]
+    assert isinstance(channel, RelayChannel)
+    router = bound_router(transport, relay_spec)
+    try:
+        assert channel.wait_ready(timeout=5)
+        peer = grant_and_count(router, gated=False)
+        router.send_multipart([peer, b"uuid 4 / 2:{},0:,"])
+        assert conn_of(gevent.with_timeout(WAKE_BOUND, channel.recv)) == b"4"
+        assert channel.done is None
+    finally:
+        router.close(0)
+        transport.close(linger_ms=0)

@@ -28,6 +28,7 @@ from m2bridge.worker.connection import ConnectionTable
 from m2bridge.worker.dispatch import Dispatcher
 from m2bridge.worker.stats import WorkerStats
 from tests.helpers.mongrel2 import free_port
+from tests.helpers.sink import NotRelayed
 from tests.helpers.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -158,7 +159,7 @@ def test_fd_systemd_serves_on_the_socket_systemd_passed_and_hides_it_from_the_ap
         listener.close()
 
 
-class _Channel:
+class _Channel(NotRelayed):
     """The least a Dispatcher sends replies to."""
 
     index = 0

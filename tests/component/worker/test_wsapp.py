@@ -31,6 +31,7 @@ from m2bridge.worker.wsapp import (
     with_websocket,
 )
 from m2bridge.wsgi.environ import EnvironSettings
+from tests.helpers.sink import NotRelayed
 from tests.helpers.waiting import wait_until
 from tests.helpers.worker import run_worker
 
@@ -263,7 +264,7 @@ def test_chat_page_and_room(tmp_path):
         assert expected in frames(fake, second, 2)
 
 
-class ListSink:
+class ListSink(NotRelayed):
     """An in-process channel: replies appended to a list."""
 
     index = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2bridge.relay.state import MAX_GRANT, RelayState
+from m2bridge.relay.state import MAX_GRANT, Lost, RelayState
 
 
 def request(conn_id: int, path: bytes = b"/") -> bytes:
@@ -212,11 +212,11 @@ def test_a_vanished_worker_gives_the_connections_it_held_last_to_close():
     routed(state, 1, b"other 7 / 2:{},0:,")
     on_a = [c for c in (1, 2, 3, 4) if state.holders(0, b"%d" % c) == [b"a"]]
     assert on_a  # ties are taken in turn: both workers hold some
-    assert state.vanish(b"a") == {0: (b"uuid", on_a)}
+    assert state.vanish(b"a") == Lost(close={0: (b"uuid", on_a)})
     assert b"a" not in state.peers
     assert all(state.holders(0, b"%d" % c) == [] for c in on_a)
-    assert state.vanish(b"a") == {}  # unknown now: nothing more to close
-    assert state.vanish(b"c") == {1: (b"other", [7])}
+    assert state.vanish(b"a") == Lost()  # unknown now: nothing more to close
+    assert state.vanish(b"c") == Lost(close={1: (b"other", [7])})
 
 
 def test_vanish_spares_the_connection_being_routed_and_skips_odd_ids():
@@ -224,7 +224,7 @@ def test_vanish_spares_the_connection_being_routed_and_skips_odd_ids():
     state.ready(b"a", 0, 10)
     for conn_id in (b"1", b"2", b"x"):
         routed(state, 0, b"uuid %s / 2:{},0:," % conn_id)
-    assert state.vanish(b"a", spare=b"2") == {0: (b"uuid", [1])}
+    assert state.vanish(b"a", spare=b"2") == Lost(close={0: (b"uuid", [1])})
     state.ready(b"b", 0, 10)
     assert routed(state, 0, request(2)) == [b"b"]  # the spared one goes on, on another worker
 
@@ -237,5 +237,196 @@ def test_a_connection_moved_to_another_worker_is_not_closed_with_the_first():
     state.remove(b"a")  # a said bye: connection 1 moves to b with its next request
     routed(state, 0, request(1))
     state.ready(b"a", 0, 5)
-    assert state.vanish(b"a") == {}
-    assert state.vanish(b"b") == {0: (b"uuid", [1])}
+    assert state.vanish(b"a") == Lost()
+    assert state.vanish(b"b") == Lost(close={0: (b"uuid", [1])})
+
+
+# -- finished connections: a worker lets a connection go (numbers count per worker)
+
+
+def test_every_message_sent_to_a_worker_counts_in_its_sequence():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    routed(state, 0, credits(1))
+    routed(state, 0, request(2))
+    assert state.peers[b"a"].sent == 3
+
+
+def test_a_connection_reported_done_at_its_last_message_goes_where_the_credit_is_next():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))  # a's message 1
+    state.ready(b"b", 0, 20)  # a joining worker, with more credit
+    assert routed(state, 0, request(1)) == [b"a"]  # held: still on a (a's message 2)
+    assert state.release(b"a", 0, b"1", 2)
+    assert routed(state, 0, request(1)) == [b"b"]
+
+
+def test_a_done_report_older_than_the_last_message_routed_there_keeps_the_connection():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    routed(state, 0, request(1))  # a pipelined second request, on its way to a
+    state.ready(b"b", 0, 20)
+    assert not state.release(b"a", 0, b"1", 1)  # a answered the first only
+    assert routed(state, 0, request(1)) == [b"a"]
+
+
+def test_a_credits_notice_routed_to_the_holder_counts_as_its_last_message():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    assert routed(state, 0, credits(1)) == [b"a"]
+    assert not state.release(b"a", 0, b"1", 1)
+    assert state.release(b"a", 0, b"1", 2)
+
+
+def test_only_the_holder_can_let_a_connection_go():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    state.ready(b"b", 0, 5)
+    routed(state, 0, request(1))
+    assert not state.release(b"b", 0, b"1", 1)
+    assert not state.release(b"a", 0, b"2", 1)  # a connection never routed
+    assert state.release(b"a", 0, b"1", 1)
+    assert not state.release(b"a", 0, b"1", 1)  # let go already
+
+
+def test_a_done_report_from_before_a_disconnect_and_the_ids_reuse_never_matches():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(7))  # a's message 1
+    routed(state, 0, disconnect(7))  # 2: the client left
+    routed(state, 0, request(7))  # 3: Mongrel2 gave the id to a new client, a holds it
+    state.ready(b"b", 0, 30)
+    assert not state.release(b"a", 0, b"7", 1)  # a's report of the old client
+    assert routed(state, 0, request(7)) == [b"a"]
+
+
+def test_a_vanished_worker_has_only_the_connections_it_had_not_let_go_closed():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    routed(state, 0, request(2))
+    assert state.release(b"a", 0, b"1", 1)
+    assert state.vanish(b"a") == Lost(close={0: (b"uuid", [2])})
+
+
+def test_a_forgotten_connection_forgets_its_sequence_number_too():
+    state = RelayState(1, max_connections=2)
+    state.ready(b"a", 0, 10)
+    for conn_id in (1, 2, 3):
+        routed(state, 0, request(conn_id))
+    assert not state.release(b"a", 0, b"1", 1)  # forgotten: nothing to let go
+    assert state.release(b"a", 0, b"3", 3)
+
+
+# -- --resend: copies until a worker's start covers them; a lost worker's unstarted go again
+
+
+def test_a_relay_without_resend_keeps_no_copy():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    assert not state.peers[b"a"].unstarted
+
+
+def test_a_start_drops_the_copies_it_covers_and_asks_for_go_once():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    for conn_id in (1, 2, 3):
+        routed(state, 0, request(conn_id))
+    assert [number for number, _, _ in state.peers[b"a"].unstarted] == [1, 2, 3]
+    assert state.start(b"a", 2, ())
+    assert [number for number, _, _ in state.peers[b"a"].unstarted] == [3]
+    assert not state.start(b"a", 2, ())  # nothing new: no go
+    assert not state.start(b"a", 1, ())  # older still
+    assert state.peers[b"a"].started == 2
+
+
+def test_a_start_past_what_was_sent_or_from_an_unknown_worker_is_not_answered():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    assert not state.start(b"a", 2, ())
+    assert not state.start(b"z", 1, ())
+    assert state.peers[b"a"].started == 0
+
+
+def test_a_start_lets_its_finished_connections_go_even_with_nothing_new_read():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    assert state.start(b"a", 1, ())
+    state.ready(b"b", 0, 20)
+    assert not state.start(b"a", 1, ((b"1", 1),))
+    assert routed(state, 0, request(1)) == [b"b"]
+
+
+def test_a_lost_worker_s_requests_never_started_are_sent_again_in_order():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    sent = [request(1, b"/one"), request(2), request(1, b"/two")]
+    assert routed(state, 0, sent[0]) == [b"a"]
+    state.ready(b"b", 0, 20)
+    assert [routed(state, 0, frame) for frame in sent[1:]] == [[b"b"], [b"a"]]
+    assert state.vanish(b"a") == Lost(resend=[(0, sent[0]), (0, sent[2])])
+    state.ready(b"c", 0, 50)
+    assert routed(state, 0, request(1)) == [b"c"]  # placed anew, where the credit is
+
+
+def test_a_lost_worker_s_connection_with_a_started_request_is_closed_not_sent_again():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    routed(state, 0, request(2))
+    assert state.start(b"a", 1, ())  # 1 may have run; 2 never started
+    routed(state, 0, request(1))  # a pipelined second request of 1: never started either
+    assert state.vanish(b"a") == Lost(close={0: (b"uuid", [1])}, resend=[(0, request(2))])
+
+
+def test_a_lost_worker_s_finished_connection_is_neither_closed_nor_sent_again():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    assert state.start(b"a", 1, ())
+    assert not state.start(b"a", 1, ((b"1", 1),))
+    assert state.vanish(b"a") == Lost()
+
+
+def test_the_spared_connection_has_its_unstarted_requests_sent_again_and_is_not_closed():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1, b"/started"))
+    assert state.start(b"a", 1, ())
+    routed(state, 0, request(1, b"/next"))
+    assert state.vanish(b"a", spare=b"1") == Lost(resend=[(0, request(1, b"/next"))])
+
+
+def test_a_copy_from_before_a_disconnect_and_the_ids_reuse_is_not_sent_again():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(7, b"/old"))
+    routed(state, 0, disconnect(7))  # the client left before a started its request
+    routed(state, 0, request(7, b"/new"))  # a new client with the same id
+    assert state.vanish(b"a") == Lost(resend=[(0, request(7, b"/new"))])
+
+
+def test_notices_and_malformed_messages_are_not_kept_to_send_again():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, b"garbage")
+    routed(state, 0, credits(3))
+    assert not state.peers[b"a"].unstarted
+    assert state.peers[b"a"].sent == 2
+
+
+def test_a_credits_notice_of_a_connection_let_go_goes_to_its_last_worker_and_binds_nothing():
+    state = RelayState(1)
+    state.ready(b"a", 0, 10)
+    routed(state, 0, request(1))
+    assert state.release(b"a", 0, b"1", 1)
+    assert routed(state, 0, credits(1)) == [b"a"]
+    state.ready(b"b", 0, 50)
+    assert routed(state, 0, request(1)) == [b"b"]  # still placed like a new connection

@@ -6,10 +6,17 @@ import pytest
 
 from m2bridge.relay.wire import (
     BYE_ACK_FRAMES,
+    MAX_DONE,
     Grant,
+    Start,
+    count_frames,
+    encode_go,
     encode_grant,
+    encode_start,
     is_bye,
+    parse_go,
     parse_grant,
+    parse_start,
     relay_sources,
 )
 
@@ -87,3 +94,39 @@ def test_relay_sources_neither_one_nor_one_per_channel_is_refused(relays, channe
 def test_relay_sources_for_no_channel_is_refused():
     with pytest.raises(ValueError, match="one per recv_spec"):
         relay_sources(("ipc:///a",), 0)
+
+
+def test_encode_start_parses_back_to_its_count_and_finished_connections():
+    frame = encode_start(17, [(5, 17), (12, 3)])
+    assert frame == b"start 17 5:17 12:3"
+    assert parse_start(frame) == Start(17, ((b"5", 17), (b"12", 3)))
+
+
+def test_a_start_with_no_finished_connection_parses_empty():
+    assert parse_start(encode_start(0, [])) == Start(0, ())
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [b"start", b"start x 1:2", b"start 1 1", b"start 1 a:2", b"start 1 1:b",
+     b"start 1 1:" + b"9" * 19, b"start " + b"9" * 19, b"ready 8 0",
+     b"start 0 " + b" ".join([b"1:1"] * (MAX_DONE + 1))],
+    ids=["no count", "bad count", "no seq", "bad id", "bad seq", "seq too long",
+         "count too long", "a grant", "too many"],
+)  # fmt: skip
+def test_parse_start_refuses_anything_else(frame):
+    assert parse_start(frame) is None
+
+
+def test_go_parses_back_and_other_words_are_not_go():
+    blank, control = encode_go(42)
+    assert blank == b""
+    assert parse_go(control) == 42
+    assert parse_go(b"go") is None
+    assert parse_go(b"go x") is None
+    assert parse_go(b"bye-ack") is None
+
+
+def test_count_frames_say_whether_the_worker_waits_for_go():
+    assert count_frames(False) == (b"", b"count")
+    assert count_frames(True) == (b"", b"count start")
