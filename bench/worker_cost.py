@@ -12,6 +12,7 @@ queued. Run::
 
     python -m bench.worker_cost                    # relay, in flight 1 and 32
     python -m bench.worker_cost --direct           # the worker straight on Mongrel2's PUSH
+    python -m bench.worker_cost --resend           # the worker waits for the relay's go
     python -m bench.worker_cost --small 500 --large 3000 --inflight 1
     python -m bench.worker_cost --protocol json    # Mongrel2's default header encoding
 """
@@ -46,10 +47,10 @@ RUN_TIMEOUT = 600
 
 
 def serve_under_callgrind(
-    count: int, directory: Path, *, direct: bool, inflight: int, protocol: str
+    count: int, directory: Path, *, direct: bool, inflight: int, protocol: str, resend: bool
 ) -> int:
     """Serve ``count`` hello requests by a worker under callgrind; return its instructions."""
-    tag = f"{'direct' if direct else 'relay'}-{inflight}-{protocol}-{count}"
+    tag = f"{_mode(direct, resend)}-{inflight}-{protocol}-{count}"
     out = directory / f"callgrind-{tag}.out"
     requests = f"ipc://{directory}/{tag}-requests.ipc"
     recv_spec = f"ipc://{directory}/{tag}-replies.ipc"
@@ -68,7 +69,9 @@ def serve_under_callgrind(
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        feeder = _Feeder(feed, direct=direct, inflight=inflight, count=count, protocol=protocol)
+        feeder = _Feeder(
+            feed, direct=direct, inflight=inflight, count=count, protocol=protocol, resend=resend
+        )
         _run(feeder, sub, worker, until=lambda: feeder.replied >= count)
         assert feeder.replied == count, (feeder.replied, count)
         os.kill(worker.pid, signal.SIGTERM)
@@ -87,8 +90,17 @@ class _Feeder:
     """Hands requests over (by credit from the worker's grants, as the relay does)."""
 
     def __init__(
-        self, feed: zmq.Socket[bytes], *, direct: bool, inflight: int, count: int, protocol: str
+        self,
+        feed: zmq.Socket[bytes],
+        *,
+        direct: bool,
+        inflight: int,
+        count: int,
+        protocol: str,
+        resend: bool,
     ):
+        self.resend = resend
+        self.cleared = 0
         self.feed = feed
         self.direct = direct
         self.inflight = inflight
@@ -101,11 +113,19 @@ class _Feeder:
         ]
 
     def on_worker(self) -> None:
-        """Read one message of the worker (relay mode): a grant or ``bye``."""
+        """Read one message of the worker (relay mode): a grant, a ``start`` or ``bye``."""
         peer, *frames = self.feed.recv_multipart()
+        if self.peer is None:  # numbering starts; with --resend, the worker waits for go
+            self.feed.send_multipart([peer, *wire.count_frames(self.resend)])
         self.peer = peer
         if wire.is_bye(frames):
             self.feed.send_multipart([peer, *wire.BYE_ACK_FRAMES])
+            return
+        start = wire.parse_start(frames[0])
+        if start is not None:  # gated, the worker runs what it read once cleared (go)
+            if self.resend and start.read > self.cleared:
+                self.cleared = start.read
+                self.feed.send_multipart([peer, *wire.encode_go(start.read)])
             return
         grant = wire.parse_grant(frames[0])
         if grant is not None and not grant.idle:
@@ -153,18 +173,29 @@ def _run(
         feeder.push()
 
 
-def measure(small: int, large: int, *, direct: bool, inflight: int, protocol: str) -> float:
+def _mode(direct: bool, resend: bool) -> str:
+    return "direct" if direct else "relay --resend" if resend else "relay"
+
+
+def measure(
+    small: int, large: int, *, direct: bool, inflight: int, protocol: str, resend: bool = False
+) -> float:
     """Print and return the worker's instructions per request (difference of two runs)."""
     with tempfile.TemporaryDirectory(prefix="m2bridge-worker-cost-") as name:
         runs = [
             serve_under_callgrind(
-                count, Path(name), direct=direct, inflight=inflight, protocol=protocol
+                count,
+                Path(name),
+                direct=direct,
+                inflight=inflight,
+                protocol=protocol,
+                resend=resend,
             )
             for count in (small, large)
         ]
     low, high = runs
     per_request = (high - low) / (large - small)
-    mode = f"{'direct' if direct else 'relay'}, {protocol}, in flight {inflight}"
+    mode = f"{_mode(direct, resend)}, {protocol}, in flight {inflight}"
     print(f"worker ({mode}): {low:,} instructions for {small:,} requests, {high:,} for {large:,}")
     print(f"worker ({mode}): {per_request:,.0f} instructions per request", flush=True)
     return per_request
@@ -176,11 +207,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=4000)
     parser.add_argument("--inflight", type=int, action="append", help="default: 1 and 32")
     parser.add_argument("--direct", action="store_true", help="PULL from Mongrel2, no relay")
+    parser.add_argument(
+        "--resend", action="store_true", help="the worker waits for the relay's go (--resend)"
+    )
     parser.add_argument("--protocol", choices=["tnetstring", "json"], default="tnetstring")
     args = parser.parse_args(argv)
     for inflight in args.inflight or [1, wire.WINDOW]:
         measure(
-            args.small, args.large, direct=args.direct, inflight=inflight, protocol=args.protocol
+            args.small,
+            args.large,
+            direct=args.direct,
+            inflight=inflight,
+            protocol=args.protocol,
+            resend=args.resend,
         )
     return 0
 
