@@ -1,12 +1,14 @@
 """A worker host that vanishes without closing anything (link down, or frozen by SIGSTOP)
 leaves no client waiting past ``WAIT_BOUND``: ZMTP heartbeats close its connection to the
-relay, which drops its workers and has Mongrel2 close the connections they held.
+relay, which drops its workers, sends the requests they had not started to w2 (the relay runs
+with ``--resend``) and has Mongrel2 close the connections of which they had started one.
 
 The LAN and the deployment are those of ``test_hosts.py`` (front: Mongrel2 + relay on tcp; w1
 and w2: 2 echo workers each; a client host). The load here gives each request
 ``REQUEST_TIMEOUT`` seconds and counts, per request, answered (200 with its own echo), closed
-(EOF or reset: a request w1 held, not re-sent since it may have run) and timed out, with the
-longest wait; the relay's log dates when it dropped w1's workers.
+(EOF or reset: a request w1 had started, not re-sent since it may have run) and timed out,
+with the longest wait; the relay's log dates when it dropped w1's workers and says how many
+requests it sent again and how many connections it closed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Iterator
@@ -33,6 +36,9 @@ from tests.integration.test_hosts import (
 )
 
 log = logging.getLogger(__name__)
+
+#: The relay's counts in its line about a vanished worker.
+GONE_COUNTS = re.compile(r"(\d+) request\(s\) it had not started sent again, (\d+) connection")
 
 #: Seconds a client request may take before it counts as timed out (none may).
 REQUEST_TIMEOUT = 10.0
@@ -75,6 +81,9 @@ def lose_w1(deployment: Deployment, vanish: Any) -> dict[str, Any]:
     dropped = gone(deployment)[gone_before:]
     counts["dropped"] = len(dropped)
     counts["detected"] = max(dropped) - lost_at if dropped else None
+    handled = [dealt_with(line) for line in gone_lines(deployment)[gone_before:]]
+    counts["resent"] = sum(resent for resent, _ in handled)
+    counts["closed_conns"] = sum(closed for _, closed in handled)
     return counts
 
 
@@ -90,14 +99,26 @@ def serving(stack: Any) -> Any:
     return more
 
 
+def gone_lines(deployment: Deployment) -> list[str]:
+    """The front log's lines of the relay dropping a vanished worker, so far."""
+    text = deployment.front.log_file.read_text(errors="replace")
+    return [line for line in text.splitlines() if "is gone (" in line]
+
+
+def dealt_with(line: str) -> tuple[int, int]:
+    """``(requests sent again, connections closed)`` of a relay's "is gone" line."""
+    found = GONE_COUNTS.search(line)
+    assert found, line
+    return int(found[1]), int(found[2])
+
+
 def gone(deployment: Deployment) -> list[float]:
     """When (wall clock) the relay dropped each vanished worker so far, from the front's log."""
     times = []
-    for line in deployment.front.log_file.read_text(errors="replace").splitlines():
-        if "is gone (" in line:
-            stamp = line.split(" | ", 1)[-1][:23]  # "2026-12-03 14:57:58,684"
-            times.append(time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")))
-            times[-1] += int(stamp[20:23]) / 1000
+    for line in gone_lines(deployment):
+        stamp = line.split(" | ", 1)[-1][:23]  # "2026-12-03 14:57:58,684"
+        times.append(time.mktime(time.strptime(stamp[:19], "%Y-%m-%d %H:%M:%S")))
+        times[-1] += int(stamp[20:23]) / 1000
     return times
 
 
@@ -109,7 +130,8 @@ def check(what: str, counts: dict[str, Any]) -> None:
 
     log.warning(
         "%s: %d sent, %d answered, %d closed (lost), %d timed out, longest wait %.2f s; "
-        "%d workers dropped %s after the loss, first request closed %s after it",
+        "%d workers dropped %s after the loss, first request closed %s after it; "
+        "%d request(s) w1 had not started sent to w2, %d connection(s) it had started closed",
         what,
         counts["sent"],
         counts["answered"],
@@ -119,6 +141,8 @@ def check(what: str, counts: dict[str, Any]) -> None:
         counts["dropped"],
         seconds(counts["detected"]),
         seconds(counts["first_close"]),
+        counts["resent"],
+        counts["closed_conns"],
     )
     assert counts["dropped"] == WORKERS, counts  # both of w1's workers, by the heartbeats
     assert counts["detected"] < WAIT_BOUND, counts
@@ -130,6 +154,9 @@ def check(what: str, counts: dict[str, Any]) -> None:
     # can lose a second request when its new connection reuses a closed one's id).
     assert counts["closed"] <= WINDOW * WORKERS, counts
     assert counts["sent"] == counts["answered"] + counts["closed"], counts
+    # Until the heartbeats drop w1, new connections still go to its workers (they have
+    # credit): those requests never start there, and w2 answers them (none timed out).
+    assert counts["resent"] > 0, counts
 
 
 @pytest.fixture(scope="module")

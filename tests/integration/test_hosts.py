@@ -166,7 +166,7 @@ def front_stack_text(base: Path, front: Host) -> str:
     conf.write_text(text.replace('bind_addr="127.0.0.1"', f'bind_addr="{front.address}"'))
     relay = (
         f"--send-spec {handler.send_spec} --recv-spec {handler.recv_spec} "
-        f"--bind tcp://{front.address}:{RELAY_PORT}"
+        f"--bind tcp://{front.address}:{RELAY_PORT} --resend"
     )
     return f"""
 [watchers.mongrel2]
