@@ -10,8 +10,9 @@ TCP; the clients run on a fourth host.
 
 The load is bounded: ``CLIENTS`` client threads (``CLIENT``, run in the client host), each with
 one request outstanding, a 2 s timeout, and a new connection every ``PER_CONNECTION`` requests
-(the relay keeps a connection on the worker that served it first, so only new connections can
-reach a joining host). Every request sent must come back 200 with the echo of its own query
+(the relay runs with ``--resend``: it lets a connection go once its worker reports it
+finished, so a joining host takes keep-alive connections too; one test keeps each client on
+one connection throughout). Every request sent must come back 200 with the echo of its own query
 string; the load stops by closing its stdin and waits for what is outstanding, so a request
 lost on the wire is counted.
 """
@@ -316,9 +317,11 @@ def load(
     timeout: float = 2.0,
     front: str = "front",
     tag: str = "",
+    per_connection: int = PER_CONNECTION,
 ) -> Iterator[Load]:
     """``CLIENTS`` clients (``CLIENT``) in the client host against ``front``'s HTTP address,
-    each request given ``timeout`` seconds, every query string starting with ``tag``."""
+    each request given ``timeout`` seconds, every query string starting with ``tag``, a new
+    connection every ``per_connection`` requests."""
     progress = deployment.workdir / f"progress-{time.monotonic_ns()}"
     argv = [
         sys.executable,
@@ -329,7 +332,7 @@ def load(
         str(CLIENTS),
         str(progress),
         str(seconds),
-        str(PER_CONNECTION),
+        str(per_connection),
         str(timeout),
         tag,
     ]
@@ -396,6 +399,25 @@ def test_a_worker_host_joining_under_load_serves_within_2_s_of_being_ready(deplo
         counts = running.finish()
     log.warning(report(f"w2 joined in {joined:.2f} s (ready {ready:.2f} s + {took:.2f} s)", counts))
     assert counts["sent"] == counts["answered"], report("lost", counts)
+
+
+def test_a_worker_host_joining_under_load_takes_a_share_of_long_keep_alive_connections(
+    deployment,
+):
+    """Each client keeps one connection for the whole run, first all on w1: w2 still gets
+    requests, as the relay lets a finished connection go (``--resend``) and places its next
+    request by credit."""
+    deployment.stop("w2")
+    deployment.start("w1")
+    with load(deployment, per_connection=1_000_000) as running:
+        running.wait_answered(BEFORE)
+        w2 = deployment.start("w2")
+        took = w2.wait_until(lambda: served_by(w2) > 0, timeout=SHARE_BOUND)
+        running.wait_answered(BEFORE)
+        counts = running.finish()
+    log.warning(report(f"w2 joined {CLIENTS} long connections, served after {took:.2f} s", counts))
+    assert counts["sent"] == counts["answered"], report("lost", counts)
+    assert deployment.served("w2") > 0
 
 
 def test_a_worker_host_quitting_under_load_loses_no_request_and_the_other_keeps_serving(
