@@ -8,6 +8,7 @@ is the cost of one message, start-up and shutdown cancelled out. Run::
 
     python -m bench.relay_cost                     # 2,000 and 12,000 hello requests
     python -m bench.relay_cost --small 1000 --large 6000
+    python -m bench.relay_cost --resend            # copies kept until the worker's start
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def free_port() -> int:
         return port
 
 
-def route_through_relay(count: int, directory: Path) -> int:
+def route_through_relay(count: int, directory: Path, *, resend: bool = False) -> int:
     """Route ``count`` requests through a relay under callgrind; return its instructions."""
     port = free_port()
     bind = f"ipc://{directory}/relay-{count}.ipc"
@@ -50,14 +51,15 @@ def route_through_relay(count: int, directory: Path) -> int:
     push.bind(f"tcp://127.0.0.1:{port}")
     relay = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m",
-         "m2bridge", "relay", "--send-spec", f"tcp://127.0.0.1:{port}", "--bind", bind],
+         "m2bridge", "relay", "--send-spec", f"tcp://127.0.0.1:{port}", "--bind", bind,
+         *(["--resend"] if resend else [])],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
         dealer = context.socket(zmq.DEALER)
         dealer.connect(bind)
         frame = make_request_frame("/", conn_id=1)
-        received = _drive(push, dealer, frame, count)
+        received = _drive(push, dealer, frame, count, resend=resend)
         assert received == count, (received, count)
     finally:
         os.kill(relay.pid, signal.SIGTERM)
@@ -68,8 +70,12 @@ def route_through_relay(count: int, directory: Path) -> int:
     return int(match.group(1))
 
 
-def _drive(push: zmq.Socket[bytes], dealer: zmq.Socket[bytes], frame: bytes, count: int) -> int:
-    """Grant, push and read until ``count`` messages came back through the relay (or 300 s)."""
+def _drive(
+    push: zmq.Socket[bytes], dealer: zmq.Socket[bytes], frame: bytes, count: int, *, resend: bool
+) -> int:
+    """Grant, push and read until ``count`` messages came back through the relay (or 300 s);
+    with ``resend``, say ``start`` with each grant, as a gated worker does (its ``go`` is
+    read and dropped)."""
     deadline = time.monotonic() + 300
     while not dealer.poll(100, zmq.POLLOUT):
         assert time.monotonic() < deadline, "the relay never listened"
@@ -81,11 +87,14 @@ def _drive(push: zmq.Socket[bytes], dealer: zmq.Socket[bytes], frame: bytes, cou
             push.send(frame)
             sent += 1
         if dealer.poll(1000):
-            dealer.recv()
+            if dealer.recv_multipart()[0] == b"":  # a control word: count, go
+                continue
             received += 1
             unacked += 1
             if unacked >= wire.GRANT_BATCH:
                 dealer.send(wire.encode_grant(unacked, 0))
+                if resend:
+                    dealer.send(wire.encode_start(received, []))
                 unacked = 0
     return received
 
@@ -94,15 +103,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=2000)
     parser.add_argument("--large", type=int, default=12000)
+    parser.add_argument("--resend", action="store_true", help="run the relay with --resend")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="m2bridge-relay-cost-") as name:
-        small = route_through_relay(args.small, Path(name))
-        large = route_through_relay(args.large, Path(name))
+        small = route_through_relay(args.small, Path(name), resend=args.resend)
+        large = route_through_relay(args.large, Path(name), resend=args.resend)
     per_message = (large - small) / (args.large - args.small)
     print(
         f"relay: {small:,} instructions for {args.small:,} messages, {large:,} for {args.large:,}"
     )
-    print(f"relay: {per_message:,.0f} instructions per routed message")
+    mode = " (--resend)" if args.resend else ""
+    print(f"relay{mode}: {per_message:,.0f} instructions per routed message")
     return 0
 
 

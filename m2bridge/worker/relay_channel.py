@@ -67,10 +67,6 @@ class RelayChannel(Channel):
     _deadline = 0.0
     #: When the receiver last started waiting for messages (for the idle grant).
     _idle_since = 0.0
-    #: A ``start`` was sent since the DEALER was last read (see ``_wait_readable``).
-    _sent = False
-    #: Run nothing before the relay's ``go`` (it said ``count start``: ``relay_wire``).
-    _gated = False
 
     def __init__(
         self,
@@ -83,24 +79,17 @@ class RelayChannel(Channel):
         #: Which of the relay's sources (its send_specs, in order) this channel serves: its
         #: ``index`` unless given (one relay per front end: ``relay_wire.relay_sources``).
         self.source = index if source is None else source
-        #: Numbering (``relay_wire``): messages read (``_read``), the number of the last one
-        #: handed out by ``recv``/``recv_nowait`` (``read_seq``), the number of the last one
-        #: named in a ``start`` (``_asked``) and the count at the relay's ``count`` (``_base``:
-        #: the relay's numbers are ours minus it). Numbers only grow; the relay's restart.
-        self._read = 0
+        #: The number of the last message handed out by ``recv``/``recv_nowait``.
         self.read_seq = 0
-        self._asked = 0
-        self._base = 0
-        #: Messages read, cleared by the relay's ``go`` (``_cleared``) or not yet (``_waiting``):
-        #: ``read_seq + len(_cleared) + len(_waiting) == _read``.
-        self._cleared: deque[bytes] = deque()
-        self._waiting: deque[bytes] = deque()
+        #: Behind a relay started with ``--resend`` (it said ``count start``), what runs only on
+        #: its ``go``; None until then (see ``_Gate``).
+        self._gate: _Gate | None = None
         #: Connections finished here (``(conn id, read_seq of its last message)``, appended by
-        #: the connection table), reported with the next ``start``; ``kept``: those not to
-        #: report, as their state lives here (open WebSockets, set by the dispatcher).
-        self.done: list[tuple[int, int]] | None = None  # a list once gated
+        #: the connection table) while gated, reported with the next ``start``; ``kept``:
+        #: those never reported, as their state lives here (open WebSockets, set by the
+        #: dispatcher).
+        self.done: list[tuple[int, int]] | None = None
         self.kept: Container[tuple[int, int]] = ()
-        self._reported_at = 0.0
         super().__init__(context, index, specs, identity)
 
     def _request_socket(self, context: zmq.Context[Any], identity: str | None) -> zmq.Socket[Any]:
@@ -120,17 +109,16 @@ class RelayChannel(Channel):
         self._safety: Any = self._loop.timer(RELAY_TICK, RELAY_TICK, ref=False)
         self._safety.start(self._recheck)
 
-    def _wait_readable(self) -> None:
-        # Nothing is left to read: the connections finished meanwhile are reported now. A
-        # ``start`` sent since the last read (this report too) may have taken the FD's edge of
-        # a message just in: then return, and the caller reads.
+    def _input_after_report(self, gate: _Gate) -> bool:
+        """Before the receiver waits: report the connections finished meanwhile (nothing is
+        left to read); whether input may be in unsignalled, as a ``start`` sent since the last
+        read (this report too) may have taken the FD's edge of a message just in."""
         if self.done:
-            self._report_due()
-        if self._sent:
-            self._sent = False
-            if cast(int, self._pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                return
-        super()._wait_readable()
+            self._report_due(gate)
+        if not gate.sent:
+            return False
+        gate.sent = False
+        return bool(cast(int, self._pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN)
 
     def _fd_signalled(self) -> None:
         if self._receiver is not None:
@@ -161,9 +149,10 @@ class RelayChannel(Channel):
         Mongrel2 is away."""
         self.wait_ready()
         self._idle_since = monotonic()
-        if self._drained and not self._cleared:  # the last read found it empty: wait first
+        if self._drained and not (self._gate and self._gate.cleared):  # found empty: wait first
             self._drained = False
-            self._wait_readable()
+            if not (self._gate and self._input_after_report(self._gate)):
+                self._wait_readable()
         while True:
             frame = self._next()
             if frame is not None:
@@ -174,7 +163,8 @@ class RelayChannel(Channel):
                 self._grant(relay_wire.WINDOW, idle=True)  # a restarted relay forgot our credit
                 self._idle_since = monotonic()
                 continue  # read again before waiting: the send may have taken the FD's edge
-            self._wait_readable()
+            if not (self._gate and self._input_after_report(self._gate)):
+                self._wait_readable()
 
     def recv_nowait(self) -> bytes | None:
         """A message read and cleared, or None; once draining, waits for each message up to
@@ -191,7 +181,8 @@ class RelayChannel(Channel):
         if not self._pull_connected or self._draining:
             return
         self._draining = True
-        self._clear(len(self._waiting))
+        if self._gate:
+            self._gate.clear(len(self._gate.waiting))
         self._deadline = monotonic() + BYE_ACK_TIMEOUT
         if not self._send_control(relay_wire.BYE):
             log.warning("relay at %s unreachable: not draining it", self.send_spec)
@@ -202,7 +193,7 @@ class RelayChannel(Channel):
             frame = self._next()
             if frame is not None:
                 return frame
-            if self._acked or self._cleared:
+            if self._acked or (self._gate and self._gate.cleared):
                 break
             if monotonic() > self._deadline:
                 log.warning(
@@ -211,39 +202,47 @@ class RelayChannel(Channel):
                 self._acked = True
                 break
             self._wait_readable()  # the tick wakes it at least every RELAY_TICK
-        return self._next() if self._cleared else None
+        return self._next() if self._gate and self._gate.cleared else None
 
     def _next(self) -> bytes | None:
-        """The next message cleared to run, or None. Gated (``count start``): read what the
-        DEALER holds first if none is cleared, and ask the relay to clear it (``start``);
-        otherwise a message is cleared once read."""
-        cleared = self._cleared
-        if not cleared:
-            if not self._gated or self._draining:
-                return self._take()
-            self._read_all()
-            if self._read > self._asked:
-                self._ask()
-            if not cleared:
-                return None
-        self.read_seq += 1
-        return cleared.popleft()
-
-    def _take(self) -> bytes | None:
-        """Read one message, cleared at once (not gated); None if there is none now, or a
-        control word made the channel gated. The DEALER is read until a message or EAGAIN:
-        its FD signals nothing new until then."""
+        """The next message cleared to run, or None if there is none now. Not gated, a
+        message is cleared once read: the DEALER is read until a message or EAGAIN (its FD
+        signals nothing new until then)."""
+        if self._gate is not None:
+            return self._next_gated(self._gate)
         while not (frame := read_nowait(self._pull)):
             if frame is None:
                 self._drained = True
                 return None
             self._on_control(_raw_recv(self._pull, zmq.NOBLOCK))  # ["", word]
-            if self._gated and not self._draining:
-                return self._next()
+            if self._gate is not None:  # told ``count start``
+                return self._next_gated(self._gate)
         self._drained = False
-        self.read_seq = self._read = self._read + 1
-        self._count_read()
+        self.read_seq += 1
+        self._unacked += 1  # as ``_count_read``, inline: this is every message's path
+        if (
+            self._unacked >= relay_wire.GRANT_BATCH
+            and not self._draining
+            and self._grant(self._unacked)
+        ):
+            self._unacked = 0
         return frame
+
+    def _next_gated(self, gate: _Gate) -> bytes | None:
+        """Gated: read what the DEALER holds if nothing is cleared, and ask the relay to clear
+        it (``start``); the next message cleared, or None."""
+        cleared = gate.cleared
+        if not cleared:
+            if not gate.gated:  # a plain ``count`` came, and what was cleared is served
+                self._gate = None
+                return self._next()
+            self._read_all(gate)
+            if gate.read > gate.asked and not self._draining:
+                self._ask(gate)
+            if not cleared:
+                return None
+        self.read_seq += 1
+        return cleared.popleft()
 
     def _count_read(self) -> None:
         """One more message read: grant the relay a batch of credit once a batch is read."""
@@ -255,22 +254,23 @@ class RelayChannel(Channel):
         ):
             self._unacked = 0
 
-    def _read_all(self) -> None:
-        """Gated: read every message the DEALER holds; they wait for the relay's ``go``
-        (control words are acted on at once: a ``count`` may end the gating)."""
+    def _read_all(self, gate: _Gate) -> None:
+        """Read every message the DEALER holds: they wait for the relay's ``go`` (not while
+        draining: the relay forgot us); control words are acted on at once."""
         while (frame := read_nowait(self._pull)) is not None:
             if not frame:  # a control message: ["", word]
                 self._on_control(_raw_recv(self._pull, zmq.NOBLOCK))
                 continue
-            self._read += 1
-            (self._waiting if self._gated and not self._draining else self._cleared).append(frame)
+            gate.read += 1
+            (gate.cleared if self._draining else gate.waiting).append(frame)
             self._count_read()
         self._drained = True
 
     def _on_control(self, control: bytes) -> None:
         cleared = relay_wire.parse_go(control)
         if cleared is not None:
-            self._clear(cleared + self._base - (self._read - len(self._waiting)))
+            if self._gate is not None:
+                self._gate.clear_up_to(cleared)
         elif control == relay_wire.BYE_ACK and self._draining:
             self._acked = True
         elif control in (relay_wire.COUNT, relay_wire.COUNT_GATED):
@@ -278,42 +278,41 @@ class RelayChannel(Channel):
         else:
             log.warning("unexpected control message from the relay: %r", control[:40])
 
-    def _clear(self, count: int) -> None:
-        """The first ``count`` messages waiting may run."""
-        waiting, ready = self._waiting, self._cleared
-        for _ in range(min(count, len(waiting))):
-            ready.append(waiting.popleft())
-
     def _recount(self, *, gated: bool) -> None:
         """The relay does not know this worker (it restarted, or it dropped us as gone): it
         numbers from here, and with ``gated`` clears what we read before we run it. What it
         has not cleared is dropped: it may have sent it to another worker, and a request
         never runs twice."""
-        self._gated = gated
-        self.done = [] if gated else None
-        if self._waiting:
+        gate = self._gate
+        if gate is None:
+            if not gated:
+                return
+            self._gate = gate = _Gate(self.read_seq)
+        elif gate.waiting:
             log.warning(
                 "%d message(s) from the relay at %s dropped: it may have sent them elsewhere",
-                len(self._waiting),
+                len(gate.waiting),
                 self.send_spec,
             )
-            self._read -= len(self._waiting)
-            self._waiting.clear()
-        self._base = self._asked = self._read
+            gate.read -= len(gate.waiting)
+            gate.waiting.clear()
+        gate.base = gate.asked = gate.read
+        gate.gated = gated
+        self.done = [] if gated else None
 
-    def _ask(self) -> None:
+    def _ask(self, gate: _Gate) -> None:
         """``start``: the relay may clear what was read, and lets the finished connections go."""
-        self._sent = True  # after the last read (a grant is sent before it: no need there)
-        if self._send_control(relay_wire.encode_start(self._read - self._base, self._finished())):
-            self._asked = self._read
+        gate.sent = True  # after the last read (a grant is sent before it: no need there)
+        if self._send_control(relay_wire.encode_start(gate.read - gate.base, self._finished())):
+            gate.asked = gate.read
 
     def _finished(self) -> list[tuple[int, int]]:
         """The finished connections to report (at most ``MAX_DONE``; the rest wait), numbered
         as the relay numbers them; those from before its ``count`` are dropped."""
-        done = self.done
-        if not done:
+        done, gate = self.done, self._gate
+        if not done or gate is None:
             return []
-        base, kept, index = self._base, self.kept, self.index
+        base, kept, index = gate.base, self.kept, self.index
         report = [
             (conn_id, seq - base)
             for conn_id, seq in done[: relay_wire.MAX_DONE]
@@ -326,18 +325,17 @@ class RelayChannel(Channel):
         """A connection finished while nothing else was: report it now if the receiver waits
         (nothing is left to read, so the report reaches the relay before the client's next
         request can), unless one left less than ``REPORT_INTERVAL`` ago."""
-        if self._receiver is not None:
-            self._report_due()
+        if self._receiver is not None and self._gate is not None:
+            self._report_due(self._gate)
 
-    def _report_due(self) -> bool:
+    def _report_due(self, gate: _Gate) -> None:
         """Report the finished connections unless a report left less than
-        ``REPORT_INTERVAL`` ago; whether it sent one."""
+        ``REPORT_INTERVAL`` ago."""
         now = monotonic()
-        if now - self._reported_at < REPORT_INTERVAL or self._pull.closed or self._draining:
-            return False
-        self._reported_at = now
-        self._ask()
-        return True
+        if now - gate.reported_at < REPORT_INTERVAL or self._pull.closed or self._draining:
+            return
+        gate.reported_at = now
+        self._ask(gate)
 
     def _grant(self, credits: int, *, idle: bool = False) -> bool:
         return self._send_control(relay_wire.encode_grant(credits, self.source, idle=idle))
@@ -354,3 +352,34 @@ class RelayChannel(Channel):
         if self._receiver is not None and cast(int, self._pull.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             self._loop.run_callback(self._readable)
         return sent
+
+
+class _Gate:
+    """What a ``RelayChannel`` keeps once the relay said ``count start`` (``relay_wire``).
+
+    Numbers: ``read`` counts the messages read, ``asked`` is the last one named in a
+    ``start``, ``base`` the count at the relay's ``count`` (the relay's numbers are ours minus
+    it). Messages read wait in ``waiting`` until a ``go`` moves them to ``cleared``:
+    ``read_seq + len(cleared) + len(waiting) == read``. ``gated`` turns False when a later
+    plain ``count`` ends the gating; ``sent``: a ``start`` left since the last read.
+    """
+
+    __slots__ = ("asked", "base", "cleared", "gated", "read", "reported_at", "sent", "waiting")
+
+    def __init__(self, read: int) -> None:
+        self.read = self.asked = self.base = read
+        self.cleared: deque[bytes] = deque()
+        self.waiting: deque[bytes] = deque()
+        self.gated = True
+        self.sent = False
+        self.reported_at = 0.0
+
+    def clear(self, count: int) -> None:
+        """The first ``count`` messages waiting may run."""
+        waiting, cleared = self.waiting, self.cleared
+        for _ in range(min(count, len(waiting))):
+            cleared.append(waiting.popleft())
+
+    def clear_up_to(self, number: int) -> None:
+        """``go``: the messages waiting up to the relay's ``number`` may run."""
+        self.clear(number + self.base - (self.read - len(self.waiting)))
