@@ -145,11 +145,22 @@ class Relay:
         for _ in range(BATCH):
             frame = read_nowait(pull)  # None when empty, without pyzmq's zmq.Again
             if frame is None:
-                return
+                break
             if not self._forward(source, frame):
                 self._held[source].append(frame)  # no credit anywhere: stop reading
                 self.poller.unregister(pull)
-                return
+                break
+        if self.state.ungated:
+            self._log_ungated()
+
+    def _log_ungated(self) -> None:
+        for peer in self.state.ungated:
+            log.warning(
+                "worker %s runs what it reads without asking (start): it predates --resend;"
+                " if it is lost, its connections are closed and nothing is sent again",
+                peer.hex(),
+            )
+        self.state.ungated.clear()
 
     def _forward(self, source: int, frame: bytes) -> bool:
         """Send ``frame`` where ``relay_state`` says; False: nobody has credit (hold it)."""

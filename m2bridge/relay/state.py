@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from m2bridge.relay.wire import WINDOW
 from m2bridge.wire.notice import is_raw_disconnect, is_raw_notice
 
 #: Connections remembered at most (the oldest are forgotten first).
@@ -45,6 +46,11 @@ MAX_CONNECTIONS = 100_000
 MAX_HOLDERS = 4
 #: The largest credit one grant may carry.
 MAX_GRANT = 1_000_000
+#: Requests a worker may have been sent and not yet covered by its ``start`` (with
+#: ``resend``). A worker that asks before it runs stays near two windows (its credit, plus a
+#: batch read while its ``start`` is on the way); past this one it does not ask (a version
+#: from before ``start``): its copies are dropped and, lost, it has its connections closed.
+MAX_UNSTARTED = 4 * WINDOW
 
 
 @dataclass
@@ -59,6 +65,8 @@ class Peer:
     started: int = 0
     #: The requests sent to it and not started yet: ``(number, connection key, message)``.
     unstarted: deque[tuple[int, tuple[int, bytes], bytes]] = field(default_factory=deque)
+    #: It asks before it runs (``start``), as far as the relay can tell (``MAX_UNSTARTED``).
+    asks: bool = True
 
 
 @dataclass
@@ -82,6 +90,8 @@ class RelayState:
         #: Workers wait for ``go`` (``relay.wire``): copies are kept, and what a lost worker
         #: had not started is sent again; otherwise a lost worker's connections are all closed.
         self.resend = resend
+        #: Workers found running without ``start`` since the relay last looked (it logs them).
+        self.ungated: list[bytes] = []
         self.peers: dict[bytes, Peer] = {}
         self._by_source: list[list[bytes]] = [[] for _ in range(sources)]
         self._holders: dict[tuple[int, bytes], list[bytes]] = {}
@@ -150,7 +160,7 @@ class RelayState:
             source, conn_id = key
             if first is None:
                 continue  # let go: nothing of it was in flight there
-            if conn_id == spare or (self.resend and first > known.started):
+            if conn_id == spare or (known.asks and self.resend and first > known.started):
                 again[key] = first
                 continue
             sender = self.senders[source]
@@ -216,9 +226,18 @@ class RelayState:
         known.credit -= 1
         known.sent = sent = known.sent + 1
         self._last[key] = sent
-        if self.resend:
+        if self.resend and known.asks:
             known.unstarted.append((sent, key, frame))
+            if len(known.unstarted) > MAX_UNSTARTED:
+                self._never_asks(holder, known)
         return [holder]
+
+    def _never_asks(self, peer: bytes, known: Peer) -> None:
+        """``peer`` runs what it reads without ``start``: keep no copy for it (``ungated``
+        lists it once, for the relay to log)."""
+        known.asks = False
+        known.unstarted.clear()
+        self.ungated.append(peer)
 
     def holders(self, source: int, conn_id: bytes) -> list[bytes]:
         """The live workers that served this connection, the current holder last."""

@@ -16,6 +16,7 @@ import zmq
 
 from m2bridge.relay import wire
 from m2bridge.relay.router import Relay
+from m2bridge.relay.state import MAX_UNSTARTED
 from m2bridge.testing import FakeMongrel2
 from m2bridge.worker.relay_channel import REPORT_INTERVAL
 from tests.helpers.mongrel2 import stop_process
@@ -344,3 +345,36 @@ def test_a_resending_relay_closes_only_the_connections_a_lost_worker_started(tmp
         relay.router.setsockopt(zmq.LINGER, 0)
         relay.close()
         context.term()
+
+
+def test_a_resending_relay_logs_a_worker_that_runs_without_start(tmp_path, caplog):
+    context = zmq.Context()
+    push = context.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.bind(f"ipc://{tmp_path}/m2.ipc")
+    relay = Relay([f"ipc://{tmp_path}/m2.ipc"], f"ipc://{tmp_path}/relay.ipc", context, resend=True)
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.connect(f"ipc://{tmp_path}/relay.ipc")
+    try:
+        dealer.send(wire.encode_grant(MAX_UNSTARTED + 10, 0))  # and never a start
+        pump(relay, 0.2)
+        for n in range(MAX_UNSTARTED + 1):
+            push.send(b"uuid %d / 2:{},0:," % n)
+        with caplog.at_level("WARNING", logger="m2bridge.relay.router"):
+            pump(relay, 0.5)
+        assert len(received(dealer)) == MAX_UNSTARTED + 1
+        assert "runs what it reads without asking (start)" in caplog.text
+        assert relay.state.peers[dealer_peer(relay)].asks is False
+    finally:
+        for sock in (push, dealer):
+            sock.close(0)
+        relay.router.setsockopt(zmq.LINGER, 0)
+        relay.close()
+        context.term()
+
+
+def dealer_peer(relay: Relay) -> bytes:
+    """The one worker the relay knows."""
+    (peer,) = relay.state.peers
+    return peer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2bridge.relay.state import MAX_GRANT, Lost, RelayState
+from m2bridge.relay.state import MAX_GRANT, MAX_UNSTARTED, Lost, RelayState
 
 
 def request(conn_id: int, path: bytes = b"/") -> bytes:
@@ -430,3 +430,17 @@ def test_a_credits_notice_of_a_connection_let_go_goes_to_its_last_worker_and_bin
     assert routed(state, 0, credits(1)) == [b"a"]
     state.ready(b"b", 0, 50)
     assert routed(state, 0, request(1)) == [b"b"]  # still placed like a new connection
+
+
+def test_a_worker_that_never_says_start_has_no_copies_kept_and_is_closed_not_resent():
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, MAX_UNSTARTED + 10)
+    for conn_id in range(MAX_UNSTARTED + 1):
+        routed(state, 0, request(conn_id))
+    assert state.ungated == [b"a"]
+    assert not state.peers[b"a"].unstarted
+    routed(state, 0, request(MAX_UNSTARTED + 1))
+    assert not state.peers[b"a"].unstarted  # none kept from then on
+    lost = state.vanish(b"a")
+    assert lost.resend == []
+    assert sorted(lost.close[0][1]) == list(range(MAX_UNSTARTED + 2))
