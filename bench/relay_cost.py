@@ -82,19 +82,23 @@ def _drive(
     dealer.send(wire.encode_grant(WINDOW, 0))
     sent = received = 0
     unacked = 0
+    generation = wire.NO_GENERATION
     while received < count and time.monotonic() < deadline:
         while sent < count and sent - received < WINDOW:
             push.send(frame)
             sent += 1
         if dealer.poll(1000):
-            if dealer.recv_multipart()[0] == b"":  # a control word: count, go
+            message = dealer.recv_multipart()
+            if message[0] == b"":  # a control word: count (its generation kept), go
+                numbering = wire.parse_count(message[1])
+                generation = generation if numbering is None else numbering[1]
                 continue
             received += 1
             unacked += 1
             if unacked >= wire.GRANT_BATCH:
                 dealer.send(wire.encode_grant(unacked, 0))
                 if resend:
-                    dealer.send(wire.encode_start(received, []))
+                    dealer.send(wire.encode_start(generation, received, []))
                 unacked = 0
     return received
 

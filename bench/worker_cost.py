@@ -42,6 +42,8 @@ APP = WORKLOADS["hello"].app
 #: Connection ids cycled over: more than any in-flight bound, so requests in flight never share
 #: a connection (the worker would serialise them).
 CONNECTIONS = 64
+#: The generation of the fake relay's ``count``.
+GENERATION = 1
 #: Seconds a run may take at most (callgrind is about 50 times slower than the CPU).
 RUN_TIMEOUT = 600
 
@@ -116,7 +118,7 @@ class _Feeder:
         """Read one message of the worker (relay mode): a grant, a ``start`` or ``bye``."""
         peer, *frames = self.feed.recv_multipart()
         if self.peer is None:  # numbering starts; with --resend, the worker waits for go
-            self.feed.send_multipart([peer, *wire.count_frames(self.resend)])
+            self.feed.send_multipart([peer, *wire.count_frames(self.resend, GENERATION)])
         self.peer = peer
         if wire.is_bye(frames):
             self.feed.send_multipart([peer, *wire.BYE_ACK_FRAMES])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import random
 import signal
 from collections.abc import Sequence
 from typing import Any
@@ -76,8 +77,9 @@ class Relay:
             raise ValueError("a relay needs at least one --send-spec")
         if recv_specs and len(recv_specs) != len(send_specs):
             raise ValueError("give one recv_spec per send_spec, or none")
-        self.state = RelayState(len(send_specs), resend=resend)
-        self._count_frames = wire.count_frames(resend)
+        self.state = RelayState(
+            len(send_specs), resend=resend, first_generation=random.randrange(1, 1 << 31)
+        )
         self.forwarded = 0
         #: Requests sent again because the worker they were sent to vanished before it
         #: started them.
@@ -142,13 +144,15 @@ class Relay:
         self.router.close(CLOSE_LINGER_MS)
 
     def _read_mongrel2(self, source: int, pull: zmq.Socket[Any]) -> None:
+        held = self._held[source]
         for _ in range(BATCH):
+            if held:  # requests sent again wait for credit: nothing may pass them
+                break
             frame = read_nowait(pull)  # None when empty, without pyzmq's zmq.Again
             if frame is None:
                 break
             if not self._forward(source, frame):
-                self._held[source].append(frame)  # no credit anywhere: stop reading
-                self.poller.unregister(pull)
+                self._hold(source, [frame])  # no credit anywhere: stop reading
                 break
         if self.state.ungated:
             self._log_ungated()
@@ -223,16 +227,24 @@ class Relay:
 
     def _resend(self, copies: list[tuple[int, bytes]]) -> None:
         """Route ``copies`` again, ahead of the messages held for want of credit."""
-        late: list[collections.deque[bytes]] = [collections.deque() for _ in self._held]
+        late: list[list[bytes]] = [[] for _ in self._held]
         for source, frame in copies:
             if late[source] or not self._forward(source, frame):
                 late[source].append(frame)  # the rest of it keeps its order: held too
         for source, frames in enumerate(late):
             if frames:
-                if not self._held[source]:
-                    self.poller.unregister(self.pulls[source])
-                frames.extend(self._held[source])
-                self._held[source] = frames
+                self._hold(source, frames, ahead=True)
+
+    def _hold(self, source: int, frames: list[bytes], *, ahead: bool = False) -> None:
+        """Hold ``frames`` of ``source`` until a worker grants credit (``ahead``: before those
+        held already). Mongrel2's PULL is read only while nothing is held."""
+        held = self._held[source]
+        if not held:
+            self.poller.unregister(self.pulls[source])
+        if ahead:
+            held.extendleft(reversed(frames))
+        else:
+            held.extend(frames)
 
     def _close(self, source: int, sender: bytes, conn_ids: list[int]) -> int:
         """Have Mongrel2 close ``conn_ids``; returns how many (0 for a sender it cannot take)."""
@@ -299,6 +311,8 @@ class Relay:
     def _on_worker(self, peer: bytes, frames: list[bytes]) -> None:
         if wire.is_bye(frames):
             known = self.state.remove(peer)
+            if not known:  # dropped as lost: what it read may have been sent elsewhere
+                self._send_control(peer, *wire.count_frames(self.state.resend, wire.NO_GENERATION))
             self._send_control(peer, *wire.BYE_ACK_FRAMES)
             log.info("worker %s drains (%s)", peer.hex(), "known" if known else "unknown")
             return
@@ -315,13 +329,14 @@ class Relay:
         start = wire.parse_start(frame)
         if start is None:
             log.warning("worker %s sent a bad message %r: ignored", peer.hex(), frame[:40])
-        elif self.state.start(peer, start.read, start.finished):
+        elif self.state.start(peer, start.generation, start.read, start.finished):
             if self.state.resend:
                 self._send_control(peer, *wire.encode_go(start.read))
         elif peer not in self.state.peers:
             # numbered for a relay before this one (restarted), or for this one before it
-            # dropped that worker: it numbers from here, and does not run what it read
-            self._send_control(peer, *self._count_frames)
+            # dropped that worker: it does not run what it read (it learns its numbering with
+            # its next grant)
+            self._send_control(peer, *wire.count_frames(self.state.resend, wire.NO_GENERATION))
 
     def _apply(self, peer: bytes, grant: wire.Grant) -> bool:
         new = peer not in self.state.peers
@@ -329,17 +344,20 @@ class Relay:
         if not apply(peer, grant.source, grant.credits):
             return False
         if new:  # before any message: the worker numbers what it reads from here, as we do
-            self._send_control(peer, *self._count_frames)
+            generation = self.state.peers[peer].generation
+            self._send_control(peer, *wire.count_frames(self.state.resend, generation))
         return True
 
     def _release(self, source: int) -> None:
         held = self._held[source]
         if not held:
             return
-        while held and self._forward(source, held[0]):
-            held.popleft()
-        if not held:
-            self.poller.register(self.pulls[source], zmq.POLLIN)
+        while held:
+            frame = held.popleft()  # first: a worker lost on the way may hold more here
+            if not self._forward(source, frame):
+                held.appendleft(frame)
+                return
+        self.poller.register(self.pulls[source], zmq.POLLIN)
 
 
 def _source_fd(frame: zmq.Frame) -> int | None:

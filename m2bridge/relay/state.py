@@ -67,6 +67,8 @@ class Peer:
     unstarted: deque[tuple[int, tuple[int, bytes], bytes]] = field(default_factory=deque)
     #: It asks before it runs (``start``), as far as the relay can tell (``MAX_UNSTARTED``).
     asks: bool = True
+    #: The generation of the ``count`` it was sent (its ``start`` messages carry it).
+    generation: int = 0
 
 
 @dataclass
@@ -83,7 +85,12 @@ class RelayState:
     """Workers, their credit, and which worker holds which connection."""
 
     def __init__(
-        self, sources: int, max_connections: int = MAX_CONNECTIONS, *, resend: bool = False
+        self,
+        sources: int,
+        max_connections: int = MAX_CONNECTIONS,
+        *,
+        resend: bool = False,
+        first_generation: int = 1,
     ) -> None:
         if sources < 1:
             raise ValueError("a relay needs at least one source")
@@ -92,6 +99,9 @@ class RelayState:
         self.resend = resend
         #: Workers found running without ``start`` since the relay last looked (it logs them).
         self.ungated: list[bytes] = []
+        #: The generation of the next worker's ``count`` (a relay starts at a random one, so
+        #: a ``start`` meant for the relay before a restart is not taken; never 0).
+        self._generation = max(1, first_generation)
         self.peers: dict[bytes, Peer] = {}
         self._by_source: list[list[bytes]] = [[] for _ in range(sources)]
         self._holders: dict[tuple[int, bytes], list[bytes]] = {}
@@ -115,7 +125,8 @@ class RelayState:
             return False
         known = self.peers.get(peer)
         if known is None:
-            self.peers[peer] = Peer(source, credits)
+            self.peers[peer] = Peer(source, credits, generation=self._generation)
+            self._generation += 1
             self._by_source[source].append(peer)
             return True
         if known.source != source:
@@ -173,13 +184,16 @@ class RelayState:
         ]
         return lost
 
-    def start(self, peer: bytes, read: int, finished: tuple[tuple[bytes, int], ...]) -> bool:
+    def start(
+        self, peer: bytes, generation: int, read: int, finished: tuple[tuple[bytes, int], ...]
+    ) -> bool:
         """``peer`` may run its messages up to number ``read`` (their copies are dropped) and
-        has finished the connections in ``finished``; whether to answer ``go``: False for a
-        ``read`` already covered, or one past what was sent (a report meant for the relay
-        before a restart: it gets ``count`` instead, see ``known``)."""
+        has finished the connections in ``finished``; whether to answer ``go``. False, and
+        nothing done, for an unknown peer, a ``start`` of another ``count`` than its last
+        (meant for the relay before a restart, or for this one before it dropped that worker)
+        or one past what was sent; False for a ``read`` already covered."""
         known = self.peers.get(peer)
-        if known is None or read > known.sent:
+        if known is None or generation != known.generation or read > known.sent:
             return False
         for conn_id, seq in finished:
             self.release(peer, known.source, conn_id, seq)

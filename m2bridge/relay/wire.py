@@ -2,14 +2,15 @@
 
 - worker -> relay: ``ready N SOURCE`` (N more messages of the relay's SOURCE-th send_spec),
   ``idle N SOURCE`` (sent after a second without messages: my credit is at least N; a
-  restarted relay learns its workers again this way), ``start K ID:SEQ ...`` and ``bye``
+  restarted relay learns its workers again this way), ``start G K ID:SEQ ...`` and ``bye``
   (draining: route nothing more to me);
 - relay -> worker: a Mongrel2 message unchanged, or two frames: ``""`` (never a Mongrel2
   message) and a control word: ``bye-ack``, ``count`` or ``go K``.
 
-Numbering: the relay sends ``count`` (or ``count start``) when it first hears from a worker,
-before any message; from there both count the messages it sends that worker, 1, 2, ...
-``start K ID:SEQ ...`` says the worker has read up to message K, and reports the connections
+Numbering: the relay sends ``count G`` (or ``count start G``) when it first hears from a
+worker, before any message; from there both count the messages it sends that worker, 1, 2,
+... (G, the count's generation, tells a ``start`` meant for another count apart).
+``start G K ID:SEQ ...`` says the worker has read up to message K, and reports the connections
 it has finished (``ID:SEQ``: nothing of connection ID is in flight there, SEQ numbering the
 last message of it read); the relay lets such a connection go if the last message of it
 routed there is SEQ (``relay.state``).
@@ -21,7 +22,10 @@ it: when a worker is lost, the messages not covered never ran, and the relay sen
 another worker. A ``start`` whose K was sent before (nothing new read) gets no ``go``.
 
 ``bye-ack`` is sent right after ``bye`` is read, so it follows the last message routed to that
-worker (a pipe is FIFO): a worker that reads until the ack has received everything.
+worker (a pipe is FIFO): a worker that reads until the ack has received everything. A relay
+that did not know the worker (it dropped it as lost, and may have sent its messages
+elsewhere) sends a ``count`` first, so a gated worker drops what was not cleared; otherwise
+the ack clears everything read (the relay forgot that worker's copies at ``bye``).
 
 Must not import zmq, gevent, socket, subprocess.
 """
@@ -41,7 +45,10 @@ BYE_ACK_FRAMES = (b"", BYE_ACK)
 #: with ``start``, run nothing before the relay answers ``go`` (it sends what a lost worker
 #: had not started to another worker: ``m2bridge relay --resend``).
 COUNT = b"count"
-COUNT_GATED = b"count start"
+COUNT_START = b"start"
+#: The generation a relay sends a worker it cannot number (it does not know it): never one
+#: of a known worker, so a ``start`` carrying it is never taken.
+NO_GENERATION = 0
 START = b"start"
 GO = b"go"
 #: Finished connections one ``start`` carries at most (a worker sends several if it must).
@@ -78,40 +85,57 @@ def parse_grant(frame: bytes) -> Grant | None:
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """``start`` from a worker: it may run its messages up to number ``read`` once the relay
-    answers; the connections in ``finished`` have nothing in flight there, each with the
-    number of the last message of it the worker read."""
+    """``start`` from a worker numbering from the relay's ``count`` of ``generation``: it may
+    run its messages up to number ``read`` once the relay answers; the connections in
+    ``finished`` have nothing in flight there, each with the number of the last message of
+    it the worker read."""
 
+    generation: int
     read: int
     finished: tuple[tuple[bytes, int], ...]
 
 
-def encode_start(read: int, finished: list[tuple[int, int]]) -> bytes:
-    """The frame a worker sends once it has read messages up to number ``read``, reporting
-    the ``(conn id, seq)`` pairs in ``finished``."""
-    return b" ".join([START, b"%d" % read, *(b"%d:%d" % pair for pair in finished)])
+def encode_start(generation: int, read: int, finished: list[tuple[int, int]]) -> bytes:
+    """The frame a worker sends once it has read messages up to number ``read`` (counted
+    from the ``count`` of ``generation``), reporting the ``(conn id, seq)`` pairs in
+    ``finished``."""
+    pairs = (b"%d:%d" % pair for pair in finished)
+    return b" ".join([START, b"%d" % generation, b"%d" % read, *pairs])
 
 
 def parse_start(frame: bytes) -> Start | None:
-    """``start K ID:SEQ ...`` -> a ``Start``; anything else (a bad pair too) -> None."""
+    """``start G K ID:SEQ ...`` -> a ``Start``; anything else (a bad pair too) -> None."""
     words = frame.split()
-    if len(words) < 2 or words[0] != START or not _is_number(words[1]):
+    if len(words) < 3 or words[0] != START or not _is_number(words[1]):
         return None
-    if len(words) - 2 > MAX_DONE:
+    if not _is_number(words[2]) or len(words) - 3 > MAX_DONE:
         return None
     finished = []
-    for word in words[2:]:
+    for word in words[3:]:
         conn_id, sep, seq = word.partition(b":")
         if not (sep and conn_id.isdigit() and _is_number(seq)):
             return None
         finished.append((conn_id, int(seq)))
-    return Start(int(words[1]), tuple(finished))
+    return Start(int(words[1]), int(words[2]), tuple(finished))
 
 
-def count_frames(gated: bool) -> tuple[bytes, bytes]:
-    """What the relay sends a worker it did not know: ``count``, or ``count start`` when the
-    worker must wait for ``go`` before it runs what it read."""
-    return (b"", COUNT_GATED if gated else COUNT)
+def count_frames(gated: bool, generation: int) -> tuple[bytes, bytes]:
+    """What the relay sends a worker it did not know: ``count G``, or ``count start G`` when
+    the worker must wait for ``go`` before it runs what it read; its ``start`` messages then
+    carry G, so one meant for an earlier count (a relay restarted, or a worker dropped and
+    back) is told apart."""
+    words = [COUNT, COUNT_START] if gated else [COUNT]
+    return (b"", b" ".join([*words, b"%d" % generation]))
+
+
+def parse_count(control: bytes) -> tuple[bool, int] | None:
+    """``count G`` or ``count start G`` -> ``(gated, G)``; anything else -> None."""
+    words = control.split()
+    if len(words) not in (2, 3) or words[0] != COUNT or not _is_number(words[-1]):
+        return None
+    if len(words) == 3 and words[1] != COUNT_START:
+        return None
+    return len(words) == 3, int(words[-1])
 
 
 def encode_go(read: int) -> tuple[bytes, bytes]:

@@ -185,6 +185,14 @@ class Dispatcher:
             return
         self._routes[type(event)](channel, event)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether the connection ``(channel index, conn id)`` must stay on this worker (its
+        state lives here: an open WebSocket, or the credit windows of a server with download
+        flow control); the relay channel never reports those finished (``kept``)."""
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        return key[0] in self._flow_channels or key in self.websockets.sockets
+
     def count_request(self) -> None:
         """A request was accepted (``--max-requests`` counts it)."""
         self._on_request()
@@ -232,7 +240,7 @@ class Dispatcher:
             return
         self.table.open_window(channel.index, conn_id, credits)
         self._flow_channels.add(channel.index)
-        channel.done = None  # credit windows live here: its connections are never let go
+        channel.kept = self  # credit windows live here: its connections are never let go
 
     def _on_credits(self, channel: Sink, event: Credits) -> None:
         if not self.table.credit(channel.index, event.conn_id, event.credits):
@@ -305,7 +313,7 @@ class Dispatcher:
 
     def _on_websocket(self, channel: Sink, event: WebSocketHandshake | WebSocketFrame) -> None:
         if self.websockets.enabled:
-            channel.kept = self.websockets.sockets  # an open WebSocket is never let go
+            channel.kept = self  # an open WebSocket is never let go
             self.websockets.handle(channel, event)
         elif isinstance(event, WebSocketHandshake):
             self._on_unsupported(channel, event)

@@ -176,17 +176,19 @@ class RelayChannel(Channel):
         return self._next() if self._ready.is_set() else None
 
     def start_draining(self) -> None:
-        """Tell the relay ``bye``: it routes nothing more here and answers ``bye-ack``. It
-        forgets this worker, so what was read runs without its ``go``."""
+        """Tell the relay ``bye``: it routes nothing more here and answers ``bye-ack``. Gated,
+        ask first (``start``) for what was read: the ack then clears everything read up to it,
+        unless a ``count`` before it says the relay had dropped us (see ``relay_wire``)."""
         if not self._pull_connected or self._draining:
             return
+        gate = self._gate
+        if gate is not None and gate.gated and gate.read > gate.asked:
+            self._ask(gate)
         self._draining = True
-        if self._gate:
-            self._gate.clear(len(self._gate.waiting))
         self._deadline = monotonic() + BYE_ACK_TIMEOUT
         if not self._send_control(relay_wire.BYE):
             log.warning("relay at %s unreachable: not draining it", self.send_spec)
-            self._acked = True
+            self._give_up_draining()
 
     def _drain_one(self) -> bytes | None:
         while not self._acked:
@@ -199,10 +201,26 @@ class RelayChannel(Channel):
                 log.warning(
                     "no bye-ack from the relay at %s in %ss", self.send_spec, BYE_ACK_TIMEOUT
                 )
-                self._acked = True
+                self._give_up_draining()
                 break
             self._wait_readable()  # the tick wakes it at least every RELAY_TICK
         return self._next() if self._gate and self._gate.cleared else None
+
+    def _give_up_draining(self) -> None:
+        """No ``bye-ack`` will come: what was read and not cleared is dropped (the relay may
+        have sent it elsewhere)."""
+        self._acked = True
+        if self._gate is not None and self._gate.waiting:
+            self._drop_waiting(self._gate)
+
+    def _drop_waiting(self, gate: _Gate) -> None:
+        log.warning(
+            "%d message(s) from the relay at %s dropped: it may have sent them elsewhere",
+            len(gate.waiting),
+            self.send_spec,
+        )
+        gate.read -= len(gate.waiting)
+        gate.waiting.clear()
 
     def _next(self) -> bytes | None:
         """The next message cleared to run, or None if there is none now. Not gated, a
@@ -255,30 +273,34 @@ class RelayChannel(Channel):
             self._unacked = 0
 
     def _read_all(self, gate: _Gate) -> None:
-        """Read every message the DEALER holds: they wait for the relay's ``go`` (not while
-        draining: the relay forgot us); control words are acted on at once."""
+        """Read every message the DEALER holds: they wait for the relay's ``go`` (or, draining,
+        its ``bye-ack``) while gated; control words are acted on at once (a plain ``count``
+        ends the gating)."""
         while (frame := read_nowait(self._pull)) is not None:
             if not frame:  # a control message: ["", word]
                 self._on_control(_raw_recv(self._pull, zmq.NOBLOCK))
                 continue
             gate.read += 1
-            (gate.cleared if self._draining else gate.waiting).append(frame)
+            (gate.waiting if gate.gated else gate.cleared).append(frame)
             self._count_read()
         self._drained = True
 
     def _on_control(self, control: bytes) -> None:
         cleared = relay_wire.parse_go(control)
+        count = None if cleared is not None else relay_wire.parse_count(control)
         if cleared is not None:
             if self._gate is not None:
                 self._gate.clear_up_to(cleared)
         elif control == relay_wire.BYE_ACK and self._draining:
-            self._acked = True
-        elif control in (relay_wire.COUNT, relay_wire.COUNT_GATED):
-            self._recount(gated=control == relay_wire.COUNT_GATED)
+            self._acked = True  # it forgot us at bye, with its copies: all we read may run
+            if self._gate is not None:
+                self._gate.clear(len(self._gate.waiting))
+        elif count is not None:
+            self._recount(*count)
         else:
             log.warning("unexpected control message from the relay: %r", control[:40])
 
-    def _recount(self, *, gated: bool) -> None:
+    def _recount(self, gated: bool, generation: int) -> None:
         """The relay does not know this worker (it restarted, or it dropped us as gone): it
         numbers from here, and with ``gated`` clears what we read before we run it. What it
         has not cleared is dropped: it may have sent it to another worker, and a request
@@ -289,21 +311,17 @@ class RelayChannel(Channel):
                 return
             self._gate = gate = _Gate(self.read_seq)
         elif gate.waiting:
-            log.warning(
-                "%d message(s) from the relay at %s dropped: it may have sent them elsewhere",
-                len(gate.waiting),
-                self.send_spec,
-            )
-            gate.read -= len(gate.waiting)
-            gate.waiting.clear()
+            self._drop_waiting(gate)
         gate.base = gate.asked = gate.read
         gate.gated = gated
+        gate.generation = generation
         self.done = [] if gated else None
 
     def _ask(self, gate: _Gate) -> None:
         """``start``: the relay may clear what was read, and lets the finished connections go."""
         gate.sent = True  # after the last read (a grant is sent before it: no need there)
-        if self._send_control(relay_wire.encode_start(gate.read - gate.base, self._finished())):
+        start = relay_wire.encode_start(gate.generation, gate.read - gate.base, self._finished())
+        if self._send_control(start):
             gate.asked = gate.read
 
     def _finished(self) -> list[tuple[int, int]]:
@@ -359,18 +377,30 @@ class _Gate:
 
     Numbers: ``read`` counts the messages read, ``asked`` is the last one named in a
     ``start``, ``base`` the count at the relay's ``count`` (the relay's numbers are ours minus
-    it). Messages read wait in ``waiting`` until a ``go`` moves them to ``cleared``:
-    ``read_seq + len(cleared) + len(waiting) == read``. ``gated`` turns False when a later
-    plain ``count`` ends the gating; ``sent``: a ``start`` left since the last read.
+    it), ``generation`` that of the count. Messages read wait in ``waiting`` until a ``go``
+    moves them to ``cleared``: ``read_seq + len(cleared) + len(waiting) == read``. ``gated``
+    turns False when a later plain ``count`` ends the gating; ``sent``: a ``start`` left since
+    the last read.
     """
 
-    __slots__ = ("asked", "base", "cleared", "gated", "read", "reported_at", "sent", "waiting")
+    __slots__ = (
+        "asked",
+        "base",
+        "cleared",
+        "gated",
+        "generation",
+        "read",
+        "reported_at",
+        "sent",
+        "waiting",
+    )
 
     def __init__(self, read: int) -> None:
         self.read = self.asked = self.base = read
         self.cleared: deque[bytes] = deque()
         self.waiting: deque[bytes] = deque()
         self.gated = True
+        self.generation = relay_wire.NO_GENERATION
         self.sent = False
         self.reported_at = 0.0
 

@@ -324,11 +324,16 @@ def test_a_resending_relay_closes_only_the_connections_a_lost_worker_started(tmp
             dealer.connect(f"ipc://{tmp_path}/relay.ipc")
         lost.send(b"ready 10 0")
         pump(relay, 0.2)
-        assert lost.recv_multipart() == [b"", b"count start"]
+        blank, count = lost.recv_multipart()
+        assert blank == b""
+        parsed = wire.parse_count(count)
+        assert parsed is not None
+        gated, generation = parsed
+        assert gated
         ids = [fake.request("/spin", query=f"n={n}") for n in range(3)]
         pump(relay, 0.2)
         assert len(received(lost, 100)) == 3
-        lost.send(b"start 1")  # it runs the first only
+        lost.send(wire.encode_start(generation, 1, []))  # it runs the first only
         pump(relay, 0.2)
         assert received(lost, 100) == [[b"", b"go 1"]]
         other.send(b"ready 10 0")
@@ -378,3 +383,46 @@ def dealer_peer(relay: Relay) -> bytes:
     """The one worker the relay knows."""
     (peer,) = relay.state.peers
     return peer
+
+
+def test_requests_sent_again_while_held_ones_are_released_are_each_held_once(tmp_path, monkeypatch):
+    """Releasing held requests on a grant, one goes to a worker found gone on that send: its
+    copies (that one among them) are held again, ahead, each once; Mongrel2's PULL stays
+    unread while anything is held."""
+    context = zmq.Context()
+    relay = Relay([f"ipc://{tmp_path}/m2.ipc"], f"ipc://{tmp_path}/relay.ipc", context, resend=True)
+    sent: list[tuple[bytes, bytes]] = []
+    gone: set[bytes] = set()
+
+    def send(peer: bytes, *frames: bytes) -> bool:  # as the ROUTER: False for a worker gone
+        if peer in gone:
+            return False
+        sent.append((peer, frames[-1]))
+        return True
+
+    monkeypatch.setattr(relay, "_send", send)
+    try:
+        r1, r2, r3, r4 = (b"uuid %d / 2:{},0:," % n for n in range(1, 5))
+        relay.state.ready(b"P", 0, 2)
+        assert relay._forward(0, r1)
+        assert relay._forward(0, r2)  # P holds 1 and 2, never started
+        assert not relay._forward(0, r3)  # no credit anywhere
+        relay._hold(0, [r3, r4])
+        gone.add(b"P")  # and then P is gone
+        del sent[:]
+        relay.state.ready(b"P", 0, 1)
+        relay.state.ready(b"Q", 0, 1)
+        relay._release(0)  # 3 or 4 to P, gone: its copies go to Q (1 credit) or are held
+        assert len(sent) == 1
+        assert sorted([frame for _, frame in sent] + list(relay._held[0])) == [r1, r2, r3, r4]
+        assert relay.pulls[0] not in dict(relay.poller.sockets)
+        relay.state.ready(b"Q", 0, 10)
+        relay._release(0)
+        assert sorted(frame for _, frame in sent) == [r1, r2, r3, r4]  # each once
+        assert {peer for peer, _ in sent} == {b"Q"}
+        assert not relay._held[0]
+        assert relay.pulls[0] in dict(relay.poller.sockets)
+    finally:
+        relay.router.setsockopt(zmq.LINGER, 0)
+        relay.close()
+        context.term()

@@ -25,6 +25,8 @@ from m2bridge.worker.transport import Transport
 
 #: Far below READ_RECHECK and the tick (raised in these tests): a lost wake-up shows.
 WAKE_BOUND = 0.3
+#: The generation of the fake relay's ``count`` (a second one is GENERATION + 1).
+GENERATION = 5
 ROUNDS = 300
 
 
@@ -220,7 +222,7 @@ def grant_and_count(router, *, gated: bool = True) -> bytes:
     with gevent.Timeout(5):
         peer, grant = router.recv_multipart()
     assert grant == wire.encode_grant(wire.WINDOW, 0)
-    router.send_multipart([peer, *wire.count_frames(gated)])
+    router.send_multipart([peer, *wire.count_frames(gated, GENERATION)])
     return bytes(peer)
 
 
@@ -258,7 +260,7 @@ def test_a_gated_worker_runs_nothing_before_the_relays_go(gated):
     for conn_id in (1, 2, 3):
         router.send_multipart([peer, b"uuid %d / 2:{},0:," % conn_id])
     receiver = gevent.spawn(channel.recv)
-    assert next_start(router) == b"start 3"
+    assert next_start(router) == b"start 5 3"
     gevent.sleep(0.2)
     assert not receiver.ready()  # read, not cleared
     router.send_multipart([peer, *wire.encode_go(2)])
@@ -287,7 +289,7 @@ def test_a_go_sent_right_after_each_start_is_read_at_once(monkeypatch, fake, rel
             gevent.sleep(0.001 * (n % 3))  # the message comes while it waits, or before
             started = time.monotonic()
             router.send_multipart([peer, b"uuid %d / 2:{},0:," % n])
-            assert next_start(router) == b"start %d" % (n + 1)
+            assert next_start(router) == b"start 5 %d" % (n + 1)
             router.send_multipart([peer, *wire.encode_go(n + 1)])
             assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"%d" % n
             assert time.monotonic() - started < WAKE_BOUND
@@ -303,7 +305,7 @@ def test_finished_connections_are_reported_with_the_relays_numbers_when_nothing_
     for conn_id in (5, 7):
         router.send_multipart([peer, b"uuid %d / 2:{},0:," % conn_id])
     receiver = gevent.spawn(channel.recv)
-    assert next_start(router) == b"start 2"
+    assert next_start(router) == b"start 5 2"
     router.send_multipart([peer, *wire.encode_go(2)])
     assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"5"
     assert conn_of(channel.recv_nowait()) == b"7"
@@ -312,12 +314,12 @@ def test_finished_connections_are_reported_with_the_relays_numbers_when_nothing_
     assert channel.done is not None
     channel.done.append((7, 2))  # as the connection table does
     channel.done_pending()
-    assert next_start(router) == b"start 2 7:2"  # at once, nothing new read
+    assert next_start(router) == b"start 5 2 7:2"  # at once, nothing new read
     channel.kept = {(0, 5)}  # an open WebSocket: never reported
     gevent.sleep(REPORT_INTERVAL * 2)
     channel.done.append((5, 1))
     channel.done_pending()
-    assert next_start(router) == b"start 2"
+    assert next_start(router) == b"start 5 2"
     receiver.kill()
 
 
@@ -325,15 +327,15 @@ def test_the_relays_count_drops_what_it_had_not_cleared_and_numbers_from_there(g
     channel, router, peer = gated
     router.send_multipart([peer, b"uuid 1 / 2:{},0:,"])
     receiver = gevent.spawn(channel.recv)
-    assert next_start(router) == b"start 1"
+    assert next_start(router) == b"start 5 1"
     router.send_multipart([peer, *wire.encode_go(1)])
     assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"1"
     router.send_multipart([peer, b"uuid 2 / 2:{},0:,"])  # read, then the relay forgets us
     receiver = gevent.spawn(channel.recv)
-    assert next_start(router) == b"start 2"
-    router.send_multipart([peer, *wire.count_frames(True)])
+    assert next_start(router) == b"start 5 2"
+    router.send_multipart([peer, *wire.count_frames(True, GENERATION + 1)])
     router.send_multipart([peer, b"uuid 3 / 2:{},0:,"])
-    assert next_start(router) == b"start 1"  # numbered from the count
+    assert next_start(router) == b"start 6 1"  # numbered from the count, of its generation
     router.send_multipart([peer, *wire.encode_go(1)])
     assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"3"  # 2 never runs here
     assert channel.done is not None
@@ -342,16 +344,16 @@ def test_the_relays_count_drops_what_it_had_not_cleared_and_numbers_from_there(g
     receiver = gevent.spawn(channel.recv)
     gevent.sleep(REPORT_INTERVAL * 2)
     channel.done_pending()
-    assert next_start(router) == b"start 1 3:1"
+    assert next_start(router) == b"start 6 1 3:1"
     receiver.kill()
 
 
-def test_draining_runs_what_was_read_without_waiting_for_go(gated):
+def test_draining_runs_what_was_read_once_the_relay_acks_the_bye(gated):
     channel, router, peer = gated
     for conn_id in (1, 2):
         router.send_multipart([peer, b"uuid %d / 2:{},0:," % conn_id])
     receiver = gevent.spawn(channel.recv)
-    assert next_start(router) == b"start 2"
+    assert next_start(router) == b"start 5 2"
     receiver.kill()  # stopping: the receiver is killed while it waits for go
     channel.start_draining()
     with gevent.Timeout(5):
@@ -362,6 +364,34 @@ def test_draining_runs_what_was_read_without_waiting_for_go(gated):
     while (frame := gevent.with_timeout(5, channel.recv_nowait)) is not None:
         drained.append(conn_of(frame))
     assert drained == [b"1", b"2", b"3"]
+
+
+def test_a_worker_the_relay_had_dropped_runs_nothing_uncleared_when_it_drains(gated):
+    """The relay answers the bye with a ``count`` first: it did not know this worker any more
+    (dropped as lost), so what it had sent may have gone to another worker."""
+    channel, router, peer = gated
+    router.send_multipart([peer, b"uuid 1 / 2:{},0:,"])
+    receiver = gevent.spawn(channel.recv)
+    assert next_start(router) == b"start 5 1"
+    receiver.kill()
+    channel.start_draining()
+    with gevent.Timeout(5):
+        assert router.recv_multipart()[1] == wire.BYE
+    router.send_multipart([peer, *wire.count_frames(True, wire.NO_GENERATION)])
+    router.send_multipart([peer, *wire.BYE_ACK_FRAMES])
+    assert gevent.with_timeout(5, channel.recv_nowait) is None
+
+
+def test_messages_after_a_plain_count_run_at_once(gated):
+    """A relay restarted without ``--resend`` says plain ``count``: what follows it in the
+    same read is not held for a ``go`` that will never come."""
+    channel, router, peer = gated
+    router.send_multipart([peer, *wire.count_frames(False, GENERATION + 1)])
+    for conn_id in (1, 2):
+        router.send_multipart([peer, b"uuid %d / 2:{},0:," % conn_id])
+    assert conn_of(gevent.with_timeout(5, channel.recv)) == b"1"
+    assert conn_of(gevent.with_timeout(5, channel.recv)) == b"2"
+    assert channel.done is None
 
 
 def test_a_worker_told_plain_count_runs_at_once_and_reports_nothing(fake, relay_spec):

@@ -21,6 +21,12 @@ def credits(conn_id: int) -> bytes:
     )
 
 
+def start(state: RelayState, peer: bytes, read: int, finished=()) -> bool:
+    """``peer``'s ``start`` for the ``count`` it was sent (any generation for an unknown one)."""
+    known = state.peers.get(peer)
+    return state.start(peer, 1 if known is None else known.generation, read, finished)
+
+
 def routed(state: RelayState, source: int, frame: bytes) -> list[bytes]:
     """Where ``state`` sends ``frame`` right now (it must not be held)."""
     targets = state.route(source, frame)
@@ -338,10 +344,10 @@ def test_a_start_drops_the_copies_it_covers_and_asks_for_go_once():
     for conn_id in (1, 2, 3):
         routed(state, 0, request(conn_id))
     assert [number for number, _, _ in state.peers[b"a"].unstarted] == [1, 2, 3]
-    assert state.start(b"a", 2, ())
+    assert start(state, b"a", 2)
     assert [number for number, _, _ in state.peers[b"a"].unstarted] == [3]
-    assert not state.start(b"a", 2, ())  # nothing new: no go
-    assert not state.start(b"a", 1, ())  # older still
+    assert not start(state, b"a", 2)  # nothing new: no go
+    assert not start(state, b"a", 1)  # older still
     assert state.peers[b"a"].started == 2
 
 
@@ -349,8 +355,8 @@ def test_a_start_past_what_was_sent_or_from_an_unknown_worker_is_not_answered():
     state = RelayState(1, resend=True)
     state.ready(b"a", 0, 10)
     routed(state, 0, request(1))
-    assert not state.start(b"a", 2, ())
-    assert not state.start(b"z", 1, ())
+    assert not start(state, b"a", 2)
+    assert not start(state, b"z", 1)
     assert state.peers[b"a"].started == 0
 
 
@@ -358,9 +364,9 @@ def test_a_start_lets_its_finished_connections_go_even_with_nothing_new_read():
     state = RelayState(1, resend=True)
     state.ready(b"a", 0, 10)
     routed(state, 0, request(1))
-    assert state.start(b"a", 1, ())
+    assert start(state, b"a", 1)
     state.ready(b"b", 0, 20)
-    assert not state.start(b"a", 1, ((b"1", 1),))
+    assert not start(state, b"a", 1, ((b"1", 1),))
     assert routed(state, 0, request(1)) == [b"b"]
 
 
@@ -381,7 +387,7 @@ def test_a_lost_worker_s_connection_with_a_started_request_is_closed_not_sent_ag
     state.ready(b"a", 0, 10)
     routed(state, 0, request(1))
     routed(state, 0, request(2))
-    assert state.start(b"a", 1, ())  # 1 may have run; 2 never started
+    assert start(state, b"a", 1)  # 1 may have run; 2 never started
     routed(state, 0, request(1))  # a pipelined second request of 1: never started either
     assert state.vanish(b"a") == Lost(close={0: (b"uuid", [1])}, resend=[(0, request(2))])
 
@@ -390,8 +396,8 @@ def test_a_lost_worker_s_finished_connection_is_neither_closed_nor_sent_again():
     state = RelayState(1, resend=True)
     state.ready(b"a", 0, 10)
     routed(state, 0, request(1))
-    assert state.start(b"a", 1, ())
-    assert not state.start(b"a", 1, ((b"1", 1),))
+    assert start(state, b"a", 1)
+    assert not start(state, b"a", 1, ((b"1", 1),))
     assert state.vanish(b"a") == Lost()
 
 
@@ -399,7 +405,7 @@ def test_the_spared_connection_has_its_unstarted_requests_sent_again_and_is_not_
     state = RelayState(1, resend=True)
     state.ready(b"a", 0, 10)
     routed(state, 0, request(1, b"/started"))
-    assert state.start(b"a", 1, ())
+    assert start(state, b"a", 1)
     routed(state, 0, request(1, b"/next"))
     assert state.vanish(b"a", spare=b"1") == Lost(resend=[(0, request(1, b"/next"))])
 
@@ -444,3 +450,22 @@ def test_a_worker_that_never_says_start_has_no_copies_kept_and_is_closed_not_res
     lost = state.vanish(b"a")
     assert lost.resend == []
     assert sorted(lost.close[0][1]) == list(range(MAX_UNSTARTED + 2))
+
+
+def test_each_worker_gets_its_own_generation_and_a_start_of_another_is_not_taken():
+    state = RelayState(1, resend=True, first_generation=40)
+    state.ready(b"a", 0, 10)
+    state.ready(b"b", 0, 10)
+    assert (state.peers[b"a"].generation, state.peers[b"b"].generation) == (40, 41)
+    routed(state, 0, request(1))
+    holder = state.holders(0, b"1")[-1]
+    other = 81 - state.peers[holder].generation  # the other worker's
+    assert not state.start(holder, other, 1, ())
+    assert state.peers[holder].started == 0
+    assert state.start(holder, state.peers[holder].generation, 1, ())
+
+
+def test_generations_never_start_at_zero():
+    state = RelayState(1, first_generation=0)
+    state.ready(b"a", 0, 1)
+    assert state.peers[b"a"].generation == 1

@@ -14,6 +14,7 @@ from m2bridge.relay.wire import (
     encode_grant,
     encode_start,
     is_bye,
+    parse_count,
     parse_go,
     parse_grant,
     parse_start,
@@ -97,22 +98,22 @@ def test_relay_sources_for_no_channel_is_refused():
 
 
 def test_encode_start_parses_back_to_its_count_and_finished_connections():
-    frame = encode_start(17, [(5, 17), (12, 3)])
-    assert frame == b"start 17 5:17 12:3"
-    assert parse_start(frame) == Start(17, ((b"5", 17), (b"12", 3)))
+    frame = encode_start(9, 17, [(5, 17), (12, 3)])
+    assert frame == b"start 9 17 5:17 12:3"
+    assert parse_start(frame) == Start(9, 17, ((b"5", 17), (b"12", 3)))
 
 
 def test_a_start_with_no_finished_connection_parses_empty():
-    assert parse_start(encode_start(0, [])) == Start(0, ())
+    assert parse_start(encode_start(1, 0, [])) == Start(1, 0, ())
 
 
 @pytest.mark.parametrize(
     "frame",
-    [b"start", b"start x 1:2", b"start 1 1", b"start 1 a:2", b"start 1 1:b",
-     b"start 1 1:" + b"9" * 19, b"start " + b"9" * 19, b"ready 8 0",
-     b"start 0 " + b" ".join([b"1:1"] * (MAX_DONE + 1))],
-    ids=["no count", "bad count", "no seq", "bad id", "bad seq", "seq too long",
-         "count too long", "a grant", "too many"],
+    [b"start", b"start 1", b"start x 1", b"start 1 x 1:2", b"start 1 1 1", b"start 1 1 a:2",
+     b"start 1 1 1:b", b"start 1 1 1:" + b"9" * 19, b"start 1 " + b"9" * 19, b"ready 8 0",
+     b"start 1 0 " + b" ".join([b"1:1"] * (MAX_DONE + 1))],
+    ids=["nothing", "no count", "bad generation", "bad count", "no seq", "bad id", "bad seq",
+         "seq too long", "count too long", "a grant", "too many"],
 )  # fmt: skip
 def test_parse_start_refuses_anything_else(frame):
     assert parse_start(frame) is None
@@ -127,6 +128,19 @@ def test_go_parses_back_and_other_words_are_not_go():
     assert parse_go(b"bye-ack") is None
 
 
-def test_count_frames_say_whether_the_worker_waits_for_go():
-    assert count_frames(False) == (b"", b"count")
-    assert count_frames(True) == (b"", b"count start")
+def test_count_frames_say_whether_the_worker_waits_for_go_and_parse_back():
+    assert count_frames(False, 7) == (b"", b"count 7")
+    assert count_frames(True, 7) == (b"", b"count start 7")
+    assert parse_count(count_frames(False, 7)[1]) == (False, 7)
+    assert parse_count(count_frames(True, 12)[1]) == (True, 12)
+
+
+@pytest.mark.parametrize(
+    "control",
+    [b"count", b"count x", b"count start", b"count stop 1", b"count start 1 2", b"bye-ack",
+     b"count " + b"9" * 19],
+    ids=["no generation", "bad generation", "start, no generation", "not start",
+         "too many", "another word", "generation too long"],
+)  # fmt: skip
+def test_parse_count_refuses_anything_else(control):
+    assert parse_count(control) is None
