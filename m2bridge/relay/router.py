@@ -86,6 +86,9 @@ class Relay:
         self.resent = 0
         self.stopping = False
         self._held: list[collections.deque[bytes]] = [collections.deque() for _ in send_specs]
+        #: Whether each source's PULL is polled: not while anything of it is held (a held
+        #: queue may empty and fill again within one release, so it is tracked apart)
+        self._reading = [True] * len(send_specs)
         self.router = context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, CLOSE_LINGER_MS)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -229,8 +232,8 @@ class Relay:
         """Route ``copies`` again, ahead of the messages held for want of credit."""
         late: list[list[bytes]] = [[] for _ in self._held]
         for source, frame in copies:
-            if late[source] or not self._forward(source, frame):
-                late[source].append(frame)  # the rest of it keeps its order: held too
+            if late[source] or self._held[source] or not self._forward(source, frame):
+                late[source].append(frame)  # held: the rest keeps its order behind it
         for source, frames in enumerate(late):
             if frames:
                 self._hold(source, frames, ahead=True)
@@ -239,8 +242,9 @@ class Relay:
         """Hold ``frames`` of ``source`` until a worker grants credit (``ahead``: before those
         held already). Mongrel2's PULL is read only while nothing is held."""
         held = self._held[source]
-        if not held:
+        if self._reading[source]:
             self.poller.unregister(self.pulls[source])
+            self._reading[source] = False
         if ahead:
             held.extendleft(reversed(frames))
         else:
@@ -357,7 +361,9 @@ class Relay:
             if not self._forward(source, frame):
                 held.appendleft(frame)
                 return
-        self.poller.register(self.pulls[source], zmq.POLLIN)
+        if not self._reading[source]:
+            self.poller.register(self.pulls[source], zmq.POLLIN)
+            self._reading[source] = True
 
 
 def _source_fd(frame: zmq.Frame) -> int | None:

@@ -46,9 +46,9 @@ MAX_CONNECTIONS = 100_000
 MAX_HOLDERS = 4
 #: The largest credit one grant may carry.
 MAX_GRANT = 1_000_000
-#: Requests a worker may have been sent and not yet covered by its ``start`` (with
-#: ``resend``). A worker that asks before it runs stays near two windows (its credit, plus a
-#: batch read while its ``start`` is on the way); past this one it does not ask (a version
+#: Requests a worker may have been sent before its first ``start`` (with ``resend``). A worker
+#: that asks before it runs says ``start`` after its first read batch (at most its credit,
+#: and the connections it holds); one that has not past this many does not ask (a version
 #: from before ``start``): its copies are dropped and, lost, it has its connections closed.
 MAX_UNSTARTED = 4 * WINDOW
 
@@ -242,7 +242,7 @@ class RelayState:
         self._last[key] = sent
         if self.resend and known.asks:
             known.unstarted.append((sent, key, frame))
-            if len(known.unstarted) > MAX_UNSTARTED:
+            if len(known.unstarted) > MAX_UNSTARTED and not known.started:
                 self._never_asks(holder, known)
         return [holder]
 

@@ -330,6 +330,10 @@ class RelayChannel(Channel):
         done, gate = self.done, self._gate
         if not done or gate is None:
             return []
+        if self._outbox:  # a connection is not finished before its replies left: now
+            self._flush()
+            if self._outbox:  # Mongrel2 is behind: report once they have left
+                return []
         base, kept, index = gate.base, self.kept, self.index
         report = [
             (conn_id, seq - base)

@@ -426,3 +426,45 @@ def test_requests_sent_again_while_held_ones_are_released_are_each_held_once(tmp
         relay.router.setsockopt(zmq.LINGER, 0)
         relay.close()
         context.term()
+
+
+def test_the_last_held_request_sent_to_a_worker_found_gone_is_held_again_without_a_crash(
+    tmp_path, monkeypatch
+):
+    """The held queue empties (its one request is being sent) and fills again with the gone
+    worker's copies: Mongrel2's PULL is unregistered once, registered again once all left."""
+    context = zmq.Context()
+    relay = Relay([f"ipc://{tmp_path}/m2.ipc"], f"ipc://{tmp_path}/relay.ipc", context, resend=True)
+    sent: list[tuple[bytes, bytes]] = []
+    gone: set[bytes] = set()
+
+    def send(peer: bytes, *frames: bytes) -> bool:
+        if peer in gone:
+            return False
+        sent.append((peer, frames[-1]))
+        return True
+
+    monkeypatch.setattr(relay, "_send", send)
+    try:
+        r1, r2, r3 = (b"uuid %d / 2:{},0:," % n for n in range(1, 4))
+        relay.state.ready(b"P", 0, 2)
+        assert relay._forward(0, r1)
+        assert relay._forward(0, r2)
+        assert not relay._forward(0, r3)
+        relay._hold(0, [r3])
+        gone.add(b"P")
+        relay.state.ready(b"P", 0, 5)  # P has the most credit: r3 goes there, and fails
+        relay.state.ready(b"Q", 0, 1)
+        del sent[:]
+        relay._release(0)
+        assert [frame for _, frame in sent] == [r1]  # Q's one credit: the first copy
+        assert list(relay._held[0]) == [r2, r3]
+        assert relay.pulls[0] not in dict(relay.poller.sockets)
+        relay.state.ready(b"Q", 0, 5)
+        relay._release(0)
+        assert [frame for _, frame in sent] == [r1, r2, r3]
+        assert relay.pulls[0] in dict(relay.poller.sockets)
+    finally:
+        relay.router.setsockopt(zmq.LINGER, 0)
+        relay.close()
+        context.term()

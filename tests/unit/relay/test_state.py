@@ -469,3 +469,15 @@ def test_generations_never_start_at_zero():
     state = RelayState(1, first_generation=0)
     state.ready(b"a", 0, 1)
     assert state.peers[b"a"].generation == 1
+
+
+def test_a_worker_that_said_start_keeps_its_copies_past_the_bound():
+    """Its held connections may bring it more than MAX_UNSTARTED between two starts."""
+    state = RelayState(1, resend=True)
+    state.ready(b"a", 0, 1)
+    routed(state, 0, request(0))
+    assert start(state, b"a", 1)
+    for _ in range(MAX_UNSTARTED + 5):  # one held connection, routed there without credit
+        routed(state, 0, request(0))
+    assert state.ungated == []
+    assert len(state.peers[b"a"].unstarted) == MAX_UNSTARTED + 5
