@@ -154,9 +154,13 @@ def check(what: str, counts: dict[str, Any]) -> None:
     # can lose a second request when its new connection reuses a closed one's id).
     assert counts["closed"] <= WINDOW * WORKERS, counts
     assert counts["sent"] == counts["answered"] + counts["closed"], counts
-    # Until the heartbeats drop w1, new connections still go to its workers (they have
-    # credit): those requests never start there, and w2 answers them (none timed out).
-    assert counts["resent"] > 0, counts
+    # What w1 had not started was sent to w2 (counts["resent"]: none timed out, so w2 answered
+    # them); only a connection with a request started on w1 is closed, and each costs its
+    # client the request it waits for (a second one at most, when its new connection reuses
+    # the closed one's id). How much w1 holds at the loss varies by run, and can be nothing
+    # (1 run in about 25): re-sending itself is asserted by tests/component/relay/test_router.py
+    # (a frozen worker's requests answered by another).
+    assert counts["closed"] <= 2 * counts["closed_conns"], counts
 
 
 @pytest.fixture(scope="module")
