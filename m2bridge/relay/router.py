@@ -81,9 +81,6 @@ class Relay:
             len(send_specs), resend=resend, first_generation=random.randrange(1, 1 << 31)
         )
         self.forwarded = 0
-        #: Requests sent again because the worker they were sent to vanished before it
-        #: started them.
-        self.resent = 0
         self.stopping = False
         self._held: list[collections.deque[bytes]] = [collections.deque() for _ in send_specs]
         #: Whether each source's PULL is polled: not while anything of it is held (a held
@@ -216,7 +213,6 @@ class Relay:
         for source, (sender, conn_ids) in lost.close.items():
             if source < len(self.pubs):
                 closed += self._close(source, sender, conn_ids)
-        self.resent += len(lost.resend)
         self._resend(lost.resend)
         log.warning(
             "worker %s is gone (%s): its credit is dropped, %d request(s) it had not started"
@@ -315,8 +311,8 @@ class Relay:
     def _on_worker(self, peer: bytes, frames: list[bytes]) -> None:
         if wire.is_bye(frames):
             known = self.state.remove(peer)
-            if not known:  # dropped as lost: what it read may have been sent elsewhere
-                self._send_control(peer, *wire.count_frames(self.state.resend, wire.NO_GENERATION))
+            if not known:
+                self._unnumbered(peer)
             self._send_control(peer, *wire.BYE_ACK_FRAMES)
             log.info("worker %s drains (%s)", peer.hex(), "known" if known else "unknown")
             return
@@ -336,11 +332,14 @@ class Relay:
         elif self.state.start(peer, start.generation, start.read, start.finished):
             if self.state.resend:
                 self._send_control(peer, *wire.encode_go(start.read))
-        elif peer not in self.state.peers:
-            # numbered for a relay before this one (restarted), or for this one before it
-            # dropped that worker: it does not run what it read (it learns its numbering with
-            # its next grant)
-            self._send_control(peer, *wire.count_frames(self.state.resend, wire.NO_GENERATION))
+        elif peer not in self.state.peers:  # numbered for a relay before this one (restarted)
+            self._unnumbered(peer)
+
+    def _unnumbered(self, peer: bytes) -> None:
+        """Tell a worker this relay does not know (it dropped it as lost, or restarted) to drop
+        what it read and has not had cleared: that may have been sent elsewhere. Its numbering
+        comes with the ``count`` of its next grant."""
+        self._send_control(peer, *wire.count_frames(self.state.resend, wire.NO_GENERATION))
 
     def _apply(self, peer: bytes, grant: wire.Grant) -> bool:
         new = peer not in self.state.peers

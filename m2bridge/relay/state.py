@@ -161,8 +161,9 @@ class RelayState:
         """
         known = self.peers.get(peer)
         lost = Lost()
-        if known is None or not self.remove(peer):
+        if known is None:
             return lost
+        self.remove(peer)
         again: dict[tuple[int, bytes], int] = {}  # the connections to send again: their first
         for key in [key for key, seen in self._holders.items() if seen[-1] == peer]:
             del self._holders[key]

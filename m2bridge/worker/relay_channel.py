@@ -29,10 +29,11 @@ BYE_ACK_TIMEOUT = 5.0
 #: Seconds between a ``RelayChannel``'s checks for a missed wake-up, the idle grant and the
 #: ``bye-ack`` deadline (the idle grant leaves after IDLE_REGRANT to IDLE_REGRANT + this).
 RELAY_TICK = WATCH_INTERVAL_MS / 1000
-#: Seconds at least between two ``done`` reports. A report leaves with a grant, or when the
-#: worker has nothing left to read (then it reaches the relay before the client's next request
-#: can); one every 10 ms lets a busy connection go every few dozen requests, enough to spread
-#: connections over workers that join, for one message per 10 ms at most.
+#: Seconds at least between two ``start`` messages sent only to report finished connections
+#: (gated: ``relay_wire``). Finished connections also ride on every ``start`` of a read batch;
+#: this report leaves when the worker has nothing left to read (then it reaches the relay
+#: before the client's next request can). One every 10 ms at most lets a busy connection go
+#: every few dozen requests, enough to spread connections over workers that join.
 REPORT_INTERVAL = 0.01
 #: ZMTP heartbeats on the DEALER (ms), as on the relay's ROUTER (``relay.router``): a PING
 #: every HEARTBEAT_IVL_MS; a relay silent for HEARTBEAT_TIMEOUT_MS (host lost) has its
@@ -286,16 +287,14 @@ class RelayChannel(Channel):
         self._drained = True
 
     def _on_control(self, control: bytes) -> None:
-        cleared = relay_wire.parse_go(control)
-        count = None if cleared is not None else relay_wire.parse_count(control)
-        if cleared is not None:
+        if (cleared := relay_wire.parse_go(control)) is not None:
             if self._gate is not None:
                 self._gate.clear_up_to(cleared)
         elif control == relay_wire.BYE_ACK and self._draining:
             self._acked = True  # it forgot us at bye, with its copies: all we read may run
             if self._gate is not None:
                 self._gate.clear(len(self._gate.waiting))
-        elif count is not None:
+        elif (count := relay_wire.parse_count(control)) is not None:
             self._recount(*count)
         else:
             log.warning("unexpected control message from the relay: %r", control[:40])

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import zmq
@@ -186,25 +187,41 @@ def _answered(fake: FakeMongrel2, conn_id: int) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def stepped_relay(
+    tmp_path: Path, send_spec: str | None = None, recv_specs: tuple[str, ...] = (), **options: Any
+) -> Iterator[tuple[Relay, zmq.Context[Any]]]:
+    """A ``Relay`` in this process, stepped by the test (``pump``), reading ``send_spec`` (a
+    PUSH the test binds at ``ipc://TMP/m2.ipc`` by default); with its context, whose sockets
+    (the test's too) are all closed at the end."""
+    context: zmq.Context[Any] = zmq.Context()
+    spec = send_spec or f"ipc://{tmp_path}/m2.ipc"
+    relay = Relay([spec], f"ipc://{tmp_path}/relay.ipc", context, recv_specs, **options)
+    try:
+        yield relay, context
+    finally:
+        relay.router.setsockopt(zmq.LINGER, 0)
+        relay.close()
+        context.destroy(linger=0)
+
+
+def relay_socket(context: zmq.Context[Any], kind: int, tmp_path: Path, name: str) -> Any:
+    """A socket of ``kind``: a PUSH bound at ``name`` (Mongrel2's side), else connected."""
+    sock = context.socket(kind)
+    sock.setsockopt(zmq.LINGER, 0)
+    if kind == zmq.PUSH:
+        sock.bind(f"ipc://{tmp_path}/{name}")
+    else:
+        sock.connect(f"ipc://{tmp_path}/{name}")
+    return sock
+
+
 @pytest.fixture
 def inproc_relay(tmp_path):
     """A ``Relay`` stepped by the test, a PUSH standing for Mongrel2, and a DEALER worker."""
-    context = zmq.Context()
-    push = context.socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.bind(f"ipc://{tmp_path}/m2.ipc")
-    relay = Relay([f"ipc://{tmp_path}/m2.ipc"], f"ipc://{tmp_path}/relay.ipc", context)
-    dealer = context.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.connect(f"ipc://{tmp_path}/relay.ipc")
-    try:
-        yield relay, push, dealer
-    finally:
-        for sock in (push, dealer):
-            sock.close(0)
-        relay.router.setsockopt(zmq.LINGER, 0)
-        relay.close()
-        context.term()
+    with stepped_relay(tmp_path) as (relay, context):
+        push = relay_socket(context, zmq.PUSH, tmp_path, "m2.ipc")
+        yield relay, push, relay_socket(context, zmq.DEALER, tmp_path, "relay.ipc")
 
 
 def pump(relay: Relay, seconds: float = 0.3) -> None:
@@ -268,12 +285,8 @@ def test_a_restarted_relay_learns_its_idle_workers_again(tmp_path, fake):
 
 
 def test_a_worker_that_vanishes_without_bye_has_its_connections_closed(tmp_path, fake):
-    context = zmq.Context()
-    relay = Relay([fake.send_spec], f"ipc://{tmp_path}/relay.ipc", context, [fake.recv_spec])
-    dealer = context.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.connect(f"ipc://{tmp_path}/relay.ipc")
-    try:
+    with stepped_relay(tmp_path, fake.send_spec, (fake.recv_spec,)) as (relay, context):
+        dealer = relay_socket(context, zmq.DEALER, tmp_path, "relay.ipc")
         dealer.send(b"ready 10 0")
         pump(relay, 0.2)
         held = [fake.request("/spin") for _ in range(3)]
@@ -282,11 +295,6 @@ def test_a_worker_that_vanishes_without_bye_has_its_connections_closed(tmp_path,
         dealer.close(0)  # killed: its pipe closes without a bye
         pump(relay, 0.3)
         assert fake.wait_for(lambda: all(fake.is_closed(c) for c in held), timeout=2)
-    finally:
-        dealer.close(0)
-        relay.router.setsockopt(zmq.LINGER, 0)
-        relay.close()
-        context.term()
 
 
 def test_a_worker_lost_with_requests_it_never_started_has_them_answered_by_another(tmp_path, fake):
@@ -313,15 +321,11 @@ def test_a_worker_lost_with_requests_it_never_started_has_them_answered_by_anoth
 
 
 def test_a_resending_relay_closes_only_the_connections_a_lost_worker_started(tmp_path, fake):
-    context = zmq.Context()
-    relay = Relay(
-        [fake.send_spec], f"ipc://{tmp_path}/relay.ipc", context, [fake.recv_spec], resend=True
-    )
-    lost, other = (context.socket(zmq.DEALER) for _ in range(2))
-    try:
-        for dealer in (lost, other):
-            dealer.setsockopt(zmq.LINGER, 0)
-            dealer.connect(f"ipc://{tmp_path}/relay.ipc")
+    with stepped_relay(tmp_path, fake.send_spec, (fake.recv_spec,), resend=True) as (
+        relay,
+        context,
+    ):
+        lost, other = (relay_socket(context, zmq.DEALER, tmp_path, "relay.ipc") for _ in "lo")
         lost.send(b"ready 10 0")
         pump(relay, 0.2)
         blank, count = lost.recv_multipart()
@@ -344,24 +348,12 @@ def test_a_resending_relay_closes_only_the_connections_a_lost_worker_started(tmp
         again = [message[0] for message in received(other)]
         assert [frame.split(b" ", 2)[1] for frame in again] == [b"%d" % c for c in ids[1:]]
         assert not any(fake.is_closed(conn_id) for conn_id in ids[1:])
-    finally:
-        for dealer in (lost, other):
-            dealer.close(0)
-        relay.router.setsockopt(zmq.LINGER, 0)
-        relay.close()
-        context.term()
 
 
 def test_a_resending_relay_logs_a_worker_that_runs_without_start(tmp_path, caplog):
-    context = zmq.Context()
-    push = context.socket(zmq.PUSH)
-    push.setsockopt(zmq.LINGER, 0)
-    push.bind(f"ipc://{tmp_path}/m2.ipc")
-    relay = Relay([f"ipc://{tmp_path}/m2.ipc"], f"ipc://{tmp_path}/relay.ipc", context, resend=True)
-    dealer = context.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.connect(f"ipc://{tmp_path}/relay.ipc")
-    try:
+    with stepped_relay(tmp_path, resend=True) as (relay, context):
+        push = relay_socket(context, zmq.PUSH, tmp_path, "m2.ipc")
+        dealer = relay_socket(context, zmq.DEALER, tmp_path, "relay.ipc")
         dealer.send(wire.encode_grant(MAX_UNSTARTED + 10, 0))  # and never a start
         pump(relay, 0.2)
         for n in range(MAX_UNSTARTED + 1):
@@ -371,12 +363,6 @@ def test_a_resending_relay_logs_a_worker_that_runs_without_start(tmp_path, caplo
         assert len(received(dealer)) == MAX_UNSTARTED + 1
         assert "runs what it reads without asking (start)" in caplog.text
         assert relay.state.peers[dealer_peer(relay)].asks is False
-    finally:
-        for sock in (push, dealer):
-            sock.close(0)
-        relay.router.setsockopt(zmq.LINGER, 0)
-        relay.close()
-        context.term()
 
 
 def dealer_peer(relay: Relay) -> bytes:
@@ -385,47 +371,51 @@ def dealer_peer(relay: Relay) -> bytes:
     return peer
 
 
+class RouterSends:
+    """Stands for the relay's ROUTER sends (``Relay._send``): records what each worker is
+    sent, and fails for a worker in ``gone``, as ``ROUTER_MANDATORY`` does."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+        self.gone: set[bytes] = set()
+
+    def __call__(self, peer: bytes, *frames: bytes) -> bool:
+        if peer in self.gone:
+            return False
+        self.sent.append((peer, frames[-1]))
+        return True
+
+    def frames(self) -> list[bytes]:
+        return [frame for _, frame in self.sent]
+
+
 def test_requests_sent_again_while_held_ones_are_released_are_each_held_once(tmp_path, monkeypatch):
     """Releasing held requests on a grant, one goes to a worker found gone on that send: its
     copies (that one among them) are held again, ahead, each once; Mongrel2's PULL stays
     unread while anything is held."""
-    context = zmq.Context()
-    relay = Relay([f"ipc://{tmp_path}/m2.ipc"], f"ipc://{tmp_path}/relay.ipc", context, resend=True)
-    sent: list[tuple[bytes, bytes]] = []
-    gone: set[bytes] = set()
-
-    def send(peer: bytes, *frames: bytes) -> bool:  # as the ROUTER: False for a worker gone
-        if peer in gone:
-            return False
-        sent.append((peer, frames[-1]))
-        return True
-
-    monkeypatch.setattr(relay, "_send", send)
-    try:
+    sends = RouterSends()
+    with stepped_relay(tmp_path, resend=True) as (relay, _):
+        monkeypatch.setattr(relay, "_send", sends)
         r1, r2, r3, r4 = (b"uuid %d / 2:{},0:," % n for n in range(1, 5))
         relay.state.ready(b"P", 0, 2)
         assert relay._forward(0, r1)
         assert relay._forward(0, r2)  # P holds 1 and 2, never started
         assert not relay._forward(0, r3)  # no credit anywhere
         relay._hold(0, [r3, r4])
-        gone.add(b"P")  # and then P is gone
-        del sent[:]
+        sends.gone.add(b"P")  # and then P is gone
+        del sends.sent[:]
         relay.state.ready(b"P", 0, 1)
         relay.state.ready(b"Q", 0, 1)
         relay._release(0)  # 3 or 4 to P, gone: its copies go to Q (1 credit) or are held
-        assert len(sent) == 1
-        assert sorted([frame for _, frame in sent] + list(relay._held[0])) == [r1, r2, r3, r4]
+        assert len(sends.sent) == 1
+        assert sorted(sends.frames() + list(relay._held[0])) == [r1, r2, r3, r4]
         assert relay.pulls[0] not in dict(relay.poller.sockets)
         relay.state.ready(b"Q", 0, 10)
         relay._release(0)
-        assert sorted(frame for _, frame in sent) == [r1, r2, r3, r4]  # each once
-        assert {peer for peer, _ in sent} == {b"Q"}
+        assert sorted(sends.frames()) == [r1, r2, r3, r4]  # each once
+        assert {peer for peer, _ in sends.sent} == {b"Q"}
         assert not relay._held[0]
         assert relay.pulls[0] in dict(relay.poller.sockets)
-    finally:
-        relay.router.setsockopt(zmq.LINGER, 0)
-        relay.close()
-        context.term()
 
 
 def test_the_last_held_request_sent_to_a_worker_found_gone_is_held_again_without_a_crash(
@@ -433,38 +423,24 @@ def test_the_last_held_request_sent_to_a_worker_found_gone_is_held_again_without
 ):
     """The held queue empties (its one request is being sent) and fills again with the gone
     worker's copies: Mongrel2's PULL is unregistered once, registered again once all left."""
-    context = zmq.Context()
-    relay = Relay([f"ipc://{tmp_path}/m2.ipc"], f"ipc://{tmp_path}/relay.ipc", context, resend=True)
-    sent: list[tuple[bytes, bytes]] = []
-    gone: set[bytes] = set()
-
-    def send(peer: bytes, *frames: bytes) -> bool:
-        if peer in gone:
-            return False
-        sent.append((peer, frames[-1]))
-        return True
-
-    monkeypatch.setattr(relay, "_send", send)
-    try:
+    sends = RouterSends()
+    with stepped_relay(tmp_path, resend=True) as (relay, _):
+        monkeypatch.setattr(relay, "_send", sends)
         r1, r2, r3 = (b"uuid %d / 2:{},0:," % n for n in range(1, 4))
         relay.state.ready(b"P", 0, 2)
         assert relay._forward(0, r1)
         assert relay._forward(0, r2)
         assert not relay._forward(0, r3)
         relay._hold(0, [r3])
-        gone.add(b"P")
+        sends.gone.add(b"P")
         relay.state.ready(b"P", 0, 5)  # P has the most credit: r3 goes there, and fails
         relay.state.ready(b"Q", 0, 1)
-        del sent[:]
+        del sends.sent[:]
         relay._release(0)
-        assert [frame for _, frame in sent] == [r1]  # Q's one credit: the first copy
+        assert sends.frames() == [r1]  # Q's one credit: the first copy
         assert list(relay._held[0]) == [r2, r3]
         assert relay.pulls[0] not in dict(relay.poller.sockets)
         relay.state.ready(b"Q", 0, 5)
         relay._release(0)
-        assert [frame for _, frame in sent] == [r1, r2, r3]
+        assert sends.frames() == [r1, r2, r3]
         assert relay.pulls[0] in dict(relay.poller.sockets)
-    finally:
-        relay.router.setsockopt(zmq.LINGER, 0)
-        relay.close()
-        context.term()

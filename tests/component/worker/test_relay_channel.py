@@ -8,8 +8,11 @@ the worker, and that draining never blocks the other greenlets.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -235,20 +238,29 @@ def next_start(router) -> bytes:
                 return bytes(frame)
 
 
-@pytest.fixture
-def gated(fake, relay_spec):
+@contextlib.contextmanager
+def counted(
+    fake: FakeMongrel2, relay_spec: str, *, gated: bool = True
+) -> Iterator[tuple[RelayChannel, Any, bytes]]:
     """A worker's relay channel, a fake relay's ROUTER, and the worker's identity there after
-    ``count start``."""
+    the relay's ``count`` (``count start`` when ``gated``)."""
     transport = relay_transport(fake, relay_spec)
     channel = transport.channels[0]
     assert isinstance(channel, RelayChannel)
     router = bound_router(transport, relay_spec)
     try:
         assert channel.wait_ready(timeout=5)
-        yield channel, router, grant_and_count(router)
+        yield channel, router, grant_and_count(router, gated=gated)
     finally:
         router.close(0)
         transport.close(linger_ms=0)
+
+
+@pytest.fixture
+def gated(fake, relay_spec):
+    """``counted``, gated."""
+    with counted(fake, relay_spec) as pair:
+        yield pair
 
 
 def conn_of(frame: bytes | None) -> bytes | None:
@@ -277,13 +289,7 @@ def test_a_go_sent_right_after_each_start_is_read_at_once(monkeypatch, fake, rel
     start's send may take the FD's edge): with the periodic recheck out of the way, every
     message must still come out well within WAKE_BOUND."""
     monkeypatch.setattr(relay_channel_module, "RELAY_TICK", 30.0)  # only the FD wakes the reader
-    transport = relay_transport(fake, relay_spec)
-    channel = transport.channels[0]
-    assert isinstance(channel, RelayChannel)
-    router = bound_router(transport, relay_spec)
-    try:
-        assert channel.wait_ready(timeout=5)
-        peer = grant_and_count(router)
+    with counted(fake, relay_spec) as (channel, router, peer):
         for n in range(ROUNDS // 3):
             receiver = gevent.spawn(channel.recv)
             gevent.sleep(0.001 * (n % 3))  # the message comes while it waits, or before
@@ -293,9 +299,6 @@ def test_a_go_sent_right_after_each_start_is_read_at_once(monkeypatch, fake, rel
             router.send_multipart([peer, *wire.encode_go(n + 1)])
             assert conn_of(receiver.get(timeout=WAKE_BOUND)) == b"%d" % n
             assert time.monotonic() - started < WAKE_BOUND
-    finally:
-        router.close(0)
-        transport.close(linger_ms=0)
 
 
 def test_finished_connections_are_reported_with_the_relays_numbers_when_nothing_is_left(
@@ -395,16 +398,7 @@ def test_messages_after_a_plain_count_run_at_once(gated):
 
 
 def test_a_worker_told_plain_count_runs_at_once_and_reports_nothing(fake, relay_spec):
-    transport = relay_transport(fake, relay_spec)
-    channel = transport.channels[0]
-    assert isinstance(channel, RelayChannel)
-    router = bound_router(transport, relay_spec)
-    try:
-        assert channel.wait_ready(timeout=5)
-        peer = grant_and_count(router, gated=False)
+    with counted(fake, relay_spec, gated=False) as (channel, router, peer):
         router.send_multipart([peer, b"uuid 4 / 2:{},0:,"])
         assert conn_of(gevent.with_timeout(WAKE_BOUND, channel.recv)) == b"4"
         assert channel.done is None
-    finally:
-        router.close(0)
-        transport.close(linger_ms=0)
