@@ -42,10 +42,10 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Container
+from collections.abc import Callable
 from functools import partial
 from time import monotonic
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 from gevent.event import Event
@@ -54,38 +54,13 @@ from gevent.pool import Pool
 from m2bridge.wire.encode import encode_close, encode_reply
 from m2bridge.wire.flow import CreditWindow
 from m2bridge.worker.pacing import BURST, MERGE_INTERVAL, TokenBucket
+from m2bridge.worker.sink import Sink
 
 log = logging.getLogger("m2bridge.worker.connection")
 
 #: Seconds a flow-controlled write waits for credits before giving the client up (Mongrel2's
 #: own reaper drops a connection that reads nothing for about 128 s).
 CREDIT_STALL_TIMEOUT = 130.0
-
-
-class Sink(Protocol):
-    """What a connection needs from a transport channel."""
-
-    @property
-    def index(self) -> int: ...
-
-    @property
-    def recv_spec(self) -> str: ...
-
-    @property
-    def reply_ident(self) -> bytes | None: ...
-
-    @property
-    def read_seq(self) -> int: ...
-
-    #: Behind the relay: the connections finished, ``(conn id, read_seq of its last
-    #: message)``, for the relay to let go (``relay_channel``); None where nothing is reported.
-    done: list[tuple[int, int]] | None
-    #: Connections never reported finished: their state lives here (open WebSockets).
-    kept: Container[tuple[int, int]]
-
-    def done_pending(self) -> None: ...
-
-    def send(self, message: bytes) -> None: ...
 
 
 #: A unit of work of one connection: ``func(connection, arg)``; it must not raise.

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import sys
 from bisect import bisect_left
 from collections.abc import Callable, Generator
@@ -57,8 +56,8 @@ from m2bridge.wire.protocol import (
     WebSocketHandshake,
     parse_message,
 )
-from m2bridge.wire.sender import SENDER_PATTERN
 from m2bridge.wire.uploads import UploadTracker
+from m2bridge.worker.error_reply import ErrorReply, error_page, reply_target
 from m2bridge.worker.fast_path import FastPath
 from m2bridge.worker.stats import DURATION_BUCKETS
 from m2bridge.worker.streaming_input import StreamingInput, UploadStreams
@@ -66,60 +65,20 @@ from m2bridge.worker.wsapp import WebSocketHub, find_websocket_handler
 from m2bridge.wsgi.body import declared_body, inline_body, open_upload, remove_upload
 from m2bridge.wsgi.environ import DISCONNECTED_KEY, EnvironSettings, build_environ
 from m2bridge.wsgi.handler import run_wsgi
-from m2bridge.wsgi.response import Response, keep_alive_requested, make_simple_response
+from m2bridge.wsgi.response import Response, keep_alive_requested
 
 if TYPE_CHECKING:
     from m2bridge._types import Environ, WSGIApp
     from m2bridge.config import WorkerConfig
     from m2bridge.logs import AccessLog
-    from m2bridge.worker.connection import Connection, ConnectionTable, Sink
+    from m2bridge.worker.connection import Connection, ConnectionTable
+    from m2bridge.worker.sink import Sink
     from m2bridge.worker.stats import WorkerStats
 
 log = logging.getLogger("m2bridge.worker.dispatch")
 
-_TARGET_RE = re.compile(rb"(%s) ([0-9]{1,20}) ([^ @][^ ]*) " % SENDER_PATTERN)
-_REASONS = {
-    400: "Bad Request",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
 #: Seconds a client refused with 503 is asked to wait before retrying.
 RETRY_AFTER = 1
-#: The environ key of the gevent ``Event`` set when the client went away.
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ErrorReply:
-    """A short error response to send (and close) instead of running the app."""
-
-    status: int
-    method: str = "GET"
-    version: str = "HTTP/1.1"
-    retry_after: int | None = None
-
-
-def reply_target(frame: bytes) -> tuple[bytes, int] | None:
-    """Sender and connection id of a malformed message, if readable and not a notice."""
-    match = _TARGET_RE.match(frame)
-    return (match.group(1), int(match.group(2))) if match else None
-
-
-def error_page(reply: ErrorReply) -> bytes:
-    """The bytes of a short plain-text error response that closes the connection."""
-    reason = _REASONS.get(reply.status, "Error")
-    version = reply.version if reply.version in ("HTTP/1.0", "HTTP/1.1") else "HTTP/1.1"
-    headers = () if reply.retry_after is None else (("Retry-After", str(reply.retry_after)),)
-    data, _ = make_simple_response(
-        f"{reply.status} {reason}",
-        f"{reason}\n".encode(),
-        method=reply.method,
-        version=version,
-        keep_alive=False,
-        headers=headers,
-    )
-    return data
 
 
 class Dispatcher:

@@ -42,8 +42,9 @@ from m2bridge.wsgi.response import keep_alive_requested
 
 if TYPE_CHECKING:
     from m2bridge._types import Environ, WSGIApp
-    from m2bridge.worker.connection import Connection, ConnectionTable, Sink
+    from m2bridge.worker.connection import Connection, ConnectionTable
     from m2bridge.worker.dispatch import Dispatcher
+    from m2bridge.worker.sink import Sink
     from m2bridge.wsgi.environ import EnvironSettings
 
 

@@ -55,7 +55,8 @@ from m2bridge.wsgi.environ import EnvironSettings, build_environ
 
 if TYPE_CHECKING:
     from m2bridge._types import Environ, StartResponse, WSGIApp
-    from m2bridge.worker.connection import ConnectionTable, Sink
+    from m2bridge.worker.connection import ConnectionTable
+    from m2bridge.worker.sink import Sink
 
 log = logging.getLogger("m2bridge.worker.wsapp")
 

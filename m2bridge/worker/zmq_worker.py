@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
     from m2bridge._types import WSGIApp
     from m2bridge.config import WorkerConfig
-    from m2bridge.worker.connection import Sink
+    from m2bridge.worker.sink import Sink
 
 log = logging.getLogger("m2bridge.worker.zmq_worker")
 

@@ -1,4 +1,4 @@
-"""What a test's stand-in for a worker channel (a ``connection.Sink``) shares: not behind the
+"""What a test's stand-in for a worker channel (a ``worker.sink.Sink``) shares: not behind the
 relay, so no message is numbered and no connection reported finished."""
 
 from __future__ import annotations
